@@ -1,0 +1,119 @@
+"""Every error the toolkit raises about the API, one base class with subclasses by meaning.
+
+    EnKashError                 http status, response code, message, request id
+    ├── AuthError               credentials refused, token missing/expired (never retried)
+    ├── ValidationError         the request was refused as invalid (400); carries field problems
+    ├── NotFoundError           unknown coinConfigId (404)
+    ├── ConflictError           (company, event) already configured / duplicate requestId (409)
+    ├── RateLimitError          429 after the retry budget; carries retry_after
+    ├── ServerError             5xx after the retry budget
+    └── TransportError          no usable answer: timeout, dropped connection, not JSON
+
+Messages never contain secrets: only what the server said and what we asked for by id.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = [
+    "AuthError",
+    "ConflictError",
+    "EnKashError",
+    "NotFoundError",
+    "RateLimitError",
+    "ServerError",
+    "TransportError",
+    "ValidationError",
+]
+
+_CONFIG_ID_RE = re.compile(r"\b(WCC[0-9A-Z]+)\b")
+
+
+class EnKashError(Exception):
+    """Base of every API error. ``str()`` is a sentence an analyst can act on."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        response_code: int | str | None = None,
+        request_id: str | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.response_code = response_code
+        self.request_id = request_id
+        self.body = body
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        detail = []
+        if self.http_status is not None:
+            detail.append(f"HTTP {self.http_status}")
+        if self.response_code not in (None, 0, "0"):
+            detail.append(f"code {self.response_code}")
+        if detail:
+            parts.append(f"({', '.join(detail)})")
+        return " ".join(parts)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(message={self.message!r}, http_status={self.http_status!r}, "
+            f"response_code={self.response_code!r})"
+        )
+
+
+class AuthError(EnKashError):
+    """Credentials refused or token unusable. A refused login is never retried automatically."""
+
+
+class ValidationError(EnKashError):
+    """The request was refused as invalid; ``problems`` lists field-level reasons when known."""
+
+    def __init__(self, message: str, *, problems: list[Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.problems = list(problems or [])
+
+
+class NotFoundError(EnKashError):
+    """No configuration with that id."""
+
+
+class ConflictError(EnKashError):
+    """Already configured (company, event), or a requestId used before.
+
+    ``existing_id`` is the coinConfigId the server named, when it named one.
+    """
+
+    def __init__(self, message: str, *, existing_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.existing_id = existing_id if existing_id is not None else find_config_id(message)
+
+
+class RateLimitError(EnKashError):
+    """Too many requests, still refused after the retry budget."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(EnKashError):
+    """The server failed (5xx), still failing after the retry budget."""
+
+
+class TransportError(EnKashError):
+    """No usable answer: connection refused or dropped, timeout, or a body that is not JSON."""
+
+
+def find_config_id(message: str | None) -> str | None:
+    """The first coinConfigId (``WCC…``) named in a server message, if any."""
+    if not message:
+        return None
+    match = _CONFIG_ID_RE.search(message)
+    return match.group(1) if match else None

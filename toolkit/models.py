@@ -1,0 +1,304 @@
+"""The contract: value objects, enums and the validation rules every layer shares.
+
+The rules here are the scalar form of the contract's semantics (reference/point-management-api.md,
+"Semantics [our reading]"). The sandbox enforces them, the client checks before sending, and
+`toolkit.bulk.validate` applies a vectorised form that a property test keeps in agreement.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "COMPANY_ID_PATTERN",
+    "EVENT_PATTERN",
+    "MAX_AMOUNT",
+    "REQUEST_ID_PATTERN",
+    "USER_ID_PATTERN",
+    "Allocation",
+    "CoinConfig",
+    "Configuration",
+    "FieldProblem",
+    "check_amount",
+    "check_company_id",
+    "check_configuration",
+    "check_event",
+    "check_request_id",
+    "check_user_id",
+    "validate_allocation_fields",
+    "validate_config_fields",
+]
+
+MAX_AMOUNT = 1_000_000
+EVENT_PATTERN = r"^[A-Z][A-Z0-9_]{0,63}$"
+COMPANY_ID_PATTERN = r"^[A-Z0-9]{1,32}$"
+# [our reading] The portal shows ids like EKQZVMQK and COIN_REQ1234567 and sets no limits; we
+# accept letters, digits, `_`, `-`, `.`, `:` and `@`, 1-64 long (enough for derived ids).
+USER_ID_PATTERN = r"^[A-Za-z0-9_.@:-]{1,64}$"
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+
+_EVENT_RE = re.compile(EVENT_PATTERN)
+_COMPANY_RE = re.compile(COMPANY_ID_PATTERN)
+_USER_RE = re.compile(USER_ID_PATTERN)
+_REQUEST_RE = re.compile(REQUEST_ID_PATTERN)
+_WHOLE_RE = re.compile(r"^[+]?\d+$")
+
+
+class Configuration(StrEnum):
+    """`DEFAULT` is the standard amount for an event; `CUSTOM` a company-specific override."""
+
+    DEFAULT = "DEFAULT"
+    CUSTOM = "CUSTOM"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """One problem with one field: which field, the value as given, and why it is refused."""
+
+    field: str
+    value: Any
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}={self.value!r}: {self.reason}"
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip() == ""
+
+
+def check_company_id(value: Any) -> tuple[str | None, str | None]:
+    """Return (normalised company id, None) or (None, reason). Ids are case-sensitive."""
+    if _is_missing(value):
+        return None, "is missing"
+    if not isinstance(value, str):
+        return None, "must be text"
+    text = value.strip()
+    if not _COMPANY_RE.match(text):
+        return None, "must be 1-32 upper-case letters or digits (e.g. CEKEKCARDS)"
+    return text, None
+
+
+def check_event(value: Any) -> tuple[str | None, str | None]:
+    """Return (normalised event, None) or (None, reason). Events are UPPER_SNAKE_CASE."""
+    if _is_missing(value):
+        return None, "is missing"
+    if not isinstance(value, str):
+        return None, "must be text"
+    text = value.strip()
+    if not _EVENT_RE.match(text):
+        return None, (
+            "must be upper snake case: a capital letter, then capitals, digits or _ "
+            "(at most 64 characters, e.g. MEAL_CARD_PAYMENT)"
+        )
+    return text, None
+
+
+def check_configuration(value: Any) -> tuple[Configuration | None, str | None]:
+    """Return (Configuration, None) or (None, reason). Accepted case-insensitively."""
+    if _is_missing(value):
+        return None, "is missing"
+    if isinstance(value, Configuration):
+        return value, None
+    if not isinstance(value, str):
+        return None, "must be DEFAULT or CUSTOM"
+    text = value.strip().upper()
+    if text not in Configuration.__members__:
+        return None, "must be DEFAULT or CUSTOM"
+    return Configuration(text), None
+
+
+def check_amount(value: Any) -> tuple[int | None, str | None]:
+    """Return (amount, None) or (None, reason).
+
+    A whole number of coins from 0 to MAX_AMOUNT. Text is accepted when it is plainly a whole
+    number ("6", " 6 ", "+6"); "6.5", "1e3", "abc" and "-5" are refused with the reason.
+    """
+    if _is_missing(value):
+        return None, "is missing"
+    if isinstance(value, bool):
+        return None, "must be a whole number of coins"
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float):
+        if not value.is_integer():
+            return None, "must be a whole number of coins (no decimals)"
+        number = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.startswith("-") and _WHOLE_RE.match(text[1:]):
+            return None, "must be 0 or more"
+        if not _WHOLE_RE.match(text):
+            return None, "must be a whole number of coins (digits only, e.g. 6)"
+        number = int(text)
+    else:
+        return None, "must be a whole number of coins"
+    if number < 0:
+        return None, "must be 0 or more"
+    if number > MAX_AMOUNT:
+        return None, f"must be at most {MAX_AMOUNT:,}"
+    return number, None
+
+
+def _check_token(value: Any, pattern: re.Pattern[str], what: str) -> tuple[str | None, str | None]:
+    if _is_missing(value):
+        return None, "is missing"
+    text = str(value).strip()
+    if not pattern.match(text):
+        return None, f"must be 1-64 characters: {what}"
+    return text, None
+
+
+def check_user_id(value: Any) -> tuple[str | None, str | None]:
+    """Return (user id, None) or (None, reason)."""
+    return _check_token(value, _USER_RE, "letters, digits, _ . @ : -")
+
+
+def check_request_id(value: Any) -> tuple[str | None, str | None]:
+    """Return (request id, None) or (None, reason)."""
+    return _check_token(value, _REQUEST_RE, "letters, digits, _ . : -")
+
+
+def validate_config_fields(
+    *,
+    company_id: Any,
+    event: Any,
+    configuration: Any,
+    amount: Any,
+    partial: bool = False,
+) -> tuple[dict[str, Any], list[FieldProblem]]:
+    """Check the fields of a create (or, with ``partial``, an update) body.
+
+    Returns the normalised API payload (camelCase keys) and every problem found, so a caller
+    can report all of them at once. With ``partial`` a missing (None) field is simply absent.
+    """
+    checks = (
+        ("companyId", company_id, check_company_id),
+        ("event", event, check_event),
+        ("configuration", configuration, check_configuration),
+        ("amount", amount, check_amount),
+    )
+    payload: dict[str, Any] = {}
+    problems: list[FieldProblem] = []
+    for name, value, check in checks:
+        if partial and value is None:
+            continue
+        normalised, reason = check(value)
+        if reason is None:
+            payload[name] = str(normalised) if name == "configuration" else normalised
+        else:
+            problems.append(FieldProblem(name, value, reason))
+    return payload, problems
+
+
+def validate_allocation_fields(
+    *, company_id: Any, event: Any, user_id: Any, request_id: Any
+) -> tuple[dict[str, Any], list[FieldProblem]]:
+    """Check an allocate body; returns the normalised payload and every problem found."""
+    checks = (
+        ("companyId", company_id, check_company_id),
+        ("event", event, check_event),
+        ("userId", user_id, check_user_id),
+        ("requestId", request_id, check_request_id),
+    )
+    payload: dict[str, Any] = {}
+    problems: list[FieldProblem] = []
+    for name, value, check in checks:
+        normalised, reason = check(value)
+        if reason is None:
+            payload[name] = normalised
+        else:
+            problems.append(FieldProblem(name, value, reason))
+    return payload, problems
+
+
+@dataclass(frozen=True, slots=True)
+class CoinConfig:
+    """A coin event configuration as the API knows it.
+
+    Every field may be None: the documented update answer has no ``companyId``, and code must
+    not invent values it was not given. ``merge`` fills gaps from a known earlier value.
+    """
+
+    coin_config_id: str | None = None
+    company_id: str | None = None
+    event: str | None = None
+    configuration: Configuration | None = None
+    amount: int | None = None
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> CoinConfig:
+        """Build from an API payload (camelCase keys); unknown keys are ignored."""
+        configuration = payload.get("configuration")
+        if configuration is not None:
+            parsed, _ = check_configuration(configuration)
+            configuration = parsed if parsed is not None else configuration
+        amount = payload.get("amount")
+        if isinstance(amount, float) and amount.is_integer():
+            amount = int(amount)
+        return cls(
+            coin_config_id=payload.get("coinConfigId"),
+            company_id=payload.get("companyId"),
+            event=payload.get("event"),
+            configuration=configuration,
+            amount=amount,
+        )
+
+    def to_payload(self, *, include_id: bool = True) -> dict[str, Any]:
+        """The API's camelCase form, leaving out fields that are not known."""
+        out: dict[str, Any] = {}
+        if include_id and self.coin_config_id is not None:
+            out["coinConfigId"] = self.coin_config_id
+        for key, value in (
+            ("companyId", self.company_id),
+            ("event", self.event),
+            ("configuration", self.configuration),
+            ("amount", self.amount),
+        ):
+            if value is not None:
+                out[key] = str(value) if key == "configuration" else value
+        return out
+
+    def merge(self, known: CoinConfig | None) -> CoinConfig:
+        """Fill this answer's missing fields from ``known``; never turn values into blanks."""
+        if known is None:
+            return self
+        return replace(
+            self,
+            coin_config_id=self.coin_config_id or known.coin_config_id,
+            company_id=self.company_id if self.company_id is not None else known.company_id,
+            event=self.event if self.event is not None else known.event,
+            configuration=(
+                self.configuration if self.configuration is not None else known.configuration
+            ),
+            amount=self.amount if self.amount is not None else known.amount,
+        )
+
+    def same_values(self, other: CoinConfig) -> bool:
+        """True when company, event, configuration and amount all match (ids aside)."""
+        return (
+            self.company_id == other.company_id
+            and self.event == other.event
+            and self.configuration == other.configuration
+            and self.amount == other.amount
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """The result of an allocate call: what was asked, and the API's answer message."""
+
+    company_id: str
+    event: str
+    user_id: str
+    request_id: str
+    message: str = ""
+    already_done: bool = field(default=False)
