@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "CoinConfig",
     "Configuration",
     "FieldProblem",
+    "ResponseCode",
     "check_amount",
     "check_company_id",
     "check_configuration",
@@ -53,6 +54,25 @@ class Configuration(StrEnum):
 
     DEFAULT = "DEFAULT"
     CUSTOM = "CUSTOM"
+
+
+class ResponseCode(IntEnum):
+    """``response_code`` values in the envelope. [our reading] The portal documents only 0.
+
+    The sandbox answers with these; the client maps by HTTP status first and falls back to
+    these codes when an error arrives with HTTP 200.
+    """
+
+    SUCCESS = 0
+    INVALID_REQUEST = 4000
+    UNAUTHORIZED = 4010
+    NOT_FOUND = 4040
+    NO_CONFIGURATION = 4041
+    CONFLICT = 4090
+    DUPLICATE_REQUEST = 4091
+    RATE_LIMITED = 4290
+    SERVER_ERROR = 5000
+    UNAVAILABLE = 5030
 
 
 @dataclass(frozen=True, slots=True)

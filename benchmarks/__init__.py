@@ -1,0 +1,1 @@
+"""Benchmarks: each `bench_*.py` measures the toolkit against a baseline in the same run."""
