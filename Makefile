@@ -29,7 +29,7 @@ bench: $(STAMP)
 
 notebook: $(STAMP)
 	$(PY) -m pip install --quiet -r requirements-notebook.txt
-	$(PY) -m toolkit.notebook_server
+	$(VENV)/bin/jupyter lab notebooks/
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
