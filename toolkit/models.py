@@ -17,6 +17,7 @@ __all__ = [
     "COMPANY_ID_PATTERN",
     "EVENT_PATTERN",
     "MAX_AMOUNT",
+    "REASONS",
     "REQUEST_ID_PATTERN",
     "USER_ID_PATTERN",
     "Allocation",
@@ -46,7 +47,35 @@ _EVENT_RE = re.compile(EVENT_PATTERN)
 _COMPANY_RE = re.compile(COMPANY_ID_PATTERN)
 _USER_RE = re.compile(USER_ID_PATTERN)
 _REQUEST_RE = re.compile(REQUEST_ID_PATTERN)
-_WHOLE_RE = re.compile(r"^[+]?\d+$")
+# ASCII digits only: `\d` would also accept e.g. Arabic-Indic or full-width digits, which the
+# vectorised rules (RE2) and the API's JSON integers do not.
+_WHOLE_RE = re.compile(r"^[+]?[0-9]+$")
+_DECIMAL_RE = re.compile(r"^[+-]?([0-9]+\.[0-9]*|\.[0-9]+)$")
+_SUGGEST_EVENT_RE = re.compile(r"[ -]+")
+
+# Every reason a check can give, in one place, so that the bulk validator (vectorised), the
+# client, the sandbox, the app and the CLI all say the same thing.
+REASONS = {
+    "missing": "is missing",
+    "text": "must be text",
+    "company_id": "must be 1-32 upper-case letters or digits (e.g. CEKEKCARDS)",
+    "event": (
+        "must be upper snake case: a capital letter, then capitals, digits or _ "
+        "(at most 64 characters, e.g. MEAL_CARD_PAYMENT)"
+    ),
+    "configuration": "must be DEFAULT or CUSTOM",
+    "whole": "must be a whole number of coins",
+    "decimals": "must be a whole number of coins (no decimals)",
+    "digits": "must be a whole number of coins (digits only, e.g. 6)",
+    "negative": "must be 0 or more",
+    "too_big": f"must be at most {MAX_AMOUNT:,}",
+    "user_id": "must be 1-64 characters: letters, digits, _ . @ : -",
+    "request_id": "must be 1-64 characters: letters, digits, _ . : -",
+}
+
+
+def _did_you_mean(reason: str, suggestion: str | None) -> str:
+    return reason if suggestion is None else f"{reason}; did you mean {suggestion}?"
 
 
 class Configuration(StrEnum):
@@ -98,42 +127,45 @@ def _is_missing(value: Any) -> bool:
 def check_company_id(value: Any) -> tuple[str | None, str | None]:
     """Return (normalised company id, None) or (None, reason). Ids are case-sensitive."""
     if _is_missing(value):
-        return None, "is missing"
+        return None, REASONS["missing"]
     if not isinstance(value, str):
-        return None, "must be text"
+        return None, REASONS["text"]
     text = value.strip()
     if not _COMPANY_RE.match(text):
-        return None, "must be 1-32 upper-case letters or digits (e.g. CEKEKCARDS)"
+        # Ids are case-sensitive, so `cekekcards` is refused, but the reason names the fix.
+        upper = text.upper() if text.isascii() else ""
+        suggestion = upper if _COMPANY_RE.match(upper) else None
+        return None, _did_you_mean(REASONS["company_id"], suggestion)
     return text, None
 
 
 def check_event(value: Any) -> tuple[str | None, str | None]:
     """Return (normalised event, None) or (None, reason). Events are UPPER_SNAKE_CASE."""
     if _is_missing(value):
-        return None, "is missing"
+        return None, REASONS["missing"]
     if not isinstance(value, str):
-        return None, "must be text"
+        return None, REASONS["text"]
     text = value.strip()
     if not _EVENT_RE.match(text):
-        return None, (
-            "must be upper snake case: a capital letter, then capitals, digits or _ "
-            "(at most 64 characters, e.g. MEAL_CARD_PAYMENT)"
-        )
+        upper = _SUGGEST_EVENT_RE.sub("_", text).upper() if text.isascii() else ""
+        suggestion = upper if _EVENT_RE.match(upper) else None
+        return None, _did_you_mean(REASONS["event"], suggestion)
     return text, None
 
 
 def check_configuration(value: Any) -> tuple[Configuration | None, str | None]:
     """Return (Configuration, None) or (None, reason). Accepted case-insensitively."""
     if _is_missing(value):
-        return None, "is missing"
+        return None, REASONS["missing"]
     if isinstance(value, Configuration):
         return value, None
     if not isinstance(value, str):
-        return None, "must be DEFAULT or CUSTOM"
-    text = value.strip().upper()
-    if text not in Configuration.__members__:
-        return None, "must be DEFAULT or CUSTOM"
-    return Configuration(text), None
+        return None, REASONS["configuration"]
+    # ASCII only: str.upper() would turn `cuſtom` (long s) or the `ﬆ` ligature into CUSTOM.
+    text = value.strip()
+    if not text.isascii() or text.upper() not in Configuration.__members__:
+        return None, REASONS["configuration"]
+    return Configuration(text.upper()), None
 
 
 def check_amount(value: Any) -> tuple[int | None, str | None]:
@@ -143,48 +175,52 @@ def check_amount(value: Any) -> tuple[int | None, str | None]:
     number ("6", " 6 ", "+6"); "6.5", "1e3", "abc" and "-5" are refused with the reason.
     """
     if _is_missing(value):
-        return None, "is missing"
+        return None, REASONS["missing"]
     if isinstance(value, bool):
-        return None, "must be a whole number of coins"
+        return None, REASONS["whole"]
     if isinstance(value, int):
         number = value
     elif isinstance(value, float):
         if not value.is_integer():
-            return None, "must be a whole number of coins (no decimals)"
+            return None, REASONS["decimals"]
         number = int(value)
     elif isinstance(value, str):
         text = value.strip()
         if text.startswith("-") and _WHOLE_RE.match(text[1:]):
-            return None, "must be 0 or more"
+            return None, REASONS["negative"]
+        if _DECIMAL_RE.match(text):
+            return None, REASONS["decimals"]
         if not _WHOLE_RE.match(text):
-            return None, "must be a whole number of coins (digits only, e.g. 6)"
+            return None, REASONS["digits"]
         number = int(text)
     else:
-        return None, "must be a whole number of coins"
+        return None, REASONS["whole"]
     if number < 0:
-        return None, "must be 0 or more"
+        return None, REASONS["negative"]
     if number > MAX_AMOUNT:
-        return None, f"must be at most {MAX_AMOUNT:,}"
+        return None, REASONS["too_big"]
     return number, None
 
 
-def _check_token(value: Any, pattern: re.Pattern[str], what: str) -> tuple[str | None, str | None]:
+def _check_token(
+    value: Any, pattern: re.Pattern[str], reason: str
+) -> tuple[str | None, str | None]:
     if _is_missing(value):
-        return None, "is missing"
+        return None, REASONS["missing"]
     text = str(value).strip()
     if not pattern.match(text):
-        return None, f"must be 1-64 characters: {what}"
+        return None, reason
     return text, None
 
 
 def check_user_id(value: Any) -> tuple[str | None, str | None]:
     """Return (user id, None) or (None, reason)."""
-    return _check_token(value, _USER_RE, "letters, digits, _ . @ : -")
+    return _check_token(value, _USER_RE, REASONS["user_id"])
 
 
 def check_request_id(value: Any) -> tuple[str | None, str | None]:
     """Return (request id, None) or (None, reason)."""
-    return _check_token(value, _REQUEST_RE, "letters, digits, _ . : -")
+    return _check_token(value, _REQUEST_RE, REASONS["request_id"])
 
 
 def validate_config_fields(
