@@ -1,0 +1,1144 @@
+"""The ``coins`` command line (also ``python -m toolkit``).
+
+Like sqlite-utils' ``cli.py`` this module only translates: arguments → library calls, results →
+tables, CSV or JSON on stdout, progress and errors → stderr. Every rule lives in the library
+(``toolkit.bulk``, ``toolkit.registry``, ``toolkit.client``); nothing here re-implements one.
+
+Exit status: 0 every row ended well · 1 some row invalid, failed or in conflict (or the single
+request was refused) · 2 usage or fatal error (bad credentials, unreadable file, server
+unreachable), with one ``coins: error: …`` line on stderr and never a traceback · 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import enum
+import io
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from toolkit.errors import (
+    AuthError,
+    ConflictError,
+    EnKashError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
+
+__all__ = ["build_parser", "main"]
+
+PROG = "coins"
+EXIT_OK = 0
+EXIT_ROWS = 1
+EXIT_FATAL = 2
+EXIT_INTERRUPTED = 130
+# Row statuses that make a bulk command exit 1; every other status ended well.
+BAD_STATUSES = frozenset({"invalid", "failed", "conflict"})
+_MAX_CELL = 80
+
+
+class CliError(Exception):
+    """A fatal problem to report in one line (exit 2 unless ``code`` says otherwise)."""
+
+    def __init__(self, message: str, code: int = EXIT_FATAL) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON-able Python: enums by value, numpy scalars as Python, missing as None."""
+    if value is None:
+        return None
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, str | bool | int | float):
+        return value
+    pd = sys.modules.get("pandas")
+    if pd is not None:
+        try:
+            if pd.isna(value) is True:
+                return None
+        except (TypeError, ValueError):
+            pass
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalar
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_plain(v) for v in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return _record(value)
+    return str(value)
+
+
+def _record(obj: Any) -> dict[str, Any]:
+    """A dataclass (CoinConfig, Allocation, …) or mapping as a flat dict, API names first."""
+    if hasattr(obj, "to_payload"):
+        return {k: _plain(v) for k, v in obj.to_payload().items()}
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {_camel(k): _plain(v) for k, v in asdict(obj).items()}
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    return {"value": _plain(obj)}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _is_frame(data: Any) -> bool:
+    return hasattr(data, "columns") and hasattr(data, "to_dict")
+
+
+def _rows(data: Any) -> tuple[list[str], list[dict[str, Any]]]:
+    """Column names and records of a DataFrame or a list of records."""
+    if _is_frame(data):
+        columns = [str(c) for c in data.columns]
+        records = [
+            {str(k): _plain(v) for k, v in rec.items()}
+            for rec in data.astype(object).to_dict("records")
+        ]
+        return columns, records
+    records = [_record(item) for item in data]
+    columns: list[str] = []
+    for rec in records:
+        columns.extend(k for k in rec if k not in columns)
+    return columns, records
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = " ".join(str(value).split()) if isinstance(value, str) else str(value)
+    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
+
+
+def _table(columns: Sequence[str], records: Sequence[Mapping[str, Any]]) -> str:
+    """A plain aligned text table; numbers right-aligned."""
+    if not columns:
+        return "(nothing)"
+    cells = [[_cell(rec.get(c)) for c in columns] for rec in records]
+    numeric = [
+        bool(records)
+        and all(
+            isinstance(rec.get(c), int | float) and not isinstance(rec.get(c), bool)
+            for rec in records
+            if rec.get(c) is not None
+        )
+        for c in columns
+    ]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    out = [line(columns), "  ".join("-" * w for w in widths)]
+    out.extend(line(row) for row in cells)
+    if not records:
+        out.append("(no rows)")
+    return "\n".join(out)
+
+
+def _write_json(data: Any) -> None:
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def _write_csv(columns: Sequence[str], records: Sequence[Mapping[str, Any]]) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(columns)
+    for rec in records:
+        writer.writerow(["" if rec.get(c) is None else rec.get(c) for c in columns])
+
+
+def _emit_rows(
+    args: argparse.Namespace, data: Any, *, columns: Sequence[str] | None = None
+) -> None:
+    """Print many rows as a table, CSV or JSON (a list of objects)."""
+    all_columns, records = _rows(data)
+    shown = [c for c in (columns or all_columns) if c in all_columns or not records]
+    if args.format == "json":
+        _write_json(records)
+    elif args.format == "csv":
+        _write_csv(all_columns, records)
+    else:
+        print(_table(shown, records))
+
+
+def _emit_record(args: argparse.Namespace, record: Mapping[str, Any]) -> None:
+    """Print one object: field/value lines, a one-row CSV, or a JSON object."""
+    record = {k: _plain(v) for k, v in record.items()}
+    if args.format == "json":
+        _write_json(record)
+    elif args.format == "csv":
+        _write_csv(list(record), [record])
+    else:
+        width = max((len(k) for k in record), default=0)
+        for key, value in record.items():
+            print(f"{key.ljust(width)}  {'' if value is None else value}")
+
+
+def _note(args: argparse.Namespace, message: str) -> None:
+    """A hint for a person at a terminal: stderr, only when interactive and not --quiet."""
+    if not args.quiet and sys.stderr.isatty():
+        print(message, file=sys.stderr)
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split()) or "unknown error"
+
+
+def _error(message: object) -> None:
+    print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
+
+
+class _Progress:
+    """A tqdm bar on stderr, off when stderr is not a terminal or with --quiet.
+
+    Callable as ``progress(done, total)``: the library reports, the bar follows.
+    """
+
+    def __init__(self, args: argparse.Namespace, desc: str, unit: str = "row") -> None:
+        from tqdm import tqdm
+
+        disabled = bool(args.quiet) or not sys.stderr.isatty()
+        self.bar = tqdm(desc=desc, unit=unit, file=sys.stderr, disable=disabled, leave=False)
+
+    def __call__(self, done: int, total: int | None = None, *_: Any, **__: Any) -> None:
+        if total is not None and self.bar.total != total:
+            self.bar.total = total
+            self.bar.refresh()
+        if done is not None and done > self.bar.n:
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@contextmanager
+def _progress(args: argparse.Namespace, desc: str, unit: str = "row") -> Iterator[_Progress]:
+    bar = _Progress(args, desc, unit)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+# --------------------------------------------------------------------------- connection
+
+
+def _connect(args: argparse.Namespace) -> Any:
+    """The workspace from the environment; says which server it is when at a terminal."""
+    from toolkit.workspace import connect
+
+    ws = connect(source="cli")
+    if ws.is_sandbox:
+        _note(
+            args,
+            f"{PROG}: using the embedded sandbox in {ws.settings.home} "
+            "(set ENKASH_BASE_URL to talk to EnKash)",
+        )
+    else:
+        _note(args, f"{PROG}: server {ws.settings.base_url}")
+    return ws
+
+
+@contextmanager
+def _workspace(args: argparse.Namespace) -> Iterator[Any]:
+    ws = _connect(args)
+    try:
+        yield ws
+    finally:
+        ws.close()
+        closer = getattr(ws.registry, "close", None)
+        if callable(closer):
+            closer()
+
+
+# --------------------------------------------------------------------------- single calls
+
+
+def _config_record(config: Any) -> dict[str, Any]:
+    return _record(config)
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    with _workspace(args) as ws:
+        config = ws.client.create_config(
+            company_id=args.company,
+            event=args.event,
+            amount=args.amount,
+            configuration=args.configuration,
+        )
+    _emit_record(args, _config_record(config))
+    return EXIT_OK
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    with _workspace(args) as ws:
+        config = ws.client.get_config(args.id)
+    _emit_record(args, _config_record(config))
+    return EXIT_OK
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    changes = {
+        "amount": args.amount,
+        "configuration": args.configuration,
+        "company_id": args.company,
+        "event": args.event,
+    }
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        raise CliError("nothing to change: give --amount, --configuration, --company or --event")
+    with _workspace(args) as ws:
+        before = ws.client.get_config(args.id)
+        after = ws.client.update_config(args.id, known=before, **changes)
+    old, new = _config_record(before), _config_record(after)
+    if args.format == "json":
+        _write_json({"before": old, "after": new})
+        return EXIT_OK
+    rows = []
+    for key in dict.fromkeys([*old, *new]):
+        a, b = old.get(key), new.get(key)
+        rows.append({"field": key, "before": a, "after": b, "changed": "*" if a != b else ""})
+    if args.format == "csv":
+        _write_csv(["field", "before", "after", "changed"], rows)
+    else:
+        for row in rows:
+            mark = "→" if row["changed"] else " "
+            before_text = "" if row["before"] is None else row["before"]
+            after_text = "" if row["after"] is None else row["after"]
+            if row["changed"]:
+                print(f"{row['field']:<14} {before_text} {mark} {after_text}")
+            else:
+                print(f"{row['field']:<14} {after_text}")
+    return EXIT_OK
+
+
+def cmd_allocate(args: argparse.Namespace) -> int:
+    with _workspace(args) as ws:
+        allocation = ws.client.allocate_coins(
+            company_id=args.company,
+            event=args.event,
+            user_id=args.user,
+            request_id=args.request_id,
+            # Re-running the same command with the same request id is safe: the API never
+            # allocates twice for one request id, so a duplicate means "already done".
+            duplicate_is_done=args.request_id is not None,
+        )
+    record = _record(allocation)
+    if args.format == "table":
+        print(f"request id: {allocation.request_id}")
+        if getattr(allocation, "already_done", False):
+            print("already allocated earlier with this request id — nothing allocated twice")
+        elif allocation.message:
+            print(allocation.message)
+        return EXIT_OK
+    _emit_record(args, record)
+    return EXIT_OK
+
+
+def cmd_balance(args: argparse.Namespace) -> int:
+    with _workspace(args) as ws:
+        balance = ws.client.get_balance(args.user)
+    if args.format == "table":
+        print(balance)
+    else:
+        _emit_record(args, {"userId": args.user, "balance": balance})
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def cmd_configs(args: argparse.Namespace) -> int:
+    with _workspace(args) as ws:
+        frame = ws.registry.to_frame()
+    if args.company:
+        frame = frame[frame["companyId"] == args.company]
+    if args.event:
+        frame = frame[frame["event"] == args.event]
+    _emit_rows(args, frame)
+    if args.format == "table":
+        _note(args, f"{len(frame)} configuration(s) known locally (refresh re-fetches them)")
+    return EXIT_OK
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    with _workspace(args) as ws, _progress(args, "refresh", unit="config") as bar:
+        result = ws.registry.refresh(progress=bar)
+    return _emit_outcome(args, result)
+
+
+def _read_ids(path: Path) -> list[str]:
+    """Ids from a text file (one a line) or a CSV with a coinConfigId column, in order, once."""
+    raw = path.read_bytes()
+    if b"\x00" in raw[:4096] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise CliError(f"{path} is not a text file of coinConfigIds")
+    for encoding in ("utf-8-sig", "utf-16", "cp1252"):
+        try:
+            text = raw.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:  # pragma: no cover - cp1252 decodes nearly everything
+        raise CliError(f"{path}: cannot read the text encoding")
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return []
+    header = lines[0].lower().replace("_", "").replace(" ", "")
+    ids: list[str] = []
+    if "coinconfigid" in header:
+        try:
+            dialect = csv.Sniffer().sniff(lines[0], delimiters=",;\t")
+        except csv.Error:
+            dialect = csv.excel
+        reader = csv.reader(io.StringIO("\n".join(lines)), dialect)
+        names = [h.strip().lower().replace("_", "").replace(" ", "") for h in next(reader)]
+        col = names.index("coinconfigid")
+        ids = [row[col].strip() for row in reader if len(row) > col and row[col].strip()]
+    else:
+        ids = [line.strip() for line in lines if not line.lstrip().startswith("#")]
+    return list(dict.fromkeys(ids))
+
+
+def cmd_import_ids(args: argparse.Namespace) -> int:
+    ids = _read_ids(Path(args.file))
+    if not ids:
+        raise CliError(
+            f"{args.file}: no coinConfigIds found (one a line, or a coinConfigId column)"
+        )
+    with _workspace(args) as ws, _progress(args, "import", unit="id") as bar:
+        result = ws.registry.import_ids(ids, progress=bar)
+    return _emit_outcome(args, result)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    with _workspace(args) as ws:
+        frame = ws.registry.history(args.id)
+    _emit_rows(args, frame)
+    return EXIT_OK
+
+
+def cmd_revert(args: argparse.Namespace) -> int:
+    with _workspace(args) as ws:
+        result = ws.registry.revert(args.audit_id)
+    if result is None or isinstance(result, bool | int | str):
+        _emit_record(args, {"auditId": args.audit_id, "result": result})
+    else:
+        _emit_record(args, _record(result))
+    return EXIT_OK
+
+
+def _emit_outcome(args: argparse.Namespace, result: Any) -> int:
+    """Print what a registry operation returned (a frame, a record or counts)."""
+    if _is_frame(result):
+        _emit_rows(args, result)
+        if "status" in result.columns:
+            bad = set(result["status"].dropna().astype(str)) & BAD_STATUSES
+            return EXIT_ROWS if bad else EXIT_OK
+        return EXIT_OK
+    frame = getattr(result, "frame", None)
+    if frame is not None and _is_frame(frame):
+        return _emit_outcome(args, frame)
+    if isinstance(result, Mapping):
+        _emit_record(args, result)
+    elif isinstance(result, list | tuple):
+        _emit_rows(args, result)
+    elif result is not None:
+        _emit_record(args, _record(result))
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- bulk
+
+
+def _results_path(args: argparse.Namespace) -> Path:
+    if args.results:
+        return Path(args.results)
+    source = Path(args.file)
+    return source.with_name(source.stem + ".results.csv")
+
+
+def _counts(frame: Any, column: str = "status") -> dict[str, int]:
+    if frame is None or column not in getattr(frame, "columns", ()):
+        return {}
+    counts = frame[column].astype(object).fillna("(none)").value_counts(sort=False)
+    return {str(k): int(v) for k, v in counts.items()}
+
+
+def _summary(
+    args: argparse.Namespace,
+    *,
+    what: str,
+    counts: Mapping[str, int],
+    rows_in: int,
+    rows_out: int,
+    results: Path | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> int:
+    """The closing summary (counts per status, rows in = rows out) and the exit status."""
+    code = EXIT_ROWS if any(counts.get(s, 0) for s in BAD_STATUSES) else EXIT_OK
+    if rows_in != rows_out:
+        code = EXIT_FATAL
+    if args.format == "json":
+        out: dict[str, Any] = {
+            "command": what,
+            "file": str(args.file),
+            "rows_in": rows_in,
+            "rows_out": rows_out,
+            "counts": dict(counts),
+        }
+        if results is not None:
+            out["results"] = str(results)
+        out.update(extra or {})
+        out["exit_status"] = code
+        _write_json(out)
+        return code
+    table = [{"status": k, "rows": v} for k, v in counts.items()]
+    table.append({"status": "total", "rows": sum(counts.values())})
+    print()
+    print(_table(["status", "rows"], table))
+    sign = "=" if rows_in == rows_out else "≠"
+    print(f"rows in {sign} rows out: {rows_in} {sign} {rows_out}")
+    for key, value in (extra or {}).items():
+        print(f"{key}: {value}")
+    if results is not None:
+        print(f"results: {results}")
+    if rows_in != rows_out:
+        _error(f"{rows_in} rows read but {rows_out} accounted for — please report this")
+    return code
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    kind = "allocations" if args.allocations else "configs"
+    sheet = _read_sheet(args.file, kind)
+    with _workspace(args) as ws:
+        validation = _validate(sheet, kind, ws)
+    problems = validation.problems
+    if args.format == "json":
+        _, records = _rows(problems)
+        counts = _validation_counts(validation, sheet)
+        _write_json({"file": str(args.file), "counts": counts, "problems": records})
+    elif len(problems):
+        _emit_rows(args, problems)
+    code = EXIT_ROWS if _validation_counts(validation, sheet).get("invalid", 0) else EXIT_OK
+    if args.format == "table":
+        counts = _validation_counts(validation, sheet)
+        print()
+        print(_table(["status", "rows"], [{"status": k, "rows": v} for k, v in counts.items()]))
+        extra = getattr(sheet, "extra_columns", None)
+        if extra:
+            print(f"extra columns kept: {', '.join(map(str, extra))}")
+    return code
+
+
+def _read_sheet(path: str, kind: str) -> Any:
+    from toolkit import bulk
+
+    reader = bulk.read_allocations if kind == "allocations" else bulk.read_configs
+    return reader(path)
+
+
+def _validate(sheet: Any, kind: str, ws: Any) -> Any:
+    from toolkit import bulk
+
+    if kind == "allocations":
+        return bulk.validate_allocations(sheet)
+    return bulk.validate(sheet, registry=ws.registry)
+
+
+def _validation_counts(validation: Any, sheet: Any) -> dict[str, int]:
+    counts = getattr(validation, "counts", None)
+    if isinstance(counts, Mapping):
+        return {str(k): int(v) for k, v in counts.items()}
+    return _counts(getattr(validation, "frame", None))
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from toolkit import bulk
+
+    sheet = _read_sheet(args.file, "configs")
+    with _workspace(args) as ws:
+        validation = _validate(sheet, "configs", ws)
+        plan = bulk.plan(validation, ws.registry, mode=args.mode)
+    return _show_plan(args, plan)
+
+
+def _show_plan(args: argparse.Namespace, plan: Any) -> int:
+    frame = plan.frame
+    counts = {str(k): int(v) for k, v in plan.counts.items()}
+    if args.format != "json":
+        _emit_rows(args, frame)
+    rows = len(frame)
+    return _summary(
+        args,
+        what="plan",
+        counts=counts,
+        rows_in=rows,
+        rows_out=sum(counts.values()),
+        extra={"sent": "nothing (dry run)"},
+    )
+
+
+def cmd_bulk_create(args: argparse.Namespace) -> int:
+    from toolkit import bulk
+
+    sheet = _read_sheet(args.file, "configs")
+    with _workspace(args) as ws:
+        validation = _validate(sheet, "configs", ws)
+        plan = bulk.plan(validation, ws.registry, mode=args.mode)
+        if args.dry_run:
+            return _show_plan(args, plan)
+        with _progress(args, "bulk-create") as bar:
+            result = bulk.run(
+                plan,
+                client=ws.client,
+                registry=ws.registry,
+                concurrency=args.concurrency,
+                rps=args.rps,
+                progress=bar,
+            )
+    return _finish_run(args, "bulk-create", sheet, result)
+
+
+def cmd_bulk_allocate(args: argparse.Namespace) -> int:
+    from toolkit import bulk
+
+    sheet = _read_sheet(args.file, "allocations")
+    with _workspace(args) as ws:
+        validation = _validate(sheet, "allocations", ws)
+        if args.dry_run:
+            counts = _validation_counts(validation, sheet)
+            if args.format != "json" and len(validation.problems):
+                _emit_rows(args, validation.problems)
+            return _summary(
+                args,
+                what="bulk-allocate --dry-run",
+                counts=counts,
+                rows_in=len(sheet.frame),
+                rows_out=sum(counts.values()),
+                extra={"sent": "nothing (dry run)"},
+            )
+        with _progress(args, "bulk-allocate") as bar:
+            result = bulk.run(
+                validation,
+                client=ws.client,
+                registry=ws.registry,
+                concurrency=args.concurrency,
+                rps=args.rps,
+                progress=bar,
+            )
+    return _finish_run(args, "bulk-allocate", sheet, result)
+
+
+def _finish_run(args: argparse.Namespace, what: str, sheet: Any, result: Any) -> int:
+    from toolkit import bulk
+
+    out = _results_path(args)
+    bulk.write_results(result.frame, out)
+    counts = _counts(result.frame)
+    return _summary(
+        args,
+        what=what,
+        counts=counts,
+        rows_in=len(sheet.frame),
+        rows_out=len(result.frame),
+        results=out,
+    )
+
+
+# --------------------------------------------------------------------------- sandbox
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from toolkit.sandbox import __main__ as sandbox_main
+
+    return int(sandbox_main.main(args.sandbox_args) or 0)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32)
+
+
+def _amount(text: str) -> int:
+    from toolkit.models import check_amount
+
+    value, reason = check_amount(text)
+    if reason is not None:
+        raise argparse.ArgumentTypeError(f"{text!r} {reason}")
+    return int(value)  # type: ignore[arg-type]
+
+
+def _configuration(text: str) -> str:
+    from toolkit.models import check_configuration
+
+    value, reason = check_configuration(text)
+    if reason is not None:
+        raise argparse.ArgumentTypeError(f"{text!r} {reason}")
+    return str(value)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def _common() -> argparse.ArgumentParser:
+    # SUPPRESS so that an option given before the command is not reset by the subparser.
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("output")
+    group.add_argument(
+        "--format",
+        choices=["table", "csv", "json"],
+        default=argparse.SUPPRESS,
+        help="table for people (default), csv or json for pipes",
+    )
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="no progress bar and no hints on stderr",
+    )
+    return common
+
+
+_EXIT_TEXT = """
+exit status: 0 all rows ended well · 1 a row is invalid, failed or in conflict
+             2 usage or fatal error (bad credentials, unreadable file, no server) · 130 interrupted
+"""
+
+_DESCRIPTION = """\
+Analyst toolkit for EnKash coins (point management): validate, preview and run CSV bulk jobs,
+make single calls, and look after the local registry of known configurations.
+
+Talks to ENKASH_BASE_URL with the ENKASH_* credentials (from the environment or .env); with no
+ENKASH_BASE_URL it uses the embedded sandbox under COINS_HOME (default .coins/).
+"""
+
+
+def _bulk_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="check and preview; send nothing")
+    p.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="requests in flight at once (default 8)",
+    )
+    p.add_argument(
+        "--rps", type=_positive_float, default=None, metavar="R", help="at most R requests/second"
+    )
+    p.add_argument(
+        "--results",
+        metavar="OUT.csv",
+        default=None,
+        help="where to write the results (default: <input name>.results.csv next to the input)",
+    )
+
+
+# name → (handler, one-line help, description, example, add arguments)
+def _commands() -> list[tuple[str, Callable[..., int], str, str, str, Callable[..., None]]]:
+    def file_arg(p: argparse.ArgumentParser, what: str = "configuration sheet") -> None:
+        p.add_argument(
+            "file", metavar="FILE", help=f"{what}: .csv (any encoding/delimiter) or .xlsx"
+        )
+
+    def validate_args(p: argparse.ArgumentParser) -> None:
+        file_arg(p)
+        p.add_argument(
+            "--allocations",
+            action="store_true",
+            help="the file is an allocation sheet (companyId, event, userId[, requestId])",
+        )
+
+    def plan_args(p: argparse.ArgumentParser) -> None:
+        file_arg(p)
+        p.add_argument(
+            "--mode",
+            choices=["create", "upsert"],
+            default="create",
+            help="create: leave existing (company, event) pairs alone (default); "
+            "upsert: update them to the sheet's values",
+        )
+
+    def bulk_create_args(p: argparse.ArgumentParser) -> None:
+        plan_args(p)
+        _bulk_options(p)
+
+    def bulk_allocate_args(p: argparse.ArgumentParser) -> None:
+        file_arg(p, "allocation sheet (companyId, event, userId[, requestId])")
+        _bulk_options(p)
+
+    def create_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--company", required=True, metavar="C", help="company id, e.g. CEKEKCARDS")
+        p.add_argument("--event", required=True, metavar="E", help="event, e.g. MEAL_CARD_PAYMENT")
+        p.add_argument(
+            "--amount", required=True, type=_amount, metavar="N", help="coins (0-1,000,000)"
+        )
+        p.add_argument(
+            "--configuration",
+            type=_configuration,
+            default="DEFAULT",
+            metavar="DEFAULT|CUSTOM",
+            help="DEFAULT (standard amount) or CUSTOM (company override); default DEFAULT",
+        )
+
+    def get_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("id", metavar="ID", help="coinConfigId, e.g. WCC817428")
+
+    def update_args(p: argparse.ArgumentParser) -> None:
+        get_args(p)
+        p.add_argument("--amount", type=_amount, metavar="N", help="new amount of coins")
+        p.add_argument(
+            "--configuration",
+            type=_configuration,
+            metavar="DEFAULT|CUSTOM",
+            help="new configuration",
+        )
+        p.add_argument("--company", metavar="C", help="new company id (rarely needed)")
+        p.add_argument("--event", metavar="E", help="new event name (rarely needed)")
+
+    def allocate_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--company", required=True, metavar="C", help="company id")
+        p.add_argument("--event", required=True, metavar="E", help="event that earned the coins")
+        p.add_argument("--user", required=True, metavar="U", help="user id, e.g. EKQZVMQK")
+        p.add_argument(
+            "--request-id",
+            metavar="R",
+            help="your unique id for this allocation; repeating it never allocates twice "
+            "(default: a new one, printed)",
+        )
+
+    def balance_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("user", metavar="USER", help="user id")
+
+    def configs_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--company", metavar="C", help="only this company")
+        p.add_argument("--event", metavar="E", help="only this event")
+
+    def no_args(p: argparse.ArgumentParser) -> None:
+        return None
+
+    def import_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "file",
+            metavar="FILE",
+            help="one coinConfigId a line, or a CSV with a coinConfigId column",
+        )
+
+    def history_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("id", metavar="ID", help="coinConfigId")
+
+    def revert_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("audit_id", metavar="AUDIT_ID", help="the audit entry to undo (see history)")
+
+    def sandbox_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "sandbox_args",
+            nargs=argparse.REMAINDER,
+            metavar="...",
+            help="the flags of python -m toolkit.sandbox: --host, --port, --db, --seed-demo, "
+            "--token-ttl, --client-id, --client-secret, --username, --password, and faults "
+            "(--latency-ms, --error-rate, …); see `python -m toolkit.sandbox --help`",
+        )
+
+    return [
+        (
+            "validate",
+            cmd_validate,
+            "check a sheet and list every problem (sends nothing)",
+            "Read a configuration (or, with --allocations, allocation) sheet and report every\n"
+            "problem by spreadsheet row number, column, value and reason. Warnings (amount 0,\n"
+            "outliers) do not fail the check.",
+            "coins validate configs.csv\n  coins validate --format json configs.xlsx | jq .counts",
+            validate_args,
+        ),
+        (
+            "plan",
+            cmd_plan,
+            "preview what a bulk-create would do (sends nothing)",
+            "Each valid row becomes create, update (upsert mode, values differ), unchanged,\n"
+            "skipped or conflict, shown with before → after values.",
+            "coins plan configs.csv --mode upsert",
+            plan_args,
+        ),
+        (
+            "bulk-create",
+            cmd_bulk_create,
+            "create (or upsert) every configuration in a sheet",
+            "Validate, plan and send every row with bounded concurrency. Each row is journaled\n"
+            "locally, so after a crash or Ctrl-C the same command resumes: finished rows are not\n"
+            "sent again and nothing is created twice. Every input row gets one result row.",
+            "coins bulk-create configs.csv --concurrency 16 --results out.csv\n"
+            "  coins bulk-create configs.csv --dry-run",
+            bulk_create_args,
+        ),
+        (
+            "bulk-allocate",
+            cmd_bulk_allocate,
+            "allocate coins for every row of a sheet",
+            "Each row is (companyId, event, userId[, requestId]). Without a requestId one is\n"
+            "derived from the file and row, so running the same file again never allocates twice.",
+            "coins bulk-allocate allocations.csv --rps 20",
+            bulk_allocate_args,
+        ),
+        (
+            "create",
+            cmd_create,
+            "create one configuration",
+            "Create one coin event configuration. Safe to retry: a timeout never makes two.",
+            "coins create --company CEKEKCARDS --event MEAL_CARD_PAYMENT --amount 6",
+            create_args,
+        ),
+        (
+            "get",
+            cmd_get,
+            "show one configuration by id",
+            "Fetch one configuration from the server (and remember it locally).",
+            "coins get WCC817428 --format json",
+            get_args,
+        ),
+        (
+            "update",
+            cmd_update,
+            "change one configuration; shows before → after",
+            "Change the amount and/or configuration of one configuration.",
+            "coins update WCC817428 --amount 10",
+            update_args,
+        ),
+        (
+            "allocate",
+            cmd_allocate,
+            "award coins to one user; prints the request id",
+            "Award the configured coins for (company, event) to a user. Keep the printed request\n"
+            "id: running the command again with --request-id never allocates twice.",
+            "coins allocate --company CEKEKCARDS --event MEAL_CARD_PAYMENT --user EKQZVMQK",
+            allocate_args,
+        ),
+        (
+            "balance",
+            cmd_balance,
+            "show a user's coin balance",
+            "Print the coin balance of one user (0 for an unknown user).",
+            "coins balance EKQZVMQK",
+            balance_args,
+        ),
+        (
+            "configs",
+            cmd_configs,
+            "list the configurations known locally",
+            "The API cannot list configurations, so the toolkit remembers every one it created,\n"
+            "fetched or imported. Use refresh to re-fetch them from the server.",
+            "coins configs --company CEKEKCARDS --format csv > configs.csv",
+            configs_args,
+        ),
+        (
+            "refresh",
+            cmd_refresh,
+            "re-fetch every known configuration and show drift",
+            "Fetch every configuration in the local registry again and report what changed on\n"
+            "the server since it was last seen.",
+            "coins refresh",
+            no_args,
+        ),
+        (
+            "import-ids",
+            cmd_import_ids,
+            "tell the registry about existing configuration ids",
+            "Fetch each id from the server and remember it, so configs, refresh and plan know it.",
+            "coins import-ids ids.txt\n  coins import-ids export.csv  # has a coinConfigId column",
+            import_args,
+        ),
+        (
+            "history",
+            cmd_history,
+            "show the audit log of one configuration",
+            "Who changed what, from what, to what, through which surface.",
+            "coins history WCC817428",
+            history_args,
+        ),
+        (
+            "revert",
+            cmd_revert,
+            "undo one audited change",
+            "Put a configuration back to the values it had before the audited change.",
+            "coins history WCC817428    # find the audit id\n  coins revert 42",
+            revert_args,
+        ),
+        (
+            "sandbox",
+            cmd_sandbox,
+            "run the local sandbox server in the foreground",
+            "A local server that answers like EnKash, keeps state in SQLite and can be told to\n"
+            "fail. Same flags as python -m toolkit.sandbox. Stop it with Ctrl-C.",
+            "coins sandbox --port 8765 --seed-demo\n  coins sandbox --latency-ms 50",
+            sandbox_args,
+        ),
+    ]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``coins`` parser: one subcommand per job, each with a description and an example."""
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=_DESCRIPTION,
+        epilog="Example:\n  coins validate configs.csv && coins bulk-create configs.csv\n"
+        + _EXIT_TEXT
+        + "\nRun `coins COMMAND --help` for a command's options and an example.",
+        formatter_class=_Formatter,
+        parents=[common],
+    )
+    parser.set_defaults(format="table", quiet=False, handler=None)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name, handler, short, description, example, add_args in _commands():
+        p = sub.add_parser(
+            name,
+            help=short,
+            description=description,
+            epilog=f"Example:\n  {example}\n{_EXIT_TEXT}",
+            formatter_class=_Formatter,
+            parents=[common],
+        )
+        add_args(p)
+        p.set_defaults(handler=handler, command=name)
+    return parser
+
+
+def command_names() -> list[str]:
+    """Every subcommand's name (for tests and docs)."""
+    return [entry[0] for entry in _commands()]
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _sheet_error_type() -> type[BaseException] | None:
+    bulk = sys.modules.get("toolkit.bulk")
+    return getattr(bulk, "SheetError", None) if bulk is not None else None
+
+
+def _describe_os_error(exc: OSError) -> str:
+    name = exc.filename
+    reason = exc.strerror or str(exc)
+    return f"{name}: {reason}" if name else reason
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``coins`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, already reported by argparse)
+        return exc.code if isinstance(exc.code, int) else EXIT_FATAL
+    if args.handler is None:
+        parser.print_help(sys.stderr)
+        return EXIT_FATAL
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        _error("interrupted — run the same command again to resume")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our stdout went away (e.g. `| head`): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except CliError as exc:
+        _error(exc)
+        return exc.code
+    except AuthError as exc:
+        _error(
+            f"credentials were refused ({exc}); check ENKASH_CLIENT_ID/ENKASH_CLIENT_SECRET and "
+            "ENKASH_USERNAME/ENKASH_PASSWORD — not retried, 3 failed logins lock the account"
+        )
+        return EXIT_FATAL
+    except TransportError as exc:
+        _error(f"cannot reach the server: {exc}")
+        return EXIT_FATAL
+    except NotFoundError as exc:
+        _error(f"not found: {exc}")
+        return EXIT_ROWS
+    except ConflictError as exc:
+        existing = f" (existing: {exc.existing_id})" if exc.existing_id else ""
+        _error(f"conflict: {exc}{existing}")
+        return EXIT_ROWS
+    except ValidationError as exc:
+        problems = "; ".join(str(p) for p in exc.problems)
+        _error(f"refused as invalid: {exc}" + (f" — {problems}" if problems else ""))
+        return EXIT_ROWS
+    except (RateLimitError, ServerError) as exc:
+        _error(f"the server kept failing, try again later: {exc}")
+        return EXIT_ROWS
+    except EnKashError as exc:
+        _error(exc)
+        return EXIT_FATAL
+    except OSError as exc:
+        _error(_describe_os_error(exc))
+        return EXIT_FATAL
+    except Exception as exc:
+        sheet_error = _sheet_error_type()
+        if sheet_error is not None and isinstance(exc, sheet_error):
+            _error(exc)
+            return EXIT_FATAL
+        if isinstance(exc, ValueError):
+            _error(exc)
+            return EXIT_FATAL
+        if os.environ.get("COINS_DEBUG"):
+            raise
+        _error(
+            f"unexpected {type(exc).__name__}: {exc} (set COINS_DEBUG=1 to see the traceback, "
+            "and please report it)"
+        )
+        return EXIT_FATAL
