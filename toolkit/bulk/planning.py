@@ -1,0 +1,368 @@
+"""The dry run: what a bulk run would do with each row, decided against the registry.
+
+No HTTP. Each valid configuration row becomes ``create`` (pair unknown), ``update`` (known
+with other values; only in mode ``upsert``), ``unchanged`` (known with the same values) or
+``conflict`` (known with other values in mode ``create``, which never touches existing
+pairs); invalid rows become ``invalid`` with their reasons. Allocation rows become
+``allocate`` or ``invalid``, with a requestId derived from the file when the sheet has none.
+The decisions are one merge against the registry's known pairs, not a loop over rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "ALLOCATION_PLAN_COLUMNS",
+    "CONFIG_ACTIONS",
+    "CONFIG_PLAN_COLUMNS",
+    "MODES",
+    "Plan",
+    "derive_request_id",
+    "plan",
+    "plan_allocations",
+]
+
+MODES = ("create", "upsert")
+CONFIG_ACTIONS = ("create", "update", "unchanged", "conflict", "invalid")
+ALLOCATION_ACTIONS = ("allocate", "invalid")
+CONFIG_PLAN_COLUMNS = [
+    "row",
+    "companyId",
+    "event",
+    "configuration",
+    "amount",
+    "action",
+    "coinConfigId",
+    "before_amount",
+    "before_configuration",
+    "message",
+]
+ALLOCATION_PLAN_COLUMNS = [
+    "row",
+    "companyId",
+    "event",
+    "userId",
+    "requestId",
+    "requestId_derived",
+    "amount",
+    "coinConfigId",
+    "action",
+    "message",
+]
+
+
+@dataclass
+class Plan:
+    """What a run would do, row by row, before anything is sent.
+
+    ``frame`` has one row per input row (see ``CONFIG_PLAN_COLUMNS`` or
+    ``ALLOCATION_PLAN_COLUMNS``); ``inputs`` holds the sheet's own columns (all text, with
+    ``row``) in the same order, so results can repeat exactly what the analyst gave.
+    ``file_sha256``, ``kind`` and ``mode`` (with the server) make the run key that resumes.
+    """
+
+    frame: pd.DataFrame
+    kind: str
+    mode: str
+    inputs: pd.DataFrame
+    file_sha256: str
+    source_name: str | None = None
+    problems: pd.DataFrame = field(default_factory=pd.DataFrame)
+    server_key: str | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Rows per action, every action of this kind listed (zeros included)."""
+        actions = ALLOCATION_ACTIONS if self.kind == "allocations" else CONFIG_ACTIONS
+        found = self.frame["action"].value_counts()
+        return {a: int(found.get(a, 0)) for a in actions}
+
+    @property
+    def to_send(self) -> int:
+        """How many rows the run would send to the API."""
+        return int(self.frame["action"].isin(["create", "update", "allocate"]).sum())
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def summary(self) -> str:
+        """One line an analyst can read: rows and what happens to them."""
+        parts = [f"{n} {a}" for a, n in self.counts.items() if n]
+        return f"{len(self)} rows: " + (", ".join(parts) if parts else "nothing to do")
+
+
+# -- shared helpers ------------------------------------------------------------------------
+
+
+def _sheet_of(validation: Any) -> Any:
+    return getattr(validation, "sheet", None)
+
+
+def _inputs_of(validation: Any, sheet: Any) -> pd.DataFrame:
+    """The analyst's own columns, as text, one row per validated row."""
+    frame = getattr(sheet, "frame", None)
+    if frame is None:
+        frame = getattr(validation, "inputs", None)
+    if frame is None:
+        # No sheet at hand: the validated frame minus the columns validation added.
+        frame = validation.frame.drop(columns=["valid"], errors="ignore")
+    return frame.reset_index(drop=True)
+
+
+def _file_sha(validation: Any, sheet: Any, inputs: pd.DataFrame) -> str:
+    for owner in (sheet, validation):
+        sha = getattr(owner, "sha256", None)
+        if sha:
+            return str(sha)
+    # A frame built in a notebook: its content is its identity.
+    hashed = pd.util.hash_pandas_object(inputs.astype("string"), index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()
+
+
+def _source_name(validation: Any, sheet: Any) -> str | None:
+    for owner in (sheet, validation):
+        name = getattr(owner, "source_name", None)
+        if name:
+            return str(name)
+    return None
+
+
+def _show(value: Any) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "(blank)"
+    text = str(value)
+    return repr(text) if text.strip() != text or text == "" else text
+
+
+def _problem_messages(problems: pd.DataFrame | None) -> tuple[pd.Series, pd.Series]:
+    """Per row: the errors joined, and the warnings joined (both indexed by row)."""
+    empty = pd.Series(dtype="str")
+    if problems is None or len(problems) == 0:
+        return empty, empty
+    text = problems["column"].astype("str") + "="
+    text = text + problems["value"].map(_show) + ": " + problems["reason"].astype("str")
+    severity = problems["severity"].astype("str").str.lower()
+    rows = problems["row"].astype("int64")
+    is_warning = severity.str.startswith("warn")
+    errors = text[~is_warning].groupby(rows[~is_warning]).agg("; ".join)
+    warnings = text[is_warning].groupby(rows[is_warning]).agg("; ".join)
+    return errors, warnings
+
+
+def _known_configs(registry: Any) -> pd.DataFrame:
+    """The registry's known pairs for its server: coinConfigId, companyId, event,
+    configuration, amount (one row per pair)."""
+    columns = ["coinConfigId", "companyId", "event", "configuration", "amount"]
+    if registry is None:
+        return pd.DataFrame({c: pd.Series(dtype="str") for c in columns})
+    for name in ("known_pairs", "known_frame", "to_frame"):
+        method = getattr(registry, name, None)
+        if callable(method):
+            known = method()
+            break
+    else:  # pragma: no cover - a registry without any bulk view
+        raise TypeError("the registry offers no frame of known configurations")
+    known = known.rename(
+        columns={
+            "coin_config_id": "coinConfigId",
+            "company_id": "companyId",
+        }
+    )
+    missing = [c for c in columns if c not in known.columns]
+    if missing:
+        raise TypeError(f"the registry's frame lacks {missing}")
+    known = known[columns].dropna(subset=["companyId", "event"])
+    # At most one configuration per pair on a server; keep the last one the registry lists.
+    known = known.drop_duplicates(subset=["companyId", "event"], keep="last")
+    return known.assign(
+        companyId=known["companyId"].astype("str"),
+        event=known["event"].astype("str"),
+        configuration=known["configuration"].astype("str"),
+        amount=pd.to_numeric(known["amount"], errors="coerce").astype("Int64"),
+    )
+
+
+# -- configurations ------------------------------------------------------------------------
+
+
+def plan(validation: Any, registry: Any = None, *, mode: str = "create") -> Plan:
+    """Decide, without sending anything, what a run would do with each row.
+
+    ``validation`` is what ``toolkit.bulk.validate`` returned; ``registry`` supplies the
+    known (companyId, event) pairs of its server (None = nothing known). ``mode`` is
+    ``create`` (existing pairs are never touched: a different value is a ``conflict``) or
+    ``upsert`` (a different value becomes an ``update``).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    sheet = _sheet_of(validation)
+    checked = validation.frame.reset_index(drop=True)
+    inputs = _inputs_of(validation, sheet)
+    errors, warnings = _problem_messages(getattr(validation, "problems", None))
+
+    rows = checked["row"].astype("int64")
+    valid = checked["valid"].fillna(False).astype("bool").to_numpy()
+    base = pd.DataFrame(
+        {
+            "row": rows,
+            "companyId": checked["companyId"].astype("str"),
+            "event": checked["event"].astype("str"),
+            "configuration": checked["configuration"].astype("str"),
+            "amount": pd.to_numeric(checked["amount"], errors="coerce").astype("Int64"),
+        }
+    )
+    known = _known_configs(registry).rename(
+        columns={
+            "configuration": "before_configuration",
+            "amount": "before_amount",
+        }
+    )
+    merged = base.merge(known, on=["companyId", "event"], how="left", validate="many_to_one")
+    is_known = merged["coinConfigId"].notna().to_numpy() & valid
+    same = (
+        merged["before_amount"].eq(merged["amount"]).fillna(False).to_numpy()
+        & merged["before_configuration"].eq(merged["configuration"]).fillna(False).to_numpy()
+    )
+    differs_action = "update" if mode == "upsert" else "conflict"
+    action = np.select(
+        [~valid, ~is_known, same],
+        ["invalid", "create", "unchanged"],
+        default=differs_action,
+    )
+    merged["action"] = pd.array(action, dtype="str")
+
+    # Messages: reasons for invalid rows, before → after for known pairs, warnings for all.
+    message = pd.Series("", index=merged.index, dtype="str")
+    by_row_errors = merged["row"].map(errors).fillna("")
+    by_row_warnings = merged["row"].map(warnings).fillna("")
+    before = (
+        merged["before_configuration"].fillna("?")
+        + " "
+        + merged["before_amount"].astype("str").fillna("?")
+    )
+    after = merged["configuration"] + " " + merged["amount"].astype("str").fillna("?")
+    change = "already configured as " + merged["coinConfigId"].fillna("") + ": "
+    change = change + before + " → " + after
+    act = merged["action"]
+    message = message.mask(act == "invalid", by_row_errors)
+    message = message.mask(
+        act == "conflict",
+        change + "; not changed in mode create (use mode upsert to update it)",
+    )
+    message = message.mask(act == "update", change.str.replace("already configured as ", ""))
+    message = message.mask(
+        act == "unchanged",
+        "already configured as " + merged["coinConfigId"].fillna("") + " with the same values",
+    )
+    has_warning = by_row_warnings != ""
+    joiner = np.where(message != "", "; ", "")
+    message = message.mask(has_warning, message + joiner + "warning: " + by_row_warnings)
+
+    # Invalid rows show what they show; their known values would only confuse.
+    invalid = act == "invalid"
+    merged["coinConfigId"] = merged["coinConfigId"].where(~invalid)
+    merged["before_amount"] = merged["before_amount"].where(~invalid)
+    merged["before_configuration"] = merged["before_configuration"].where(~invalid)
+    merged["message"] = message
+    frame = merged[CONFIG_PLAN_COLUMNS]
+    return Plan(
+        frame=frame,
+        kind="configs",
+        mode=mode,
+        inputs=inputs,
+        file_sha256=_file_sha(validation, sheet, inputs),
+        source_name=_source_name(validation, sheet),
+        problems=getattr(validation, "problems", pd.DataFrame()),
+        server_key=getattr(registry, "server_key", None),
+    )
+
+
+# -- allocations ---------------------------------------------------------------------------
+
+
+def derive_request_id(file_sha256: str, row: int, company_id: str, event: str, user_id: str) -> str:
+    """The requestId of a sheet row without one: the same file and row always give the same id,
+    so running the file again never allocates twice."""
+    text = "\x1f".join((file_sha256, str(int(row)), company_id, event, user_id))
+    return "BULK-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def plan_allocations(validation: Any, registry: Any = None) -> Plan:
+    """Decide what a bulk allocation would do: ``allocate`` each valid row, ``invalid`` the rest.
+
+    Rows without a requestId get one derived from the file's sha256 and the row
+    (``derive_request_id``). ``amount`` is the configured coins for the pair when the
+    registry knows it (a cost estimate; the server decides); the message warns otherwise.
+    """
+    sheet = _sheet_of(validation)
+    checked = validation.frame.reset_index(drop=True)
+    inputs = _inputs_of(validation, sheet)
+    file_sha = _file_sha(validation, sheet, inputs)
+    errors, warnings = _problem_messages(getattr(validation, "problems", None))
+
+    rows = checked["row"].astype("int64")
+    valid = checked["valid"].fillna(False).astype("bool")
+    given = (
+        checked["requestId"].astype("str")
+        if "requestId" in checked.columns
+        else pd.Series(pd.NA, index=checked.index, dtype="str")
+    )
+    given = given.where(given.str.strip() != "")
+    company = checked["companyId"].astype("str")
+    event = checked["event"].astype("str")
+    user = checked["userId"].astype("str")
+    need = given.isna() & valid
+    derived = [
+        derive_request_id(file_sha, r, c, e, u)
+        for r, c, e, u in zip(rows[need], company[need], event[need], user[need], strict=True)
+    ]
+    request_id = given.copy()
+    request_id[need] = derived
+
+    base = pd.DataFrame(
+        {
+            "row": rows,
+            "companyId": company,
+            "event": event,
+            "userId": user,
+            "requestId": request_id,
+            "requestId_derived": need.to_numpy(),
+        }
+    )
+    known = _known_configs(registry)[["companyId", "event", "amount", "coinConfigId"]]
+    merged = base.merge(known, on=["companyId", "event"], how="left", validate="many_to_one")
+    act = pd.Series(np.where(valid, "allocate", "invalid"), index=merged.index, dtype="str")
+    by_row_errors = merged["row"].map(errors).fillna("")
+    by_row_warnings = merged["row"].map(warnings).fillna("")
+    message = pd.Series("", index=merged.index, dtype="str")
+    message = message.mask(act == "invalid", by_row_errors)
+    unknown_pair = (act == "allocate") & merged["coinConfigId"].isna()
+    message = message.mask(
+        unknown_pair,
+        "warning: no configuration known locally for this company and event "
+        "(the server refuses the allocation if none exists)",
+    )
+    has_warning = by_row_warnings != ""
+    joiner = np.where(message != "", "; ", "")
+    message = message.mask(has_warning, message + joiner + "warning: " + by_row_warnings)
+    merged["action"] = act
+    merged["message"] = message
+    invalid = act == "invalid"
+    merged["amount"] = merged["amount"].where(~invalid)
+    merged["coinConfigId"] = merged["coinConfigId"].where(~invalid)
+    return Plan(
+        frame=merged[ALLOCATION_PLAN_COLUMNS],
+        kind="allocations",
+        mode="allocate",
+        inputs=inputs,
+        file_sha256=file_sha,
+        source_name=_source_name(validation, sheet),
+        problems=getattr(validation, "problems", pd.DataFrame()),
+        server_key=getattr(registry, "server_key", None),
+    )

@@ -1,0 +1,47 @@
+"""Result files an analyst can open in Excel safely.
+
+A cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is a formula to
+Excel (CSV injection); such cells get a leading ``'`` so they show as the text they are. The
+file is UTF-8 with a BOM, which is how Excel recognises UTF-8 (``₹``, ``é``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["FORMULA_PREFIXES", "neutralise", "write_results"]
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _neutral_text(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells (and headers) cannot run as spreadsheet formulas."""
+    out = frame.copy()
+    for column in out.columns:
+        series = out[column]
+        if pd.api.types.is_string_dtype(series) or series.dtype == object:
+            text = series.astype("str")
+            risky = text.str.startswith(FORMULA_PREFIXES).fillna(False)
+            if risky.any():
+                out[column] = text.mask(risky, "'" + text)
+    out.columns = [_neutral_text(str(c)) for c in out.columns]
+    return out
+
+
+def write_results(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a results frame as an Excel-safe CSV (UTF-8 with BOM); return the path."""
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    neutralise(frame).to_csv(tmp, index=False, encoding="utf-8-sig", lineterminator="\r\n")
+    tmp.replace(path)
+    return path
