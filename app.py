@@ -1,0 +1,54 @@
+"""The EnKash coins app: `streamlit run app.py` (or `make run`).
+
+The shell only: page config, the connection (sidebar and sandbox banner on every page) and the
+navigation. Each page is a module under `toolkit/ui/` that calls the library.
+"""
+
+import streamlit as st
+
+from toolkit.ui import common
+
+st.set_page_config(
+    page_title="EnKash coins",
+    page_icon=":material/toll:",
+    layout="wide",
+    initial_sidebar_state="expanded",
+)
+
+PAGES = [
+    st.Page(
+        "toolkit/ui/overview.py",
+        title="Overview",
+        icon=":material/dashboard:",
+        url_path="overview",
+        default=True,
+    ),
+    st.Page(
+        "toolkit/ui/configurations.py",
+        title="Configurations",
+        icon=":material/table_edit:",
+        url_path="configurations",
+    ),
+    st.Page(
+        "toolkit/ui/create.py", title="Create", icon=":material/add_circle:", url_path="create"
+    ),
+    st.Page(
+        "toolkit/ui/bulk_upload.py",
+        title="Bulk upload",
+        icon=":material/upload_file:",
+        url_path="bulk-upload",
+    ),
+    st.Page(
+        "toolkit/ui/allocate.py",
+        title="Allocate & balances",
+        icon=":material/redeem:",
+        url_path="allocate",
+    ),
+    st.Page(
+        "toolkit/ui/activity.py", title="Activity", icon=":material/history:", url_path="activity"
+    ),
+]
+
+page = st.navigation(PAGES)
+common.shell()
+page.run()

@@ -1,0 +1,460 @@
+"""What every page shares: the connection, the sidebar and banner, API calls that never show a
+traceback, cached frames, the shared filters and background jobs with progress and a stop button.
+
+The connection is one `Workspace` per process and settings (`st.cache_resource`). A refused login
+is remembered with it, so reruns and other tabs never log in again with the same credentials:
+EnKash locks an account after three failed logins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import streamlit as st
+
+from toolkit.errors import AuthError, EnKashError
+from toolkit.settings import Settings, mask
+
+if TYPE_CHECKING:
+    from toolkit.workspace import Workspace
+
+__all__ = [
+    "SANDBOX_BANNER",
+    "SELECTED_KEY",
+    "Connection",
+    "Job",
+    "api",
+    "call",
+    "configs_frame",
+    "connection",
+    "excel_safe_csv",
+    "invalidate",
+    "shared_filters",
+    "shell",
+    "show_job",
+    "start_job",
+    "workspace",
+]
+
+log = logging.getLogger(__name__)
+
+SANDBOX_BANNER = "Sandbox — not connected to EnKash"
+SELECTED_KEY = "selected_config_id"  # session_state: the configuration picked on any page
+FILTERS_KEY = "filters"  # session_state: {"company": [...], "event": [...], "configuration": [...]}
+FRAME_TTL_S = 60  # other processes (CLI, notebooks) write the same registry; see their work soon
+
+
+# --------------------------------------------------------------------------- connection
+
+
+@dataclass
+class Connection:
+    """The workspace for one set of settings, or why there is none."""
+
+    settings: Settings | None
+    workspace: Workspace | None = None
+    error: str | None = None  # the toolkit could not be opened at all
+    auth_error: str | None = None  # credentials refused: sticky, never retried
+    notice: str | None = None  # a transient problem worth showing (e.g. server unreachable)
+    version: int = 0  # bumped by the app's own writes, so cached frames are rebuilt
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def ready(self) -> bool:
+        return self.workspace is not None and self.error is None
+
+
+def _fingerprint(settings: Settings) -> str:
+    """A cache key that changes with any setting (secrets included) but never shows them."""
+    digest = hashlib.sha256()
+    for f in fields(settings):
+        digest.update(f"{f.name}={getattr(settings, f.name)!r}\n".encode())
+    return digest.hexdigest()
+
+
+def auth_message(exc: EnKashError) -> str:
+    return (
+        f"EnKash refused the credentials: {exc}. The app will not try to log in again with "
+        "them (EnKash locks an account after 3 failed logins). Correct ENKASH_CLIENT_ID, "
+        "ENKASH_CLIENT_SECRET, ENKASH_USERNAME and ENKASH_PASSWORD in `.env` or the "
+        "environment, then restart the app."
+    )
+
+
+def _login(ws: Workspace) -> None:
+    """Log in once now, so refused credentials show on the first page rather than mid-task."""
+    client = ws.client
+    for name in ("login", "ensure_token", "authenticate"):
+        method = getattr(client, name, None)
+        if callable(method):
+            method()
+            return
+
+
+@st.cache_resource(show_spinner="Connecting to EnKash…", max_entries=4)
+def _connect(fingerprint: str, _settings: Settings) -> Connection:
+    from toolkit.workspace import connect
+
+    conn = Connection(settings=_settings)
+    try:
+        ws = connect(_settings, source="app")
+    except AuthError as exc:
+        conn.auth_error = auth_message(exc)
+        return conn
+    except EnKashError as exc:
+        conn.error = f"Could not connect: {exc}"
+        return conn
+    except Exception as exc:  # a surface shows one sentence, the console keeps the detail
+        log.exception("opening the workspace failed")
+        conn.error = f"Could not open the toolkit: {exc}"
+        return conn
+    conn.workspace = ws
+    try:
+        _login(ws)
+    except AuthError as exc:
+        conn.auth_error = auth_message(exc)
+    except EnKashError as exc:
+        conn.notice = f"EnKash could not be reached yet: {exc}"
+    return conn
+
+
+def connection() -> Connection:
+    """The shared connection for the current settings (environment and `.env`)."""
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        return Connection(settings=None, error=f"The settings are not valid: {exc}")
+    return _connect(_fingerprint(settings), settings)
+
+
+def workspace() -> Workspace:
+    """The workspace, or stop the page (the shell has already said why)."""
+    conn = connection()
+    if conn.workspace is None:
+        st.stop()
+    return conn.workspace
+
+
+# --------------------------------------------------------------------------- shell
+
+
+def _mask_user(user: str | None) -> str:
+    if not user:
+        return "(not set)"
+    name, at, domain = user.partition("@")
+    shown = name[:2] + "•" * max(3, len(name) - 2)
+    return shown + at + domain
+
+
+def _token_text(ws: Workspace) -> str:
+    state_fn = getattr(ws.client, "token_state", None)
+    if not callable(state_fn):
+        return "unknown"
+    try:
+        state = state_fn()
+    except Exception:  # the sidebar never breaks a page
+        return "unknown"
+    if not isinstance(state, dict):
+        return str(state)
+    # Only plain flags and numbers: never a token or a secret, whatever the dict carries.
+    parts = []
+    for key, value in state.items():
+        lowered = key.lower()
+        if any(word in lowered for word in ("secret", "password", "cookie")):
+            continue
+        if isinstance(value, str) and "token" in lowered and lowered not in ("token_state",):
+            continue
+        if isinstance(value, bool | int | float) or value is None:
+            parts.append(f"{key}: {value}")
+    return ", ".join(parts) or "not logged in yet"
+
+
+def banner(conn: Connection) -> None:
+    settings = conn.settings
+    if settings is None or settings.uses_sandbox:
+        st.info(
+            f"**{SANDBOX_BANNER}.** Everything here happens on a local practice server "
+            "(set ENKASH_BASE_URL to use EnKash).",
+            icon=":material/science:",
+        )
+    if conn.error:
+        st.error(conn.error)
+    if conn.auth_error:
+        st.error(conn.auth_error, icon=":material/lock:")
+    if conn.notice:
+        st.warning(conn.notice)
+
+
+def sidebar(conn: Connection) -> None:
+    settings = conn.settings
+    with st.sidebar:
+        st.markdown("### Connection")
+        if settings is None:
+            st.caption("Settings could not be read.")
+            return
+        if settings.uses_sandbox:
+            st.markdown(":orange-badge[:material/science: Sandbox]")
+            st.caption(f"Server: embedded sandbox  \nFiles: `{settings.home}`")
+        else:
+            st.markdown(":green-badge[:material/cloud_done: EnKash]")
+            st.caption(f"Server: `{settings.base_url}`")
+        token = (
+            "refused" if conn.auth_error else (_token_text(conn.workspace) if conn.ready else "—")
+        )
+        st.caption(
+            f"User: `{_mask_user(settings.username)}`  \n"
+            f"Client: `{mask(settings.client_id, keep=3)}`  \n"
+            f"Token: {token}  \n"
+            f"Audit actor: `{settings.actor}`"
+        )
+
+
+def shell() -> None:
+    """The parts of every page: sandbox banner, connection problems, sidebar."""
+    conn = connection()
+    banner(conn)
+    sidebar(conn)
+
+
+# --------------------------------------------------------------------------- API calls
+
+
+def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, EnKashError | None]:
+    """Run one API call: (result, None) or (None, error). A refused login is remembered."""
+    conn = connection()
+    if conn.auth_error:
+        return None, AuthError("credentials were refused earlier; no new login attempted")
+    try:
+        return fn(*args, **kwargs), None
+    except AuthError as exc:
+        conn.auth_error = auth_message(exc)
+        return None, exc
+    except EnKashError as exc:
+        return None, exc
+
+
+def api(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run one API call and show any error as one readable line; None when it failed."""
+    result, error = call(fn, *args, **kwargs)
+    if error is not None:
+        conn = connection()
+        st.error(conn.auth_error if isinstance(error, AuthError) else str(error))
+        return None
+    return result
+
+
+# --------------------------------------------------------------------------- cached data
+
+
+@st.cache_data(ttl=FRAME_TTL_S, show_spinner="Reading the registry…", max_entries=4)
+def _configs_frame(server_key: str, version: int) -> pd.DataFrame:
+    return workspace().registry.to_frame()
+
+
+def configs_frame() -> pd.DataFrame:
+    """Every known configuration on this server, cached until the app writes (or a minute)."""
+    conn = connection()
+    ws = workspace()
+    return _configs_frame(str(getattr(ws.client, "server_key", "")), conn.version)
+
+
+def invalidate() -> None:
+    """The app changed something: rebuild cached frames on the next read."""
+    conn = connection()
+    with conn.lock:
+        conn.version += 1
+    st.cache_data.clear()
+
+
+# --------------------------------------------------------------------------- filters
+
+FILTER_COLUMNS = {"company": "companyId", "event": "event", "configuration": "configuration"}
+
+
+def _filter_state() -> dict[str, list[str]]:
+    state = st.session_state.setdefault(FILTERS_KEY, {})
+    for name in FILTER_COLUMNS:
+        state.setdefault(name, [])
+    return state
+
+
+def _options(df: pd.DataFrame, column: str) -> list[str]:
+    if column not in df.columns or df.empty:
+        return []
+    return sorted(str(v) for v in df[column].dropna().unique())
+
+
+def shared_filters(
+    df: pd.DataFrame,
+    *,
+    prefix: str,
+    columns: Iterable[str] = ("company", "event", "configuration"),
+    disabled: bool = False,
+) -> pd.DataFrame:
+    """Company / event / configuration pickers whose choice follows the analyst across pages."""
+    state = _filter_state()
+    chosen: dict[str, list[str]] = {}
+    names = list(columns)
+    cols = st.columns(len(names))
+    for col, name in zip(cols, names, strict=True):
+        column = FILTER_COLUMNS[name]
+        options = _options(df, column)
+        key = f"{prefix}_filter_{name}"
+        if key not in st.session_state:
+            st.session_state[key] = [v for v in state[name] if v in set(options)]
+
+        def _remember(name: str = name, key: str = key) -> None:
+            _filter_state()[name] = list(st.session_state[key])
+
+        with col:
+            chosen[name] = st.multiselect(
+                name.capitalize(),
+                options,
+                key=key,
+                on_change=_remember,
+                disabled=disabled,
+                placeholder=f"All {name}s" if name != "company" else "All companies",
+            )
+    out = df
+    for name, values in chosen.items():
+        column = FILTER_COLUMNS[name]
+        if values and column in out.columns:
+            out = out[out[column].astype("string").isin(values)]
+    return out
+
+
+# --------------------------------------------------------------------------- downloads
+
+
+def excel_safe_csv(df: pd.DataFrame) -> bytes:
+    """CSV bytes that open safely in Excel: cells starting with = + - @ are neutralised."""
+    try:
+        from toolkit.bulk import to_csv_bytes  # the results writer, when it offers one
+    except ImportError:
+        to_csv_bytes = None
+    if to_csv_bytes is not None:
+        return to_csv_bytes(df)
+    out = df.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            text = out[column].astype("string")
+            risky = text.str.match(r"^[=+\-@\t\r]", na=False)
+            out[column] = text.where(~risky, "'" + text)
+    return out.to_csv(index=False).encode("utf-8-sig")
+
+
+# --------------------------------------------------------------------------- background jobs
+
+
+@dataclass
+class Job:
+    """Work that runs in a thread so the page stays responsive and a Stop button works."""
+
+    label: str
+    total: int | None = None
+    done: int = 0
+    message: str = ""
+    result: Any = None
+    error: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    thread: threading.Thread | None = field(default=None, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
+
+    def progress(self, done: int, total: int | None = None, message: str = "") -> None:
+        self.done = done
+        if total is not None:
+            self.total = total
+        if message:
+            self.message = message
+
+    @property
+    def fraction(self) -> float:
+        if not self.total:
+            return 0.0
+        return min(1.0, max(0.0, self.done / self.total))
+
+
+def start_job(key: str, label: str, fn: Callable[[Job], Any], *, total: int | None = None) -> Job:
+    """Run ``fn(job)`` in a thread; ``fn`` reports with ``job.progress`` and checks
+    ``job.cancel``. The job is kept in session_state under ``key``."""
+    job = Job(label=label, total=total)
+    conn = connection()  # taken here: the worker thread makes no Streamlit calls
+
+    def target() -> None:
+        try:
+            job.result = fn(job)
+        except AuthError as exc:
+            job.error = conn.auth_error = auth_message(exc)
+        except EnKashError as exc:
+            job.error = str(exc)
+        except Exception as exc:
+            log.exception("%s failed", label)
+            job.error = f"{label} stopped: {exc}"
+        finally:
+            job.finished = time.monotonic()
+
+    job.thread = threading.Thread(target=target, name=f"app-job-{key}", daemon=True)
+    st.session_state[key] = job
+    job.thread.start()
+    return job
+
+
+def show_job(key: str, *, poll_s: float = 0.2, stoppable: bool = True) -> Job | None:
+    """Show the job under ``key``: a progress bar and a Stop button while it runs (the page
+    waits here), then nothing; returns the job (finished) or None when there is none."""
+    job: Job | None = st.session_state.get(key)
+    if job is None:
+        return None
+    if job.running:
+        stop_slot = st.empty()
+        if stoppable and stop_slot.button(
+            "Stop",
+            key=f"{key}_stop",
+            icon=":material/stop_circle:",
+            help="Stop after the rows in flight",
+        ):
+            job.cancel.set()
+        bar = st.progress(job.fraction, text=_job_text(job))
+        while job.running:
+            time.sleep(poll_s)
+            bar.progress(job.fraction, text=_job_text(job))
+        bar.empty()
+        stop_slot.empty()
+    if job.error:
+        st.error(job.error)
+    return job
+
+
+def _job_text(job: Job) -> str:
+    head = f"{job.label}: stopping…" if job.cancelled else f"{job.label}…"
+    count = (
+        f" {job.done:,} of {job.total:,}" if job.total else (f" {job.done:,}" if job.done else "")
+    )
+    tail = f" · {job.message}" if job.message else ""
+    return head + count + tail
+
+
+def problems_by_field(problems: Iterable[Any]) -> dict[str, str]:
+    """`FieldProblem`s keyed by field, reasons joined, for messages next to form fields."""
+    out: dict[str, str] = {}
+    for problem in problems:
+        out[problem.field] = (
+            f"{out[problem.field]}; {problem.reason}" if problem.field in out else problem.reason
+        )
+    return out

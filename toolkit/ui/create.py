@@ -1,0 +1,169 @@
+"""Create one coin event configuration: the bulk rules (`validate_config_fields`) next to each
+field, a conflict shown with the configuration that already exists."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from toolkit.errors import ConflictError
+from toolkit.models import MAX_AMOUNT, Configuration, validate_config_fields
+from toolkit.ui import common
+
+P = "cr"  # widget key prefix of this page
+
+
+def _config_table(config) -> pd.DataFrame:
+    return pd.DataFrame([config.to_payload()])
+
+
+def _known_events() -> list[str]:
+    df = common.configs_frame()
+    if df.empty:
+        return []
+    return sorted(str(v) for v in df["event"].dropna().unique())
+
+
+def render() -> None:
+    st.title("Create a configuration")
+    st.caption(
+        "How many coins one event earns at one company. There is at most one configuration "
+        "per company and event; to change an existing one, use **Configurations**."
+    )
+    ws = common.workspace()
+    events = _known_events()
+
+    with st.form(f"{P}_form", clear_on_submit=False, enter_to_submit=False):
+        left, right = st.columns(2)
+        with left:
+            company = st.text_input(
+                "Company id", key=f"{P}_company", placeholder="CEKEKCARDS", max_chars=32
+            )
+            company_msg = st.empty()
+            event = st.text_input(
+                "Event",
+                key=f"{P}_event",
+                placeholder="MEAL_CARD_PAYMENT",
+                help="Upper snake case. Known events: " + ", ".join(events[:30])
+                if events
+                else "Upper snake case, e.g. MEAL_CARD_PAYMENT",
+            )
+            event_msg = st.empty()
+        with right:
+            configuration = st.radio(
+                "Configuration",
+                [c.value for c in Configuration],
+                key=f"{P}_configuration",
+                horizontal=True,
+                help="DEFAULT: the standard amount for the event. CUSTOM: a company override.",
+            )
+            configuration_msg = st.empty()
+            amount = st.number_input(
+                "Coins per event",
+                key=f"{P}_amount",
+                min_value=0,
+                max_value=MAX_AMOUNT,
+                value=None,
+                step=1,
+                placeholder="6",
+                help="A whole number of coins, 0 to 1,000,000 (0 switches the event off).",
+            )
+            amount_msg = st.empty()
+        submitted = st.form_submit_button("Create", type="primary", icon=":material/add:")
+
+    if submitted:
+        st.session_state[f"{P}_outcome"] = _submit(
+            ws, company=company, event=event, configuration=configuration, amount=amount
+        )
+    outcome = st.session_state.get(f"{P}_outcome")
+    if not outcome:
+        return
+    kind = outcome["kind"]
+    if kind == "problems":
+        slots = {
+            "companyId": company_msg,
+            "event": event_msg,
+            "configuration": configuration_msg,
+            "amount": amount_msg,
+        }
+        for name, reason in outcome["problems"].items():
+            slots[name].error(f"{_LABELS[name]} {reason}", icon=":material/error:")
+        st.error("Nothing was sent: fix the fields marked above.")
+    elif kind == "error":
+        st.error(outcome["message"])
+    elif kind == "created":
+        created = outcome["config"]
+        st.success(
+            f"Created **{created.coin_config_id}**: {created.company_id} · {created.event} → "
+            f"{created.amount} coins ({created.configuration}).",
+            icon=":material/check_circle:",
+        )
+        st.dataframe(_config_table(created), hide_index=True)
+    elif kind == "conflict":
+        _show_conflict(outcome)
+
+
+def _submit(ws, *, company, event, configuration, amount) -> dict:
+    payload, problems = validate_config_fields(
+        company_id=company, event=event, configuration=configuration, amount=amount
+    )
+    if problems:
+        return {"kind": "problems", "problems": common.problems_by_field(problems)}
+    with st.spinner("Creating…"):
+        created, error = common.call(
+            ws.client.create_config,
+            company_id=payload["companyId"],
+            event=payload["event"],
+            configuration=payload["configuration"],
+            amount=payload["amount"],
+        )
+    if isinstance(error, ConflictError):
+        existing = None
+        if error.existing_id:
+            existing, _ = common.call(ws.client.get_config, error.existing_id)
+        common.invalidate()  # a fetch teaches the registry about the existing one
+        return {
+            "kind": "conflict",
+            "payload": payload,
+            "error": str(error),
+            "existing_id": error.existing_id,
+            "existing": existing,
+        }
+    if error is not None:
+        return {"kind": "error", "message": common.connection().auth_error or str(error)}
+    common.invalidate()
+    return {"kind": "created", "config": created}
+
+
+_LABELS = {
+    "companyId": "Company id",
+    "event": "Event",
+    "configuration": "Configuration",
+    "amount": "Coins",
+}
+
+
+def _show_conflict(outcome: dict) -> None:
+    payload = outcome["payload"]
+    existing_id = outcome["existing_id"]
+    st.warning(
+        f"{payload['companyId']} already has a configuration for {payload['event']}"
+        + (f" (**{existing_id}**)" if existing_id else "")
+        + ". Nothing was created; change the existing one instead.",
+        icon=":material/warning:",
+    )
+    st.caption(f"EnKash said: {outcome['error']}")
+    existing = outcome["existing"]
+    if existing is None:
+        return
+    st.markdown("**The existing configuration**, and what you asked for:")
+    st.dataframe(
+        pd.DataFrame([existing.to_payload(), {"coinConfigId": "(your form)", **payload}]),
+        hide_index=True,
+    )
+    if st.button("Open it in Configurations", key=f"{P}_open_existing", icon=":material/edit:"):
+        st.session_state[common.SELECTED_KEY] = existing_id
+        st.switch_page("toolkit/ui/configurations.py")
+
+
+render()
