@@ -1,0 +1,144 @@
+"""Tokens: renewal across a short token life, refused logins tried exactly once, given tokens."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import requests
+
+from toolkit.client import CoinsClient
+from toolkit.errors import AuthError
+from toolkit.sandbox import start_sandbox
+
+
+def make_client(handle: Any, **overrides: Any) -> CoinsClient:
+    options: dict[str, Any] = {
+        "base_url": handle.url,
+        **handle.credentials,
+        "timeout_s": 2.0,
+        "max_retries": 2,
+        "backoff_factor": 0.01,
+        "sleep": lambda seconds: None,
+    }
+    options.update(overrides)
+    return CoinsClient(**options)
+
+
+def login(handle: Any) -> str:
+    creds = handle.credentials
+    answer = requests.post(
+        handle.url + "/oauth/token",
+        auth=(creds["client_id"], creds["client_secret"]),
+        data={
+            "username": creds["username"],
+            "password": creds["password"],
+            "grant_type": "password",
+            "clientId": creds["client_id"],
+        },
+        timeout=5,
+    )
+    answer.raise_for_status()
+    return answer.json()["access_token"]
+
+
+@pytest.fixture(scope="module")
+def short_lived() -> Iterator[Any]:
+    handle = start_sandbox(token_ttl=1)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def test_token_is_renewed_after_it_expires(short_lived: Any) -> None:
+    with make_client(short_lived) as client:
+        config = client.create_config(company_id="CEKTTL1", event="MEAL_CARD_PAYMENT", amount=6)
+        first = client._tokens.token()
+        time.sleep(1.2)
+        assert client.token_state()["state"] == "expired"
+        assert client.get_config(config.coin_config_id) == config
+        assert client.token_state()["state"] == "valid"
+        assert client._tokens.token() != first
+
+
+def test_a_token_the_server_calls_expired_is_renewed_once_on_401(short_lived: Any) -> None:
+    with make_client(short_lived) as client:
+        client.get_balance("EKU1")
+        # Freeze the client's clock: it believes its token is fresh, the server does not.
+        frozen = time.monotonic()
+        client._tokens._clock = lambda: frozen
+        time.sleep(1.2)
+        assert client.token_state()["state"] == "valid"
+        assert client.get_balance("EKU1") == 0
+
+
+def test_many_threads_share_one_login(fresh_sandbox: Any) -> None:
+    logins: list[int] = []
+    with make_client(fresh_sandbox) as client:
+        send = client._tokens._send_login
+
+        def counting(*args: Any) -> requests.Response:
+            logins.append(1)
+            return send(*args)
+
+        client._tokens._send_login = counting
+        with ThreadPoolExecutor(16) as pool:
+            balances = list(pool.map(client.get_balance, [f"EKU{i}" for i in range(32)]))
+    assert balances == [0] * 32
+    assert len(logins) == 1
+
+
+def test_refused_login_is_tried_exactly_once_even_from_eight_threads(fresh_sandbox: Any) -> None:
+    barrier = threading.Barrier(8)
+
+    with make_client(fresh_sandbox, password="not-the-password") as client:
+
+        def call(_: int) -> BaseException | None:
+            barrier.wait()
+            try:
+                client.get_balance("EKU1")
+            except AuthError as exc:
+                return exc
+            return None
+
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(call, range(8)))
+        assert all(isinstance(o, AuthError) for o in outcomes)
+        assert "refused the login" in str(outcomes[0])
+        assert client.token_state()["state"] == "refused"
+        with pytest.raises(AuthError):
+            client.create_config(company_id="CEKEKCARDS", event="MEAL_CARD_PAYMENT", amount=6)
+
+    # The account locks after 3 failures in a row. One more failure from another client makes
+    # 2 if ours tried once — and then the right password must still be accepted.
+    with make_client(fresh_sandbox, password="still-not-it") as other, pytest.raises(AuthError):
+        other.get_balance("EKU1")
+    with make_client(fresh_sandbox) as good:
+        assert good.get_balance("EKU1") == 0
+
+
+def test_unknown_client_is_refused_at_once(fresh_sandbox: Any) -> None:
+    with make_client(fresh_sandbox, client_secret="wrong-secret") as client:
+        with pytest.raises(AuthError) as caught:
+            client.get_balance("EKU1")
+        assert caught.value.http_status == 401
+        assert caught.value.response_code == "invalid_client"
+        assert "wrong-secret" not in str(caught.value)
+
+
+def test_a_given_access_token_is_used_as_given(fresh_sandbox: Any) -> None:
+    token = login(fresh_sandbox)
+    with CoinsClient(base_url=fresh_sandbox.url, access_token=token) as client:
+        assert client.token_state() == {"state": "valid", "expires_in_s": None, "source": "given"}
+        assert client.get_balance("EKU1") == 0
+
+
+def test_a_refused_access_token_falls_back_to_one_login(fresh_sandbox: Any) -> None:
+    with make_client(fresh_sandbox, access_token="stale-token") as client:
+        assert client.get_balance("EKU1") == 0
+        assert client.token_state()["source"] == "login"

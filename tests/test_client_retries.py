@@ -1,0 +1,177 @@
+"""Retries under each sandbox fault: transient failures end in success, nothing happens twice.
+
+Each test turns a fault on at rate 1 and turns it off from the client's own backoff sleep, so
+the first attempt always fails and the retry always meets a healthy server — no timing races.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+
+from toolkit.client import CoinsClient
+from toolkit.errors import ConflictError, ServerError
+
+HEALTHY = {
+    "latency_ms": 0,
+    "error_rate": 0.0,
+    "rate_limit_rate": 0.0,
+    "slow_after_commit_rate": 0.0,
+    "drop_rate": 0.0,
+}
+
+
+def healing_sleep(handle: Any, slept: list[float], then: Callable[[], None] | None = None):
+    """A backoff sleep that records its delay and makes the sandbox healthy again."""
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        handle.set_faults(**HEALTHY)
+        if then is not None:
+            then()
+
+    return sleep
+
+
+def make_client(handle: Any, slept: list[float], **overrides: Any) -> CoinsClient:
+    options: dict[str, Any] = {
+        "base_url": handle.url,
+        **handle.credentials,
+        "timeout_s": 0.5,
+        "max_retries": 3,
+        "backoff_factor": 0.05,
+        "jitter_random": lambda: 0.0,
+        "sleep": healing_sleep(handle, slept),
+    }
+    options.update(overrides)
+    client = CoinsClient(**options)
+    client.get_balance("EKWARMUP")  # log in while the sandbox is healthy
+    return client
+
+
+def sandbox_configs(handle: Any) -> list[dict[str, Any]]:
+    answer = requests.get(handle.url + "/_sandbox/configs", timeout=5)
+    answer.raise_for_status()
+    body = answer.json()
+    return body.get("payload", body) if isinstance(body, dict) else body
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"error_rate": 1.0},
+        {"rate_limit_rate": 1.0},
+        {"drop_rate": 1.0},
+        {"latency_ms": 1500},
+    ],
+    ids=["5xx", "429", "drop", "read-timeout"],
+)
+def test_get_and_update_succeed_after_a_transient_fault(
+    fresh_sandbox: Any, fault: dict[str, Any]
+) -> None:
+    slept: list[float] = []
+    with make_client(fresh_sandbox, slept) as client:
+        created = client.create_config(company_id="CEKEKCARDS", event="MEAL_CARD_PAYMENT", amount=6)
+        fresh_sandbox.set_faults(**fault)
+        assert client.get_config(created.coin_config_id) == created
+        assert len(slept) == 1
+        fresh_sandbox.set_faults(**fault)
+        assert client.update_config(created.coin_config_id, amount=9).amount == 9
+        assert len(slept) == 2
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"error_rate": 1.0},
+        {"rate_limit_rate": 1.0},
+        {"drop_rate": 1.0},
+        {"slow_after_commit_rate": 1.0, "slow_after_commit_ms": 1500},
+        {"latency_ms": 1500},
+    ],
+    ids=["5xx", "429", "drop", "slow-after-commit", "read-timeout"],
+)
+def test_create_after_a_transient_fault_creates_exactly_one_config(
+    fresh_sandbox: Any, fault: dict[str, Any]
+) -> None:
+    slept: list[float] = []
+    with make_client(fresh_sandbox, slept) as client:
+        fresh_sandbox.set_faults(**fault)
+        config = client.create_config(company_id="CEKEKCARDS", event="MEAL_CARD_PAYMENT", amount=6)
+        assert len(slept) == 1
+    configs = sandbox_configs(fresh_sandbox)
+    mine = [c for c in configs if c["companyId"] == "CEKEKCARDS"]
+    assert [c["coinConfigId"] for c in mine] == [config.coin_config_id]
+
+
+def test_retry_after_is_honoured(fresh_sandbox: Any) -> None:
+    slept: list[float] = []
+    with make_client(fresh_sandbox, slept) as client:
+        fresh_sandbox.set_faults(rate_limit_rate=1.0)
+        client.get_balance("EKU1")
+        fresh_sandbox.set_faults(rate_limit_rate=1.0)
+        client.create_config(company_id="CEKEKCARDS", event="MEAL_CARD_PAYMENT", amount=6)
+    assert slept == [1.0, 1.0]
+
+
+def test_backoff_grows_and_the_budget_is_bounded(fresh_sandbox: Any) -> None:
+    slept: list[float] = []
+    with make_client(fresh_sandbox, slept, sleep=slept.append) as client:
+        fresh_sandbox.set_faults(error_rate=1.0)
+        with pytest.raises(ServerError):
+            client.get_balance("EKU1")
+        assert slept == [0.05, 0.1, 0.2]
+        slept.clear()
+        with pytest.raises(ServerError):
+            client.create_config(company_id="CEKEKCARDS", event="MEAL_CARD_PAYMENT", amount=6)
+        assert slept == [0.05, 0.1, 0.2]
+
+
+def test_allocation_after_slow_after_commit_is_made_once(fresh_sandbox: Any) -> None:
+    slept: list[float] = []
+    with make_client(fresh_sandbox, slept) as client:
+        client.create_config(company_id="CEKEKCARDS", event="MEAL_CARD_PAYMENT", amount=6)
+        fresh_sandbox.set_faults(slow_after_commit_rate=1.0, slow_after_commit_ms=1500)
+        allocation = client.allocate_coins(
+            company_id="CEKEKCARDS", event="MEAL_CARD_PAYMENT", user_id="EKU1"
+        )
+        assert allocation.already_done
+        assert len(slept) == 1
+        assert client.get_balance("EKU1") == 6
+
+
+def test_allocation_after_a_5xx_is_made_once(fresh_sandbox: Any) -> None:
+    slept: list[float] = []
+    with make_client(fresh_sandbox, slept) as client:
+        client.create_config(company_id="CEKEKCARDS", event="MEAL_CARD_PAYMENT", amount=6)
+        fresh_sandbox.set_faults(error_rate=1.0)
+        allocation = client.allocate_coins(
+            company_id="CEKEKCARDS", event="MEAL_CARD_PAYMENT", user_id="EKU1"
+        )
+        assert not allocation.already_done
+        assert client.get_balance("EKU1") == 6
+
+
+def test_create_conflict_with_other_values_after_a_failure_is_a_conflict(
+    fresh_sandbox: Any,
+) -> None:
+    slept: list[float] = []
+    rival = CoinsClient(base_url=fresh_sandbox.url, **fresh_sandbox.credentials)
+
+    def rival_creates() -> None:
+        rival.create_config(company_id="CEKEKCARDS", event="MEAL_CARD_PAYMENT", amount=99)
+
+    client = make_client(
+        fresh_sandbox, slept, sleep=healing_sleep(fresh_sandbox, slept, then=rival_creates)
+    )
+    with client, rival:
+        fresh_sandbox.set_faults(error_rate=1.0)
+        with pytest.raises(ConflictError) as caught:
+            client.create_config(company_id="CEKEKCARDS", event="MEAL_CARD_PAYMENT", amount=6)
+    existing = [c for c in sandbox_configs(fresh_sandbox) if c["companyId"] == "CEKEKCARDS"]
+    assert len(existing) == 1 and existing[0]["amount"] == 99
+    assert caught.value.existing_id == existing[0]["coinConfigId"]
+    assert "other values" in str(caught.value)
