@@ -46,7 +46,10 @@ EXIT_FATAL = 2
 EXIT_INTERRUPTED = 130
 # Row statuses that make a bulk command exit 1; every other status ended well.
 BAD_STATUSES = frozenset({"invalid", "failed", "conflict"})
+INTERRUPTED = "interrupted — run the same command again to resume"
 _MAX_CELL = 80
+# A table on a terminal shows at most this many rows; CSV and JSON show all.
+TABLE_ROWS = 200
 
 
 class CliError(Exception):
@@ -505,9 +508,15 @@ def _summary(
     rows_out: int,
     results: Path | None = None,
     extra: Mapping[str, Any] | None = None,
+    rows: Any = None,
+    code: int | None = None,
 ) -> int:
-    """The closing summary (counts per status, rows in = rows out) and the exit status."""
-    code = EXIT_ROWS if any(counts.get(s, 0) for s in BAD_STATUSES) else EXIT_OK
+    """The closing summary (counts per status, rows in = rows out) and the exit status.
+
+    ``code`` overrides the status the counts give (a run stopped by a fatal error or Ctrl-C).
+    """
+    if code is None:
+        code = _plan_exit(counts)
     if rows_in != rows_out:
         code = EXIT_FATAL
     if args.format == "json":
@@ -520,46 +529,43 @@ def _summary(
         }
         if results is not None:
             out["results"] = str(results)
-        out.update(extra or {})
+        out.update({k: _plain(v) for k, v in (extra or {}).items()})
         out["exit_status"] = code
+        if rows is not None:
+            out["rows"] = _rows(rows)[1]
         _write_json(out)
-        return code
-    table = [{"status": k, "rows": v} for k, v in counts.items()]
-    table.append({"status": "total", "rows": sum(counts.values())})
-    print()
-    print(_table(["status", "rows"], table))
-    sign = "=" if rows_in == rows_out else "≠"
-    print(f"rows in {sign} rows out: {rows_in} {sign} {rows_out}")
-    for key, value in (extra or {}).items():
-        print(f"{key}: {value}")
-    if results is not None:
-        print(f"results: {results}")
+    else:
+        table = [{"status": k, "rows": v} for k, v in counts.items()]
+        table.append({"status": "total", "rows": sum(counts.values())})
+        print()
+        print(_table(["status", "rows"], table))
+        sign = "=" if rows_in == rows_out else "≠"
+        print(f"rows in {sign} rows out: {rows_in} {sign} {rows_out}")
+        for key, value in (extra or {}).items():
+            print(f"{key.replace('_', ' ')}: {value}")
+        if results is not None:
+            print(f"results: {results}")
     if rows_in != rows_out:
         _error(f"{rows_in} rows read but {rows_out} accounted for — please report this")
     return code
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
-    kind = "allocations" if args.allocations else "configs"
-    sheet = _read_sheet(args.file, kind)
-    with _workspace(args) as ws:
-        validation = _validate(sheet, kind, ws)
-    problems = validation.problems
-    if args.format == "json":
-        _, records = _rows(problems)
-        counts = _validation_counts(validation, sheet)
-        _write_json({"file": str(args.file), "counts": counts, "problems": records})
-    elif len(problems):
-        _emit_rows(args, problems)
-    code = EXIT_ROWS if _validation_counts(validation, sheet).get("invalid", 0) else EXIT_OK
-    if args.format == "table":
-        counts = _validation_counts(validation, sheet)
-        print()
-        print(_table(["status", "rows"], [{"status": k, "rows": v} for k, v in counts.items()]))
-        extra = getattr(sheet, "extra_columns", None)
-        if extra:
-            print(f"extra columns kept: {', '.join(map(str, extra))}")
-    return code
+def _limited(args: argparse.Namespace, frame: Any, what: str) -> Any:
+    """In a table, at most TABLE_ROWS rows (CSV and JSON always get every row)."""
+    if args.format != "table" or len(frame) <= TABLE_ROWS:
+        return frame
+    _hint(
+        args,
+        f"showing the first {TABLE_ROWS} of {len(frame):,} {what}; "
+        "--format csv or json gives them all",
+    )
+    return frame.head(TABLE_ROWS)
+
+
+def _hint(args: argparse.Namespace, message: str) -> None:
+    """Information worth seeing even in a script (stderr), silenced by --quiet."""
+    if not args.quiet:
+        print(f"{PROG}: {message}", file=sys.stderr)
 
 
 def _read_sheet(path: str, kind: str) -> Any:
@@ -574,107 +580,152 @@ def _validate(sheet: Any, kind: str, ws: Any) -> Any:
 
     if kind == "allocations":
         return bulk.validate_allocations(sheet)
-    return bulk.validate(sheet, registry=ws.registry)
+    return bulk.validate(sheet, known_medians=_known_medians(ws))
 
 
-def _validation_counts(validation: Any, sheet: Any) -> dict[str, int]:
-    counts = getattr(validation, "counts", None)
-    if isinstance(counts, Mapping):
-        return {str(k): int(v) for k, v in counts.items()}
-    return _counts(getattr(validation, "frame", None))
+def _known_medians(ws: Any) -> dict[str, float] | None:
+    """Each event's median amount in the registry, so outliers are judged against it too."""
+    from toolkit.frames import event_medians
+
+    known = ws.registry.to_frame()
+    if len(known) == 0:
+        return None
+    medians = event_medians(known)
+    return {str(k): float(v) for k, v in medians.items() if v == v}
+
+
+def _validation_counts(validation: Any) -> dict[str, int]:
+    total = len(validation.frame)
+    valid = int(validation.frame["valid"].sum())
+    return {"valid": valid, "invalid": total - valid}
+
+
+def _plan(args: argparse.Namespace, kind: str, validation: Any, ws: Any) -> Any:
+    from toolkit import bulk
+
+    if kind == "allocations":
+        return bulk.plan_allocations(validation, ws.registry)
+    return bulk.plan(validation, ws.registry, mode=args.mode)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    kind = "allocations" if args.allocations else "configs"
+    sheet = _read_sheet(args.file, kind)
+    with _workspace(args) as ws:
+        validation = _validate(sheet, kind, ws)
+    counts = _validation_counts(validation)
+    problems = validation.problems
+    shown = ["row", "severity", "column", "value", "reason"]
+    if args.format == "json":
+        _, records = _rows(problems)
+        _write_json(
+            {
+                "file": str(args.file),
+                "read": sheet.describe(),
+                "rows": len(sheet),
+                "counts": counts,
+                "warnings": validation.warnings,
+                "extra_columns": list(sheet.extra_columns),
+                "problems": records,
+            }
+        )
+    elif args.format == "csv":
+        _emit_rows(args, problems)
+    else:
+        _hint(args, sheet.describe())
+        for note in sheet.notes:
+            _hint(args, note)
+        if len(problems):
+            _emit_rows(args, _limited(args, problems, "problems"), columns=shown)
+            print()
+        print(_table(["rows", "count"], [{"rows": k, "count": v} for k, v in counts.items()]))
+        print(f"warnings: {validation.warnings}")
+        if sheet.extra_columns:
+            print(f"extra columns kept: {', '.join(map(str, sheet.extra_columns))}")
+    return EXIT_ROWS if counts["invalid"] else EXIT_OK
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from toolkit import bulk
-
     sheet = _read_sheet(args.file, "configs")
     with _workspace(args) as ws:
-        validation = _validate(sheet, "configs", ws)
-        plan = bulk.plan(validation, ws.registry, mode=args.mode)
-    return _show_plan(args, plan)
+        plan = _plan(args, "configs", _validate(sheet, "configs", ws), ws)
+    return _show_plan(args, sheet, plan)
 
 
-def _show_plan(args: argparse.Namespace, plan: Any) -> int:
-    frame = plan.frame
+def _show_plan(args: argparse.Namespace, sheet: Any, plan: Any) -> int:
+    """Print a plan (nothing sent) and its summary; exit 1 when a row is invalid or in conflict."""
     counts = {str(k): int(v) for k, v in plan.counts.items()}
-    if args.format != "json":
-        _emit_rows(args, frame)
-    rows = len(frame)
+    if args.format == "csv":
+        _emit_rows(args, plan.frame)
+        return _plan_exit(counts)
+    if args.format == "table":
+        _hint(args, sheet.describe())
+        _emit_rows(args, _limited(args, plan.frame, "rows"))
     return _summary(
         args,
         what="plan",
         counts=counts,
-        rows_in=rows,
-        rows_out=sum(counts.values()),
-        extra={"sent": "nothing (dry run)"},
+        rows_in=len(sheet),
+        rows_out=len(plan.frame),
+        extra={"to_send": plan.to_send, "sent": 0, "dry_run": True},
+        rows=plan.frame if args.format == "json" else None,
     )
+
+
+def _plan_exit(counts: Mapping[str, int]) -> int:
+    return EXIT_ROWS if any(counts.get(s, 0) for s in BAD_STATUSES) else EXIT_OK
+
+
+def _bulk(args: argparse.Namespace, kind: str) -> int:
+    """bulk-create and bulk-allocate: read, validate, plan, then run (or stop at the plan)."""
+    from toolkit import bulk
+
+    what = "bulk-create" if kind == "configs" else "bulk-allocate"
+    sheet = _read_sheet(args.file, kind)
+    out = _results_path(args)
+    with _workspace(args) as ws:
+        plan = _plan(args, kind, _validate(sheet, kind, ws), ws)
+        if args.dry_run:
+            return _show_plan(args, sheet, plan)
+        _hint(args, f"{sheet.describe()}; {plan.to_send:,} to send")
+        with _progress(args, what) as bar:
+            result = bulk.run(
+                plan,
+                ws,
+                concurrency=args.concurrency,
+                rps=args.rps,
+                progress=bar,
+                results_path=out,
+            )
+    extra: dict[str, Any] = {"sent": result.sent}
+    if result.reused:
+        extra["from_earlier_run"] = result.reused
+    stopped = None
+    if result.fatal_error is not None:
+        stopped = _translate(result.fatal_error)
+    elif result.cancelled:
+        stopped = (INTERRUPTED, EXIT_INTERRUPTED)
+    code = _summary(
+        args,
+        what=what,
+        counts={k: v for k, v in result.counts.items() if v},
+        rows_in=len(sheet),
+        rows_out=len(result.frame),
+        results=result.results_path or out,
+        extra=extra,
+        code=stopped[1] if stopped else None,
+    )
+    if stopped:
+        _error(stopped[0])
+    return code
 
 
 def cmd_bulk_create(args: argparse.Namespace) -> int:
-    from toolkit import bulk
-
-    sheet = _read_sheet(args.file, "configs")
-    with _workspace(args) as ws:
-        validation = _validate(sheet, "configs", ws)
-        plan = bulk.plan(validation, ws.registry, mode=args.mode)
-        if args.dry_run:
-            return _show_plan(args, plan)
-        with _progress(args, "bulk-create") as bar:
-            result = bulk.run(
-                plan,
-                client=ws.client,
-                registry=ws.registry,
-                concurrency=args.concurrency,
-                rps=args.rps,
-                progress=bar,
-            )
-    return _finish_run(args, "bulk-create", sheet, result)
+    return _bulk(args, "configs")
 
 
 def cmd_bulk_allocate(args: argparse.Namespace) -> int:
-    from toolkit import bulk
-
-    sheet = _read_sheet(args.file, "allocations")
-    with _workspace(args) as ws:
-        validation = _validate(sheet, "allocations", ws)
-        if args.dry_run:
-            counts = _validation_counts(validation, sheet)
-            if args.format != "json" and len(validation.problems):
-                _emit_rows(args, validation.problems)
-            return _summary(
-                args,
-                what="bulk-allocate --dry-run",
-                counts=counts,
-                rows_in=len(sheet.frame),
-                rows_out=sum(counts.values()),
-                extra={"sent": "nothing (dry run)"},
-            )
-        with _progress(args, "bulk-allocate") as bar:
-            result = bulk.run(
-                validation,
-                client=ws.client,
-                registry=ws.registry,
-                concurrency=args.concurrency,
-                rps=args.rps,
-                progress=bar,
-            )
-    return _finish_run(args, "bulk-allocate", sheet, result)
-
-
-def _finish_run(args: argparse.Namespace, what: str, sheet: Any, result: Any) -> int:
-    from toolkit import bulk
-
-    out = _results_path(args)
-    bulk.write_results(result.frame, out)
-    counts = _counts(result.frame)
-    return _summary(
-        args,
-        what=what,
-        counts=counts,
-        rows_in=len(sheet.frame),
-        rows_out=len(result.frame),
-        results=out,
-    )
+    return _bulk(args, "allocations")
 
 
 # --------------------------------------------------------------------------- sandbox
@@ -1063,15 +1114,48 @@ def command_names() -> list[str]:
 # --------------------------------------------------------------------------- main
 
 
-def _sheet_error_type() -> type[BaseException] | None:
-    bulk = sys.modules.get("toolkit.bulk")
-    return getattr(bulk, "SheetError", None) if bulk is not None else None
-
-
 def _describe_os_error(exc: OSError) -> str:
     name = exc.filename
     reason = exc.strerror or str(exc)
     return f"{name}: {reason}" if name else reason
+
+
+def _translate(exc: BaseException) -> tuple[str, int]:
+    """A library error as (one-line message, exit status); anything unknown re-raised with
+    COINS_DEBUG=1, else reported in one line too (never a traceback for an analyst)."""
+    if isinstance(exc, CliError):
+        return str(exc), exc.code
+    if isinstance(exc, AuthError):
+        return (
+            f"credentials were refused ({exc}); check ENKASH_CLIENT_ID/ENKASH_CLIENT_SECRET and "
+            "ENKASH_USERNAME/ENKASH_PASSWORD. Not retried: 3 failed logins lock the account",
+            EXIT_FATAL,
+        )
+    if isinstance(exc, TransportError):
+        return f"cannot reach the server: {exc}", EXIT_FATAL
+    if isinstance(exc, NotFoundError):
+        return f"not found: {exc}", EXIT_ROWS
+    if isinstance(exc, ConflictError):
+        existing = f" (existing: {exc.existing_id})" if exc.existing_id else ""
+        return f"conflict: {exc}{existing}", EXIT_ROWS
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(str(p) for p in exc.problems)
+        return f"refused as invalid: {exc}" + (f" — {problems}" if problems else ""), EXIT_ROWS
+    if isinstance(exc, RateLimitError | ServerError):
+        return f"the server kept failing, try again later: {exc}", EXIT_ROWS
+    if isinstance(exc, EnKashError):
+        return str(exc), EXIT_FATAL
+    if isinstance(exc, OSError):
+        return _describe_os_error(exc), EXIT_FATAL
+    if isinstance(exc, ValueError):  # includes toolkit.bulk.SheetError
+        return str(exc), EXIT_FATAL
+    if os.environ.get("COINS_DEBUG"):
+        raise exc
+    return (
+        f"unexpected {type(exc).__name__}: {exc} (set COINS_DEBUG=1 to see the traceback, "
+        "and please report it)",
+        EXIT_FATAL,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1087,58 +1171,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except KeyboardInterrupt:
-        print(file=sys.stderr)
-        _error("interrupted — run the same command again to resume")
+        if sys.stderr.isatty():
+            print(file=sys.stderr)  # past the ^C the terminal echoed
+        _error(INTERRUPTED)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader of our stdout went away (e.g. `| head`): stop quietly.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
-    except CliError as exc:
-        _error(exc)
-        return exc.code
-    except AuthError as exc:
-        _error(
-            f"credentials were refused ({exc}); check ENKASH_CLIENT_ID/ENKASH_CLIENT_SECRET and "
-            "ENKASH_USERNAME/ENKASH_PASSWORD — not retried, 3 failed logins lock the account"
-        )
-        return EXIT_FATAL
-    except TransportError as exc:
-        _error(f"cannot reach the server: {exc}")
-        return EXIT_FATAL
-    except NotFoundError as exc:
-        _error(f"not found: {exc}")
-        return EXIT_ROWS
-    except ConflictError as exc:
-        existing = f" (existing: {exc.existing_id})" if exc.existing_id else ""
-        _error(f"conflict: {exc}{existing}")
-        return EXIT_ROWS
-    except ValidationError as exc:
-        problems = "; ".join(str(p) for p in exc.problems)
-        _error(f"refused as invalid: {exc}" + (f" — {problems}" if problems else ""))
-        return EXIT_ROWS
-    except (RateLimitError, ServerError) as exc:
-        _error(f"the server kept failing, try again later: {exc}")
-        return EXIT_ROWS
-    except EnKashError as exc:
-        _error(exc)
-        return EXIT_FATAL
-    except OSError as exc:
-        _error(_describe_os_error(exc))
-        return EXIT_FATAL
     except Exception as exc:
-        sheet_error = _sheet_error_type()
-        if sheet_error is not None and isinstance(exc, sheet_error):
-            _error(exc)
-            return EXIT_FATAL
-        if isinstance(exc, ValueError):
-            _error(exc)
-            return EXIT_FATAL
-        if os.environ.get("COINS_DEBUG"):
-            raise
-        _error(
-            f"unexpected {type(exc).__name__}: {exc} (set COINS_DEBUG=1 to see the traceback, "
-            "and please report it)"
-        )
-        return EXIT_FATAL
+        message, code = _translate(exc)
+        _error(message)
+        return code
