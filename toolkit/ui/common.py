@@ -334,20 +334,10 @@ def shared_filters(
 
 
 def excel_safe_csv(df: pd.DataFrame) -> bytes:
-    """CSV bytes that open safely in Excel: cells starting with = + - @ are neutralised."""
-    try:
-        from toolkit.bulk import to_csv_bytes  # the results writer, when it offers one
-    except ImportError:
-        to_csv_bytes = None
-    if to_csv_bytes is not None:
-        return to_csv_bytes(df)
-    out = df.copy()
-    for column in out.columns:
-        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
-            text = out[column].astype("string")
-            risky = text.str.match(r"^[=+\-@\t\r]", na=False)
-            out[column] = text.where(~risky, "'" + text)
-    return out.to_csv(index=False).encode("utf-8-sig")
+    """CSV bytes that open safely in Excel (the bulk results writer's rules, UTF-8 BOM)."""
+    from toolkit.bulk.results import neutralise
+
+    return neutralise(df).to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig")
 
 
 # --------------------------------------------------------------------------- background jobs
