@@ -5,6 +5,9 @@ committed files and this script never disagree. Run from anywhere:
 
     .venv/bin/python notebooks/data/make_samples.py
 
+Company and user ids follow EnKash's shapes (CEKEKCARDS, EKQZVMQK) but differ from the
+sandbox's demo data, so the sample never collides with what the embedded sandbox is seeded with.
+
 The configuration sheet is what an analyst would really hand in: 10 companies x 20 events,
 a few pairs left out (coverage gaps for notebook 02), one outlier and one switched-off event
 (warnings), and five deliberate mistakes that validation must catch and explain:
@@ -12,8 +15,8 @@ a few pairs left out (coverage gaps for notebook 02), one outlier and one switch
 | row kind | what is wrong |
 | --- | --- |
 | decimal amount | `7.5` coins |
-| lower-case company | `cek0tcw2w8` instead of `CEK0TCW2W8` |
-| duplicate pair | a second `CEKEKCARDS, MEAL_CARD_PAYMENT` row with a different amount |
+| lower-case company | `cek9qwn4tx` instead of `CEK9QWN4TX` |
+| duplicate pair | a second `CEKHYDMART, MEAL_CARD_PAYMENT` row with a different amount |
 | missing event | the event cell is blank |
 | configuration typo | `DEFUALT` |
 
@@ -32,8 +35,8 @@ HERE = Path(__file__).resolve().parent
 SEED = 20240611
 
 COMPANIES = [
-    "CEKEKCARDS",
-    "CEK0TCW2W8",
+    "CEKHYDMART",
+    "CEK9QWN4TX",
     "CEK7HQ2M4P",
     "CEKB19XR3D",
     "CEKN4VW8TS",
@@ -70,7 +73,7 @@ EVENTS = {
 
 # Pairs nobody configured (coverage gaps). Two of them are where the mistakes below land.
 GAPS = {
-    ("CEK0TCW2W8", "GST_PAYMENT"),
+    ("CEK9QWN4TX", "GST_PAYMENT"),
     ("CEK7HQ2M4P", "ANNUAL_RENEWAL"),
     ("CEKN4VW8TS", "FUEL_CARD_PAYMENT"),
     ("CEKZ62LMQA", "RENT_PAYMENT"),
@@ -79,7 +82,7 @@ GAPS = {
 }
 
 USERS = [
-    "EKQZVMQK",
+    "EK7FQZ2N",
     "EK6CYE6K",
     "EK2RJ8TB",
     "EKH4MZ0P",
@@ -144,9 +147,9 @@ def config_rows(rng: random.Random) -> list[dict[str, str]]:
         rows.insert(rows.index(anchor) + 1, row)
 
     insert_after(
-        find("CEK0TCW2W8", "FUEL_CARD_PAYMENT"),
+        find("CEK9QWN4TX", "FUEL_CARD_PAYMENT"),
         {
-            "companyId": "cek0tcw2w8",
+            "companyId": "cek9qwn4tx",
             "event": "GST_PAYMENT",
             "configuration": "DEFAULT",
             "amount": "15",
@@ -164,9 +167,9 @@ def config_rows(rng: random.Random) -> list[dict[str, str]]:
         },
     )
     insert_after(
-        find("CEKEKCARDS", "ANNUAL_RENEWAL"),
+        find("CEKHYDMART", "ANNUAL_RENEWAL"),
         {
-            "companyId": "CEKEKCARDS",
+            "companyId": "CEKHYDMART",
             "event": "MEAL_CARD_PAYMENT",
             "configuration": "CUSTOM",
             "amount": "8",
