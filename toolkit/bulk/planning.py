@@ -136,8 +136,7 @@ def _source_name(validation: Any, sheet: Any) -> str | None:
 def _show(value: Any) -> str:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return "(blank)"
-    text = str(value)
-    return repr(text) if text.strip() != text or text == "" else text
+    return repr(str(value))
 
 
 def _problem_messages(problems: pd.DataFrame | None) -> tuple[pd.Series, pd.Series]:
@@ -145,8 +144,12 @@ def _problem_messages(problems: pd.DataFrame | None) -> tuple[pd.Series, pd.Seri
     empty = pd.Series(dtype="str")
     if problems is None or len(problems) == 0:
         return empty, empty
-    text = problems["column"].astype("str") + "="
-    text = text + problems["value"].map(_show) + ": " + problems["reason"].astype("str")
+    if "message" in problems.columns:
+        # validation's own wording ("Row 7, amount '6.5': …"); the row is a column already.
+        text = problems["message"].astype("str").str.replace(r"^Row [0-9]+, ", "", regex=True)
+    else:
+        text = problems["column"].astype("str") + " " + problems["value"].map(_show)
+        text = text + ": " + problems["reason"].astype("str")
     severity = problems["severity"].astype("str").str.lower()
     rows = problems["row"].astype("int64")
     is_warning = severity.str.startswith("warn")
@@ -159,15 +162,15 @@ def _known_configs(registry: Any) -> pd.DataFrame:
     """The registry's known pairs for its server: coinConfigId, companyId, event,
     configuration, amount (one row per pair)."""
     columns = ["coinConfigId", "companyId", "event", "configuration", "amount"]
-    if registry is None:
-        return pd.DataFrame({c: pd.Series(dtype="str") for c in columns})
-    for name in ("known_pairs", "known_frame", "to_frame"):
-        method = getattr(registry, name, None)
-        if callable(method):
-            known = method()
-            break
-    else:  # pragma: no cover - a registry without any bulk view
-        raise TypeError("the registry offers no frame of known configurations")
+    known = pd.DataFrame({c: pd.Series(dtype="str") for c in columns})
+    if registry is not None:
+        for name in ("known_pairs", "known_frame", "to_frame"):
+            method = getattr(registry, name, None)
+            if callable(method):
+                known = method()
+                break
+        else:  # pragma: no cover - a registry without any bulk view
+            raise TypeError("the registry offers no frame of known configurations")
     known = known.rename(
         columns={
             "coin_config_id": "coinConfigId",
@@ -255,7 +258,7 @@ def plan(validation: Any, registry: Any = None, *, mode: str = "create") -> Plan
         act == "conflict",
         change + "; not changed in mode create (use mode upsert to update it)",
     )
-    message = message.mask(act == "update", change.str.replace("already configured as ", ""))
+    message = message.mask(act == "update", change.str.replace("already configured as ", "update "))
     message = message.mask(
         act == "unchanged",
         "already configured as " + merged["coinConfigId"].fillna("") + " with the same values",

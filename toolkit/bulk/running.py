@@ -431,13 +431,13 @@ def run(
             journal.set_state(run_id, "running")
         state = journal.rows(run_id)
         state = state[state["row"].isin(plan.frame["row"])]
-        reused = 0
-        if found is not None:
-            reused = int(state["status"].isin(list(DONE_STATUSES)).sum())
-            reused -= int(
-                (_initial_rows(plan).set_index("row")["status"].isin(list(DONE_STATUSES))).sum()
-            )
-            reused = max(reused, 0)
+        # Rows an earlier run of this file sent and finished: their results are reused.
+        reused = int(
+            (
+                state["status"].isin(list(DONE_STATUSES))
+                & state["action"].isin(list(SENDING_ACTIONS))
+            ).sum()
+        )
 
         # Rows still to send keep the action their run first planned for them.
         todo = state[~state["status"].isin(list(DONE_STATUSES))]

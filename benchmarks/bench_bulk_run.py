@@ -1,0 +1,173 @@
+"""Bulk create: the toolkit at concurrency 16 vs a sequential `requests.post` loop, same run.
+
+The sandbox runs as a subprocess (``python -m toolkit.sandbox --latency-ms 50``), so every
+create costs at least 50 ms of server time: the ideal for 16 in flight is 16 / 0.05 = 320
+rows/s. The toolkit's time is the whole job an analyst runs (read the CSV, validate, plan
+against the registry, run with the journal and the registry recording every call). The
+baseline — what a notebook loop or Postman runner does — creates a 200-row subset one
+request at a time; its rate is extrapolated to 5,000 rows (it is flat: one request per row).
+The sandbox is reset between the two (`POST /_sandbox/reset`, allowed in benchmarks only).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from benchmarks._harness import Ratio
+from toolkit.settings import SANDBOX_CREDENTIALS
+
+ROWS = 5_000
+BASELINE_ROWS = 200
+CONCURRENCY = 16
+LATENCY_MS = 50
+IDEAL_RPS = CONCURRENCY / (LATENCY_MS / 1000)
+
+
+def _rows(n: int) -> list[tuple[str, str, int, str]]:
+    return [(f"CB{i:06d}", "MEAL_CARD_PAYMENT", 1 + i % 50, "DEFAULT") for i in range(n)]
+
+
+def _start_sandbox(db: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "toolkit.sandbox",
+            "--port",
+            "0",
+            "--db",
+            str(db),
+            "--latency-ms",
+            str(LATENCY_MS),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.startswith("http"):
+        proc.kill()
+        raise RuntimeError(f"the sandbox did not print its URL (got {line!r})")
+    return proc, line.rstrip("/")
+
+
+def _token(url: str) -> str:
+    creds = SANDBOX_CREDENTIALS
+    answer = requests.post(
+        url + "/oauth/token",
+        data={
+            "username": creds["username"],
+            "password": creds["password"],
+            "grant_type": "password",
+            "clientId": creds["client_id"],
+        },
+        auth=(creds["client_id"], creds["client_secret"]),
+        timeout=15,
+    )
+    answer.raise_for_status()
+    return answer.json()["access_token"]
+
+
+def _baseline(url: str) -> float:
+    """Rows/s of a plain sequential loop (what analysts run today)."""
+    headers = {"Authorization": f"Bearer {_token(url)}"}
+    rows = _rows(BASELINE_ROWS)
+    start = time.perf_counter()
+    for company, event, amount, configuration in rows:
+        answer = requests.post(
+            url + "/api/v0/enkash-coins/create-coins-config",
+            json={
+                "companyId": company,
+                "event": event,
+                "amount": amount,
+                "configuration": configuration,
+            },
+            headers=headers,
+            timeout=15,
+        )
+        assert answer.json()["response_code"] == 0, answer.text
+    return len(rows) / (time.perf_counter() - start)
+
+
+def _toolkit(url: str, workdir: Path) -> tuple[float, float, int]:
+    """(rows/s end to end, rows/s of the run alone, configurations on the server)."""
+    from toolkit import bulk
+    from toolkit.client import CoinsClient
+    from toolkit.registry import Registry
+
+    csv = workdir / "configs.csv"
+    lines = ["companyId,event,amount,configuration"]
+    lines += [f"{c},{e},{a},{k}" for c, e, a, k in _rows(ROWS)]
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    creds = SANDBOX_CREDENTIALS
+    client = CoinsClient(
+        base_url=url,
+        client_id=creds["client_id"],
+        client_secret=creds["client_secret"],
+        username=creds["username"],
+        password=creds["password"],
+        pool_maxsize=CONCURRENCY * 2,
+    )
+    registry = Registry(workdir / "registry.sqlite3", client=client)
+    try:
+        client.get_balance("WARMUP")  # log in before the clock starts, as any session would
+        start = time.perf_counter()
+        sheet = bulk.read_configs(csv)
+        plan = bulk.plan(bulk.validate(sheet), registry)
+        run_start = time.perf_counter()
+        result = bulk.run(plan, client=client, registry=registry, concurrency=CONCURRENCY)
+        end = time.perf_counter()
+    finally:
+        client.close()
+    if result.counts.get("created") != ROWS:
+        raise RuntimeError(f"the toolkit did not create every row: {result.summary()}")
+    configs = requests.get(url + "/_sandbox/configs", timeout=30).json()
+    held = len(configs.get("payload", configs) if isinstance(configs, dict) else configs)
+    return ROWS / (end - start), ROWS / (end - run_start), held
+
+
+def run() -> list[Ratio]:
+    with tempfile.TemporaryDirectory(prefix="bench-bulk-") as tmp:
+        workdir = Path(tmp)
+        proc, url = _start_sandbox(workdir / "sandbox.sqlite3")
+        try:
+            baseline = _baseline(url)
+            requests.post(url + "/_sandbox/reset", timeout=30).raise_for_status()
+            toolkit_rps, run_rps, held = _toolkit(url, workdir)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    detail = (
+        f"toolkit {toolkit_rps:.0f} rows/s end to end ({run_rps:.0f} rows/s for the run "
+        f"alone; {ROWS} rows, {held} configs on the sandbox) vs sequential "
+        f"{baseline:.1f} rows/s ({BASELINE_ROWS} rows, extrapolated to {ROWS})"
+    )
+    return [
+        Ratio(
+            "bulk-create speedup, concurrency 16 vs sequential",
+            toolkit_rps / baseline,
+            12,
+            detail=detail,
+        ),
+        Ratio(
+            f"bulk-create efficiency, rows/s ÷ {IDEAL_RPS:.0f} (ideal at 50 ms)",
+            toolkit_rps / IDEAL_RPS,
+            0.8,
+        ),
+    ]
+
+
+if __name__ == "__main__":
+    for ratio in run():
+        print(ratio.line())

@@ -1,0 +1,147 @@
+"""The dry run: every row gets an action, decided against the registry, nothing is sent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import requests
+
+from toolkit import bulk
+from toolkit.bulk.planning import CONFIG_PLAN_COLUMNS, derive_request_id, plan, plan_allocations
+from toolkit.client import CoinsClient
+from toolkit.registry import Registry
+
+
+def _client(sandbox: Any) -> CoinsClient:
+    return CoinsClient(base_url=sandbox.url, **sandbox.credentials, timeout_s=5)
+
+
+def _server_configs(url: str) -> list[dict[str, Any]]:
+    body = requests.get(url + "/_sandbox/configs", timeout=10).json()
+    return body.get("payload", body) if isinstance(body, dict) else body
+
+
+def _sheet(tmp_path: Path, text: str, name: str = "configs.csv") -> Any:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return bulk.read_configs(path)
+
+
+SHEET = (
+    "companyId,event,amount,configuration,note\n"
+    "CEKSAME,MEAL_CARD_PAYMENT,6,DEFAULT,same as known\n"
+    "CEKDIFF,MEAL_CARD_PAYMENT,10,CUSTOM,differs from known\n"
+    "CEKNEW,MEAL_CARD_PAYMENT,4,DEFAULT,new pair\n"
+    "CEKBAD,MEAL_CARD_PAYMENT,6.5,DEFAULT,bad amount\n"
+    "lower,MEAL_CARD_PAYMENT,3,DEFAULT,bad company\n"
+)
+
+
+@pytest.fixture
+def known(fresh_sandbox: Any, tmp_path: Path) -> Registry:
+    """A registry that knows CEKSAME (DEFAULT 6) and CEKDIFF (DEFAULT 6) on the sandbox."""
+    client = _client(fresh_sandbox)
+    registry = Registry(tmp_path / "registry.sqlite3", client=client)
+    client.create_config(company_id="CEKSAME", event="MEAL_CARD_PAYMENT", amount=6)
+    client.create_config(company_id="CEKDIFF", event="MEAL_CARD_PAYMENT", amount=6)
+    yield registry
+    client.close()
+
+
+def _by_company(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    return {r["note"]: r for r in frame.to_dict("records")}
+
+
+def test_create_mode_leaves_known_pairs_alone_and_names_the_existing_id(
+    known: Registry, tmp_path: Path
+) -> None:
+    result = plan(bulk.validate(_sheet(tmp_path, SHEET)), known, mode="create")
+
+    assert list(result.frame.columns) == CONFIG_PLAN_COLUMNS
+    assert result.frame["action"].tolist() == [
+        "unchanged",
+        "conflict",
+        "create",
+        "invalid",
+        "invalid",
+    ]
+    conflict = result.frame.iloc[1]
+    assert conflict["coinConfigId"].startswith("WCC")
+    assert conflict["before_amount"] == 6 and conflict["before_configuration"] == "DEFAULT"
+    assert conflict["coinConfigId"] in conflict["message"]
+    assert "DEFAULT 6 → CUSTOM 10" in conflict["message"]
+    assert result.counts == {
+        "create": 1,
+        "update": 0,
+        "unchanged": 1,
+        "conflict": 1,
+        "invalid": 2,
+    }
+
+
+def test_upsert_mode_updates_pairs_known_with_other_values(known: Registry, tmp_path: Path) -> None:
+    result = plan(bulk.validate(_sheet(tmp_path, SHEET)), known, mode="upsert")
+
+    assert result.frame["action"].tolist()[:3] == ["unchanged", "update", "create"]
+    assert result.counts["update"] == 1 and result.counts["conflict"] == 0
+
+
+def test_invalid_rows_carry_their_reasons_and_no_known_values(
+    known: Registry, tmp_path: Path
+) -> None:
+    frame = plan(bulk.validate(_sheet(tmp_path, SHEET)), known).frame
+    bad_amount, bad_company = frame.iloc[3], frame.iloc[4]
+
+    assert "amount" in bad_amount["message"] and "whole number" in bad_amount["message"]
+    assert "companyId" in bad_company["message"]
+    assert pd.isna(bad_amount["coinConfigId"]) and pd.isna(bad_company["coinConfigId"])
+    assert bad_amount["row"] == 5 and bad_company["row"] == 6
+
+
+def test_plan_sends_nothing(known: Registry, fresh_sandbox: Any, tmp_path: Path) -> None:
+    before = len(_server_configs(fresh_sandbox.url))
+    plan(bulk.validate(_sheet(tmp_path, SHEET)), known, mode="upsert")
+    assert len(_server_configs(fresh_sandbox.url)) == before
+
+
+def test_every_row_is_planned_with_an_empty_registry(tmp_path: Path) -> None:
+    lines = ["companyId,event,amount"] + [f"CEK{i},EVENT_{i % 3},{i}" for i in range(50)]
+    lines += ["", "CEKX,bad event,1", ",,"]
+    result = plan(bulk.validate(_sheet(tmp_path, "\n".join(lines) + "\n")), None)
+
+    assert len(result.frame) == len(result.inputs) == 52
+    assert result.counts["create"] == 50 and result.counts["invalid"] == 2
+    assert result.frame["row"].is_unique
+
+
+def test_unknown_mode_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="mode"):
+        plan(bulk.validate(_sheet(tmp_path, SHEET)), None, mode="replace")
+
+
+def test_allocation_request_ids_are_derived_from_the_file_and_row(tmp_path: Path) -> None:
+    text = (
+        "companyId,event,userId,requestId\n"
+        "CEKA,MEAL_CARD_PAYMENT,EKUSER1,\n"
+        "CEKA,MEAL_CARD_PAYMENT,EKUSER2,MYREQ-1\n"
+        "CEKA,MEAL_CARD_PAYMENT,,\n"
+    )
+    path = tmp_path / "alloc.csv"
+    path.write_text(text, encoding="utf-8")
+    sheet = bulk.read_allocations(path)
+    first = plan_allocations(bulk.validate_allocations(sheet))
+    again = plan_allocations(bulk.validate_allocations(bulk.read_allocations(path)))
+
+    frame = first.frame
+    assert frame["action"].tolist() == ["allocate", "allocate", "invalid"]
+    assert frame["requestId"].iloc[0] == derive_request_id(
+        sheet.sha256, 2, "CEKA", "MEAL_CARD_PAYMENT", "EKUSER1"
+    )
+    assert frame["requestId"].iloc[0].startswith("BULK-")
+    assert frame["requestId"].iloc[1] == "MYREQ-1"
+    assert frame["requestId_derived"].tolist()[:2] == [True, False]
+    assert frame["requestId"].tolist()[:2] == again.frame["requestId"].tolist()[:2]
+    assert "no configuration known locally" in frame["message"].iloc[0]
