@@ -3,15 +3,29 @@
 Every surface (app, notebooks, CLI) calls these same functions; none re-implements a step.
 """
 
+from toolkit.bulk.journal import Journal
+from toolkit.bulk.planning import Plan, derive_request_id, plan, plan_allocations
 from toolkit.bulk.reading import Sheet, SheetError, read_allocations, read_configs
+from toolkit.bulk.results import write_results
+from toolkit.bulk.running import RateLimiter, RunResult, progress_bar, run
 from toolkit.bulk.validation import Validation, validate, validate_allocations
 
 __all__ = [
+    "Journal",
+    "Plan",
+    "RateLimiter",
+    "RunResult",
     "Sheet",
     "SheetError",
     "Validation",
+    "derive_request_id",
+    "plan",
+    "plan_allocations",
+    "progress_bar",
     "read_allocations",
     "read_configs",
+    "run",
     "validate",
     "validate_allocations",
+    "write_results",
 ]
