@@ -1,0 +1,194 @@
+"""``python -m toolkit.sandbox``: serve the sandbox until SIGINT or SIGTERM.
+
+Prints exactly one line on stdout once the socket is bound and the server serves:
+``Sandbox listening on http://HOST:PORT``. Everything else (credentials, warnings) goes to
+stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from toolkit.sandbox.app import DEFAULT_CREDENTIALS, SandboxConfig, create_app
+from toolkit.sandbox.demo import seed_demo
+from toolkit.sandbox.faults import Faults
+from toolkit.sandbox.server import bind_socket, url_for, uvicorn_config
+
+EXAMPLE = """\
+example:
+  python -m toolkit.sandbox --host 127.0.0.1 --port 8765 --db .coins/sandbox.sqlite3 --seed-demo
+  python -m toolkit.sandbox --port 0 --error-rate 0.1 --drop-rate 0.02 --fault-seed 7
+
+Faults: --latency-ms delays every answer; the error, 429, slow-after-commit and drop faults
+apply to /api/* only (never to /oauth/token or /_sandbox/*). Change them while running with
+PUT /_sandbox/faults and a JSON object of the same names (e.g. {"error_rate": 0.1}).
+Test-only admin routes: POST /_sandbox/reset, GET /_sandbox/configs, GET /_sandbox/allocations,
+GET|PUT /_sandbox/faults, POST /_sandbox/seed-demo.
+"""
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1")
+    return value
+
+
+def _millis(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 600_000:
+        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 600000 ms")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} must be 0-65535 (0 = any free port)")
+    return value
+
+
+def _ttl(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("the token TTL must be at least 1 second")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    default_db = Path(os.environ.get("COINS_HOME") or ".coins") / "sandbox.sqlite3"
+    parser = argparse.ArgumentParser(
+        prog="python -m toolkit.sandbox",
+        description="A local EnKash coins (Point Management) API: the six calls of the "
+        "contract, state in one SQLite file, and faults on demand.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--port", type=_port, default=8765, help="port (0 = any free port; default 8765)"
+    )
+    parser.add_argument(
+        "--db", type=Path, default=default_db, help=f"SQLite file (default {default_db})"
+    )
+    parser.add_argument(
+        "--token-ttl", type=_ttl, default=300, help="token lifetime in seconds (default 300)"
+    )
+    parser.add_argument("--client-id", default=DEFAULT_CREDENTIALS["client_id"])
+    parser.add_argument("--client-secret", default=DEFAULT_CREDENTIALS["client_secret"])
+    parser.add_argument("--username", default=DEFAULT_CREDENTIALS["username"])
+    parser.add_argument("--password", default=DEFAULT_CREDENTIALS["password"])
+    parser.add_argument(
+        "--seed-demo",
+        action="store_true",
+        help="load demo companies, events and balances if the database is empty",
+    )
+    faults = parser.add_argument_group("faults (rates are probabilities from 0 to 1)")
+    faults.add_argument("--latency-ms", type=_millis, default=0.0, help="delay every answer")
+    faults.add_argument("--error-rate", type=_rate, default=0.0, help="answer 500/503 at once")
+    faults.add_argument(
+        "--rate-limit-rate", type=_rate, default=0.0, help="answer 429 with Retry-After: 1"
+    )
+    faults.add_argument(
+        "--slow-after-commit-rate",
+        type=_rate,
+        default=0.0,
+        help="do the work and commit, then answer --slow-after-commit-ms late",
+    )
+    faults.add_argument("--slow-after-commit-ms", type=_millis, default=1000.0)
+    faults.add_argument(
+        "--drop-rate", type=_rate, default=0.0, help="close the connection without answering"
+    )
+    faults.add_argument("--fault-seed", type=int, default=None, help="repeatable fault draws")
+    return parser
+
+
+async def _serve(server: uvicorn.Server, sock: Any, url: str) -> None:
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started and not task.done():
+        await asyncio.sleep(0.01)
+    if server.started:
+        print(f"Sandbox listening on {url}", flush=True)
+    await task
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    faults = Faults(
+        latency_ms=args.latency_ms,
+        error_rate=args.error_rate,
+        rate_limit_rate=args.rate_limit_rate,
+        slow_after_commit_rate=args.slow_after_commit_rate,
+        slow_after_commit_ms=args.slow_after_commit_ms,
+        drop_rate=args.drop_rate,
+    )
+    config = SandboxConfig(
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        username=args.username,
+        password=args.password,
+        token_ttl=args.token_ttl,
+    )
+    try:
+        app = create_app(args.db, config=config, faults=faults, fault_seed=args.fault_seed)
+    except Exception as exc:  # unreadable path, not a database, ...
+        print(f"sandbox: cannot open the database {args.db}: {exc}", file=sys.stderr)
+        return 1
+    store = app.sandbox.store
+    try:
+        if args.seed_demo:
+            if seed_demo(store):
+                print(f"Loaded demo data into {args.db}", file=sys.stderr)
+            print(
+                f"Credentials: client {config.client_id} / {config.client_secret}, "
+                f"user {config.username} / {config.password}",
+                file=sys.stderr,
+            )
+        try:
+            sock = bind_socket(args.host, args.port)
+        except OSError as exc:
+            print(f"sandbox: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+            return 1
+        url = url_for(args.host, sock.getsockname()[1])
+        server = uvicorn.Server(
+            uvicorn_config(
+                app, log_config=uvicorn.config.LOGGING_CONFIG, timeout_graceful_shutdown=3
+            )
+        )
+
+        def stop(signum: int, frame: object) -> None:
+            # Installed before uvicorn's own handlers and restored after them: uvicorn re-raises
+            # the signal it caught once it has shut down, and this makes that a clean exit 0.
+            server.should_exit = True
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, stop)
+        asyncio.run(_serve(server, sock, url))
+        sock.close()
+    finally:
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

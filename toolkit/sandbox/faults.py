@@ -1,0 +1,238 @@
+"""Faults the sandbox can be told to inject, and the pure ASGI middleware that injects them.
+
+| fault | applies to | effect |
+| --- | --- | --- |
+| ``latency_ms`` | every answer | the answer leaves no sooner than this after the request arrived |
+| ``error_rate`` | ``/api/*`` | 500 or 503 (envelope) before doing anything |
+| ``rate_limit_rate`` | ``/api/*`` | 429 with ``Retry-After: 1`` before doing anything |
+| ``slow_after_commit_rate`` | ``/api/*`` | work done and committed, then the answer waits |
+|   + ``slow_after_commit_ms`` |  | that much longer (a client timeout fires: ambiguous) |
+| ``drop_rate`` | ``/api/*`` | the TCP connection is closed with no answer, before doing anything |
+
+``/oauth/token`` and ``/_sandbox/*`` only ever get the latency, never an injected failure.
+Faults live in memory, per process; ``fault_seed`` makes the draws repeatable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from toolkit.models import ResponseCode
+
+__all__ = [
+    "FAULT_NAMES",
+    "ConnectionDropped",
+    "FaultMiddleware",
+    "FaultState",
+    "Faults",
+]
+
+_RATES = ("error_rate", "rate_limit_rate", "slow_after_commit_rate", "drop_rate")
+_DURATIONS = ("latency_ms", "slow_after_commit_ms")
+_MAX_MS = 600_000.0
+FAULT_NAMES: tuple[str, ...] = (
+    "latency_ms",
+    "error_rate",
+    "rate_limit_rate",
+    "slow_after_commit_rate",
+    "slow_after_commit_ms",
+    "drop_rate",
+)
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class ConnectionDropped(ConnectionError):
+    """Raised by a drop fault when no real transport can be closed (an in-memory ASGI client)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """Fault settings; all off by default. Rates are probabilities from 0 to 1."""
+
+    latency_ms: float = 0.0
+    error_rate: float = 0.0
+    rate_limit_rate: float = 0.0
+    slow_after_commit_rate: float = 0.0
+    slow_after_commit_ms: float = 1000.0
+    drop_rate: float = 0.0
+
+    def updated(self, changes: Mapping[str, Any]) -> Faults:
+        """A copy with ``changes`` applied; ``ValueError`` naming every bad name or value."""
+        problems: list[str] = []
+        clean: dict[str, float] = {}
+        for name, value in changes.items():
+            if name not in FAULT_NAMES:
+                problems.append(f"unknown fault {name!r} (known: {', '.join(FAULT_NAMES)})")
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                problems.append(f"{name}={value!r} must be a number")
+                continue
+            number = float(value)
+            if not math.isfinite(number):
+                problems.append(f"{name}={value!r} must be a finite number")
+            elif name in _RATES and not 0.0 <= number <= 1.0:
+                problems.append(f"{name}={value!r} must be between 0 and 1")
+            elif name in _DURATIONS and not 0.0 <= number <= _MAX_MS:
+                problems.append(f"{name}={value!r} must be between 0 and {_MAX_MS:.0f} ms")
+            else:
+                clean[name] = number
+        if problems:
+            raise ValueError("; ".join(problems))
+        return replace(self, **clean)
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+class FaultState:
+    """The live faults of one sandbox process and the random source their draws use."""
+
+    def __init__(self, faults: Faults | None = None, *, seed: int | None = None) -> None:
+        self.faults = faults or Faults()
+        self.seed = seed
+        self.rng = random.Random(seed)
+
+    def update(self, changes: Mapping[str, Any]) -> Faults:
+        """Partial update (validated as a whole first); ``fault_seed`` re-seeds the draws."""
+        changes = dict(changes)
+        seed_given = "fault_seed" in changes
+        seed = changes.pop("fault_seed", None)
+        if (
+            seed_given
+            and seed is not None
+            and (isinstance(seed, bool) or not isinstance(seed, int))
+        ):
+            raise ValueError(f"fault_seed={seed!r} must be an integer or null")
+        new = self.faults.updated(changes)
+        if seed_given:
+            self.seed = seed
+            self.rng = random.Random(seed)
+        self.faults = new  # one assignment: a request sees the old or the new set, never a mix
+        return new
+
+    def clear(self) -> None:
+        self.faults = Faults()
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.faults.as_dict() | {"fault_seed": self.seed}
+
+    def draw(self, rate: float) -> bool:
+        return rate > 0.0 and self.rng.random() < rate
+
+
+def _is_api(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
+async def _answer(send: Send, status: int, code: ResponseCode, message: str, headers=()) -> None:
+    body = json.dumps(
+        {"payload": None, "response_code": int(code), "response_message": message}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _drop(send: Send) -> None:
+    """Close the client's TCP connection without a byte of answer.
+
+    Under uvicorn ``send`` is a bound method of the request cycle, whose ``transport`` is the
+    connection. Marking the cycle disconnected stops uvicorn from writing its own 500 after the
+    app returns without answering.
+    """
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None or not hasattr(transport, "close"):
+        raise ConnectionDropped("sandbox drop fault: connection closed without an answer")
+    if hasattr(cycle, "disconnected"):
+        cycle.disconnected = True
+    transport.close()
+
+
+class FaultMiddleware:
+    """Pure ASGI middleware; must wrap the app outermost so ``send`` is the server's own."""
+
+    def __init__(self, app: ASGIApp, state: FaultState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = self.state
+        faults = state.faults
+        loop = asyncio.get_running_loop()
+        ready_at = loop.time() + faults.latency_ms / 1000.0
+        slow_s = 0.0
+        if _is_api(scope.get("path", "")):
+            if state.draw(faults.drop_rate):
+                await _sleep_until(loop, ready_at)
+                _drop(send)
+                return
+            if state.draw(faults.error_rate):
+                await _sleep_until(loop, ready_at)
+                if state.rng.random() < 0.5:
+                    status, code, what = 500, ResponseCode.SERVER_ERROR, "internal server error"
+                else:
+                    status, code, what = 503, ResponseCode.UNAVAILABLE, "service unavailable"
+                await _answer(
+                    send, status, code, f"Sandbox fault: {what} (error_rate); nothing was done"
+                )
+                return
+            if state.draw(faults.rate_limit_rate):
+                await _sleep_until(loop, ready_at)
+                await _answer(
+                    send,
+                    429,
+                    ResponseCode.RATE_LIMITED,
+                    "Too many requests: retry after 1 second (sandbox rate_limit_rate)",
+                    headers=[(b"retry-after", b"1")],
+                )
+                return
+            if state.draw(faults.slow_after_commit_rate):
+                slow_s = faults.slow_after_commit_ms / 1000.0
+        if faults.latency_ms <= 0 and slow_s <= 0:
+            await self.app(scope, receive, send)
+            return
+
+        async def late_send(message: Message) -> None:
+            # The endpoint has finished (and committed) by the time it starts its answer.
+            if message["type"] == "http.response.start":
+                await _sleep_until(loop, ready_at)
+                if slow_s > 0:
+                    await asyncio.sleep(slow_s)
+            await send(message)
+
+        await self.app(scope, receive, late_send)
+
+
+async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
+    delay = when - loop.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+def fault_fields() -> tuple[str, ...]:
+    """Names accepted by ``PUT /_sandbox/faults`` (the faults and ``fault_seed``)."""
+    return (*(f.name for f in fields(Faults)), "fault_seed")
