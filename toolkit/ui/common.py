@@ -89,13 +89,38 @@ def auth_message(exc: EnKashError) -> str:
 
 
 def _login(ws: Workspace) -> None:
-    """Log in once now, so refused credentials show on the first page rather than mid-task."""
-    client = ws.client
-    for name in ("login", "ensure_token", "authenticate"):
-        method = getattr(client, name, None)
-        if callable(method):
-            method()
-            return
+    """Log in once now, so refused credentials show on the first page rather than mid-task.
+
+    The client logs in lazily and has no public login call; its token manager remembers a
+    refusal, so this is the only attempt these credentials get in this process.
+    """
+    tokens = getattr(ws.client, "_tokens", None)
+    token = getattr(tokens, "token", None)
+    if callable(token):
+        token()
+
+
+def _seed_registry(ws: Workspace) -> int:
+    """A new sandbox is seeded with demo data the registry has never seen (the API has no list
+    call): import those ids once, through the sandbox's admin list — the only admin route
+    the toolkit uses, and only to seed demo data. Returns how many ids were imported."""
+    import requests
+
+    if not ws.is_sandbox or len(ws.registry.known_pairs()):
+        return 0
+    base_url = getattr(ws.client, "base_url", None)
+    if not base_url:
+        return 0
+    try:
+        answer = requests.get(f"{base_url}/_sandbox/configs", timeout=10)
+        payload = answer.json().get("payload") or []
+    except (requests.RequestException, ValueError, AttributeError):
+        log.warning("could not list the sandbox's demo configurations", exc_info=True)
+        return 0
+    ids = [item["coinConfigId"] for item in payload if item.get("coinConfigId")]
+    if ids:
+        ws.registry.import_ids(ids, source="app")
+    return len(ids)
 
 
 @st.cache_resource(show_spinner="Connecting to EnKash…", max_entries=4)
@@ -118,6 +143,7 @@ def _connect(fingerprint: str, _settings: Settings) -> Connection:
     conn.workspace = ws
     try:
         _login(ws)
+        _seed_registry(ws)
     except AuthError as exc:
         conn.auth_error = auth_message(exc)
     except EnKashError as exc:
@@ -154,26 +180,20 @@ def _mask_user(user: str | None) -> str:
 
 
 def _token_text(ws: Workspace) -> str:
-    state_fn = getattr(ws.client, "token_state", None)
-    if not callable(state_fn):
-        return "unknown"
+    """The token's state in words; only the state, its time left and where it came from."""
     try:
-        state = state_fn()
+        state = ws.client.token_state()
     except Exception:  # the sidebar never breaks a page
         return "unknown"
-    if not isinstance(state, dict):
-        return str(state)
-    # Only plain flags and numbers: never a token or a secret, whatever the dict carries.
-    parts = []
-    for key, value in state.items():
-        lowered = key.lower()
-        if any(word in lowered for word in ("secret", "password", "cookie")):
-            continue
-        if isinstance(value, str) and "token" in lowered and lowered not in ("token_state",):
-            continue
-        if isinstance(value, bool | int | float) or value is None:
-            parts.append(f"{key}: {value}")
-    return ", ".join(parts) or "not logged in yet"
+    name = str(state.get("state", "unknown"))
+    left = state.get("expires_in_s")
+    source = state.get("source")
+    text = {"none": "not logged in yet"}.get(name, name)
+    if isinstance(left, int | float) and name == "valid":
+        text += f", {left / 60:.0f} min left" if left >= 90 else f", {left:.0f} s left"
+    if source == "given":
+        text += " (ENKASH_ACCESS_TOKEN)"
+    return text
 
 
 def banner(conn: Connection) -> None:

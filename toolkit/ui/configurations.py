@@ -189,7 +189,9 @@ def _toolbar(ws) -> None:
         registry = ws.registry
 
         def run(job: common.Job):
-            return registry.refresh(progress=lambda done, total: job.progress(done, total))
+            return registry.refresh(
+                progress=lambda done, total: job.progress(done, total), source="app"
+            )
 
         common.start_job(SYNC_JOB, "Refreshing from EnKash", run)
     with col3.expander("Import ids", icon=":material/playlist_add:"):
@@ -214,7 +216,9 @@ def _toolbar(ws) -> None:
                 registry = ws.registry
 
                 def run_import(job: common.Job):
-                    return registry.import_ids(ids)
+                    return registry.import_ids(
+                        ids, progress=lambda done, total: job.progress(done, total)
+                    )
 
                 common.start_job(SYNC_JOB, f"Importing {len(ids)} ids", run_import, total=None)
     job = common.show_job(SYNC_JOB)
@@ -233,24 +237,16 @@ def _toolbar(ws) -> None:
 
 
 def _sync_summary(result) -> str:
-    if result is None:
-        return "Done."
-    summary = getattr(result, "summary", None)
-    if callable(summary):
-        return str(summary())
-    if isinstance(summary, str):
-        return summary
-    return str(result)
+    if isinstance(result, pd.DataFrame):
+        return result.attrs.get("summary") or f"{len(result):,} ids checked."
+    return "Done."
 
 
 def _sync_details(result) -> pd.DataFrame | None:
-    for name in ("frame", "to_frame", "details"):
-        value = getattr(result, name, None)
-        if callable(value):
-            value = value()
-        if isinstance(value, pd.DataFrame):
-            return value
-    return result if isinstance(result, pd.DataFrame) else None
+    if not isinstance(result, pd.DataFrame) or result.empty:
+        return None
+    # Only what needs a look: new, changed outside the toolkit, gone, unknown or failed.
+    return result[~result["status"].isin(["unchanged", "known"])]
 
 
 def _table(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -538,36 +534,68 @@ def _update_form(ws, before: CoinConfig) -> None:
         st.success(message, icon=":material/check_circle:")
 
 
+_HISTORY_COLUMNS = [
+    "audit_id",
+    "at",
+    "action",
+    "outcome",
+    "changes",
+    "actor",
+    "source",
+    "message",
+    "reverts_audit_id",
+]
+
+
 def _history(ws, coin_config_id: str) -> None:
     history = ws.registry.history(coin_config_id)
     if history is None or len(history) == 0:
         st.caption("No recorded changes yet.")
         return
-    st.dataframe(history, hide_index=True)
-    audit_col = "audit_id" if "audit_id" in history.columns else history.columns[0]
-    revertible = history
-    if "action" in history.columns:
-        revertible = history[history["action"].astype("string").isin(["update", "revert"])]
-    ids = revertible[audit_col].tolist()
-    if not ids:
-        st.caption("Nothing to revert: only updates can be reverted.")
-        return
-    c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
-    audit_id = c1.selectbox(
-        "Revert the change", ids, key=f"{P}_revert_pick_{coin_config_id}", format_func=str
+    history = history.sort_values("audit_id", ascending=False)
+    st.dataframe(
+        history[[c for c in _HISTORY_COLUMNS if c in history.columns]],
+        hide_index=True,
+        column_config={
+            "audit_id": st.column_config.NumberColumn("Entry", format="%d"),
+            "at": st.column_config.DatetimeColumn("When", format="YYYY-MM-DD HH:mm:ss"),
+            "reverts_audit_id": st.column_config.NumberColumn("Reverts", format="%d"),
+        },
     )
-    if c2.button("Revert", key=f"{P}_revert_{coin_config_id}", icon=":material/history:"):
+    changes = history[
+        history["action"].astype("string").isin(["update", "revert", "drift"])
+        & (history["outcome"].astype("string") == "ok")
+    ]
+    if changes.empty:
+        st.caption("Nothing to revert: only successful updates (and drift) can be reverted.")
+        return
+    labels = {
+        int(row.audit_id): f"#{int(row.audit_id)} · {row.action} · {row.changes}"
+        for row in changes.itertuples(index=False)
+    }
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    audit_id = c1.selectbox(
+        "Undo a change (puts back its before-values)",
+        list(labels),
+        format_func=labels.get,
+        key=f"{P}_revert_pick_{coin_config_id}",
+    )
+    if c2.button("Revert", key=f"{P}_revert_{coin_config_id}", icon=":material/undo:"):
         with st.spinner("Reverting…"):
-            result, error = common.call(ws.registry.revert, audit_id)
+            result, error = common.call(ws.registry.revert, audit_id, source="app")
         if error is not None:
-            st.error(common.connection().auth_error or str(error))
+            st.session_state[f"{P}_revert_msg"] = (
+                "error",
+                common.connection().auth_error or f"Revert refused: {error}",
+            )
         else:
             common.invalidate()
-            st.session_state[f"{P}_reverted"] = f"Reverted change {audit_id}: {result}"
-            st.rerun()
-    message = st.session_state.pop(f"{P}_reverted", None)
+            st.session_state[f"{P}_revert_msg"] = ("success", f"Reverted: {result}")
+        st.rerun()
+    message = st.session_state.pop(f"{P}_revert_msg", None)
     if message:
-        st.success(message)
+        kind, text = message
+        (st.error if kind == "error" else st.success)(text)
 
 
 def render() -> None:
