@@ -109,7 +109,7 @@ def test_plan_sends_nothing(known: Registry, fresh_sandbox: Any, tmp_path: Path)
 
 def test_every_row_is_planned_with_an_empty_registry(tmp_path: Path) -> None:
     lines = ["companyId,event,amount"] + [f"CEK{i},EVENT_{i % 3},{i}" for i in range(50)]
-    lines += ["", "CEKX,bad event,1", ",,"]
+    lines += ["", "CEKX,bad event,1", ",,", "CEKY,EVENT_1,"]  # blank lines are not rows
     result = plan(bulk.validate(_sheet(tmp_path, "\n".join(lines) + "\n")), None)
 
     assert len(result.frame) == len(result.inputs) == 52

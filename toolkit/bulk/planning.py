@@ -158,6 +158,12 @@ def _problem_messages(problems: pd.DataFrame | None) -> tuple[pd.Series, pd.Seri
     return errors, warnings
 
 
+def _per_row(messages: pd.Series, frame: pd.DataFrame) -> pd.Series:
+    """Messages keyed by row number, aligned with ``frame`` ("" where a row has none)."""
+    looked_up = messages.astype("str").reindex(frame["row"].to_numpy()).fillna("")
+    return pd.Series(looked_up.to_numpy(), index=frame.index, dtype="str")
+
+
 def _known_configs(registry: Any) -> pd.DataFrame:
     """The registry's known pairs for its server: coinConfigId, companyId, event,
     configuration, amount (one row per pair)."""
@@ -242,8 +248,8 @@ def plan(validation: Any, registry: Any = None, *, mode: str = "create") -> Plan
 
     # Messages: reasons for invalid rows, before → after for known pairs, warnings for all.
     message = pd.Series("", index=merged.index, dtype="str")
-    by_row_errors = merged["row"].map(errors).fillna("")
-    by_row_warnings = merged["row"].map(warnings).fillna("")
+    by_row_errors = _per_row(errors, merged)
+    by_row_warnings = _per_row(warnings, merged)
     before = (
         merged["before_configuration"].fillna("?")
         + " "
@@ -341,8 +347,8 @@ def plan_allocations(validation: Any, registry: Any = None) -> Plan:
     known = _known_configs(registry)[["companyId", "event", "amount", "coinConfigId"]]
     merged = base.merge(known, on=["companyId", "event"], how="left", validate="many_to_one")
     act = pd.Series(np.where(valid, "allocate", "invalid"), index=merged.index, dtype="str")
-    by_row_errors = merged["row"].map(errors).fillna("")
-    by_row_warnings = merged["row"].map(warnings).fillna("")
+    by_row_errors = _per_row(errors, merged)
+    by_row_warnings = _per_row(warnings, merged)
     message = pd.Series("", index=merged.index, dtype="str")
     message = message.mask(act == "invalid", by_row_errors)
     unknown_pair = (act == "allocate") & merged["coinConfigId"].isna()
