@@ -1,0 +1,475 @@
+"""The registry against the real sandbox and real SQLite: known configs, audit, drift, revert."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+
+from toolkit import db
+from toolkit.client import ApiCall, CoinsClient
+from toolkit.errors import ConflictError
+from toolkit.models import CoinConfig, Configuration
+from toolkit.registry import (
+    AUDIT_COLUMNS,
+    MIGRATIONS,
+    REPORT_COLUMNS,
+    Registry,
+    RevertRefused,
+)
+from toolkit.sandbox import start_sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+FRAME_DTYPES = {
+    "coinConfigId": "str",
+    "companyId": "str",
+    "event": "str",
+    "configuration": "category",
+    "amount": "Int64",
+    "created_at": "datetime64[us, UTC]",
+    "updated_at": "datetime64[us, UTC]",
+    "last_synced_at": "datetime64[us, UTC]",
+    "source": "str",
+}
+
+
+def company() -> str:
+    """A company id no other test uses (the module's sandbox is shared)."""
+    return "T" + uuid.uuid4().hex[:12].upper()
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with start_sandbox() as handle:
+        yield handle
+
+
+@pytest.fixture
+def client(sandbox):
+    with CoinsClient.from_settings(sandbox.settings(), source="tests") as c:
+        yield c
+
+
+@pytest.fixture
+def registry(tmp_path, client):
+    with Registry(tmp_path / "registry.sqlite3", client=client, actor="analyst-1") as reg:
+        yield reg
+
+
+class Outside:
+    """Someone changing configurations with raw HTTP, not through the toolkit."""
+
+    def __init__(self, sandbox) -> None:
+        creds = sandbox.credentials
+        self.url = sandbox.url
+        answer = requests.post(
+            f"{self.url}/oauth/token",
+            auth=(creds["client_id"], creds["client_secret"]),
+            data={
+                "username": creds["username"],
+                "password": creds["password"],
+                "grant_type": "password",
+                "clientId": creds["client_id"],
+            },
+            timeout=10,
+        )
+        answer.raise_for_status()
+        self.headers = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+    def patch(self, coin_config_id: str, **body) -> dict:
+        answer = requests.patch(
+            f"{self.url}/api/v0/enkash-coins/{coin_config_id}",
+            json=body,
+            headers=self.headers,
+            timeout=10,
+        ).json()
+        assert answer["response_code"] == 0, answer
+        return answer["payload"]
+
+    def get(self, coin_config_id: str) -> dict:
+        answer = requests.get(
+            f"{self.url}/api/v0/enkash-coins/{coin_config_id}", headers=self.headers, timeout=10
+        ).json()
+        assert answer["response_code"] == 0, answer
+        return answer["payload"]
+
+
+def call(action: str, config: CoinConfig | None = None, **kwargs) -> ApiCall:
+    """A synthetic client call, for tests that need no server."""
+    return ApiCall(
+        action=action,
+        server_key=kwargs.pop("server_key", "https://example.test"),
+        coin_config_id=config.coin_config_id if config else kwargs.pop("coin_config_id", None),
+        request=kwargs.pop("request", config.to_payload() if config else {}),
+        result=config,
+        **kwargs,
+    )
+
+
+# --------------------------------------------------------------------------- migrations
+
+
+def test_migrations_are_applied_once_when_the_file_is_opened_twice(tmp_path):
+    path = tmp_path / "sub" / "registry.sqlite3"
+    Registry(path, server_key="https://example.test").close()
+    Registry(path, server_key="https://example.test").close()
+    conn = db.connect(path)
+    assert conn.execute("SELECT count(*) FROM _migrations").fetchone()[0] == len(MIGRATIONS)
+    assert db.apply_migrations(conn, MIGRATIONS) == []
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 30_000
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_apply_migrations_takes_sql_scripts_and_callables_each_once(tmp_path):
+    conn = db.connect(tmp_path / "x.sqlite3")
+    steps = [
+        ("0001", "CREATE TABLE t (x INTEGER); CREATE INDEX t_x ON t (x);"),
+        ("0002", lambda c: c.execute("INSERT INTO t (x) VALUES (1)")),
+    ]
+    assert db.apply_migrations(conn, steps) == ["0001", "0002"]
+    assert db.apply_migrations(conn, [*steps, ("0003", "INSERT INTO t (x) VALUES (2)")]) == ["0003"]
+    assert conn.execute("SELECT sum(x) FROM t").fetchone()[0] == 3
+    assert db.applied_migrations(conn) == ["0001", "0002", "0003"]
+
+
+def test_a_failing_migration_is_not_recorded_and_leaves_nothing_behind(tmp_path):
+    conn = db.connect(tmp_path / "x.sqlite3")
+    with pytest.raises(Exception, match="no such table"):
+        db.apply_migrations(conn, [("bad", "CREATE TABLE a (x); INSERT INTO nope VALUES (1);")])
+    assert db.applied_migrations(conn) == []
+    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'a'").fetchone()[0] == 0
+
+
+def test_two_processes_opening_a_new_file_at_once_apply_each_migration_once(tmp_path):
+    path = tmp_path / "new" / "registry.sqlite3"
+    script = textwrap.dedent(
+        f"""
+        import time
+        from toolkit.registry import Registry
+        time.sleep(max(0.0, {_start_at()} - time.time()))
+        Registry({str(path)!r}, server_key="k").close()
+        """
+    )
+    procs = [_python(script) for _ in range(3)]
+    for proc in procs:
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    conn = db.connect(path)
+    names = [r[0] for r in conn.execute("SELECT name FROM _migrations").fetchall()]
+    assert names == [name for name, _ in MIGRATIONS]
+
+
+def _start_at() -> float:
+    import time
+
+    return time.time() + 1.5
+
+
+def _python(script: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+# --------------------------------------------------------------------------- recording
+
+
+def test_created_configs_show_in_to_frame_with_the_documented_columns_and_dtypes(registry, client):
+    co = company()
+    first = client.create_config(company_id=co, event="MEAL_CARD_PAYMENT", amount=6)
+    second = client.create_config(
+        company_id=co, event="REFERRAL_EVENT", amount=50, configuration="CUSTOM"
+    )
+    frame = registry.to_frame()
+    assert {c: str(t) for c, t in frame.dtypes.items()} == FRAME_DTYPES
+    assert frame["coinConfigId"].tolist() == [first.coin_config_id, second.coin_config_id]
+    assert frame["amount"].tolist() == [6, 50]
+    assert frame["configuration"].tolist() == ["DEFAULT", "CUSTOM"]
+    assert frame["source"].eq("tests").all()
+    assert frame["created_at"].notna().all()
+    assert (frame["last_synced_at"] >= frame["created_at"]).all()
+    assert registry.get(first.coin_config_id) == first
+    assert registry.find(co, "REFERRAL_EVENT") == second
+    pairs = registry.known_pairs()
+    assert list(pairs.columns) == ["coinConfigId", "companyId", "event", "configuration", "amount"]
+    assert len(pairs) == 2
+
+
+def test_update_answer_without_company_id_keeps_the_known_company(registry, client):
+    co = company()
+    created = client.create_config(company_id=co, event="INVOICE_PAYMENT", amount=4)
+    client.update_config(created.coin_config_id, amount=10)  # the answer has no companyId
+    row = registry.to_frame().set_index("coinConfigId").loc[created.coin_config_id]
+    assert row["companyId"] == co and row["amount"] == 10
+    history = registry.history(created.coin_config_id)
+    assert history["action"].tolist() == ["create", "update"]
+    update = history.iloc[1]
+    assert (update["before_amount"], update["after_amount"]) == (4, 10)
+    assert update["actor"] == "analyst-1" and update["outcome"] == "ok"
+    assert update["changes"] == "amount 4 → 10"
+
+
+def test_an_update_of_an_unknown_id_without_company_id_records_a_missing_value(tmp_path):
+    with Registry(tmp_path / "r.sqlite3", server_key="https://example.test") as reg:
+        answer = CoinConfig("WCC024845", None, "INVOICE_PAYMENT", Configuration.DEFAULT, 10)
+        reg.record_call(call("update", answer))
+        frame = reg.to_frame()
+    assert pd.isna(frame.loc[0, "companyId"])
+    assert frame.loc[0, "amount"] == 10
+
+
+def test_failures_are_audited_with_their_message_and_never_with_secrets(registry, client, sandbox):
+    co = company()
+    client.create_config(company_id=co, event="MEAL_CARD_PAYMENT", amount=6)
+    with pytest.raises(ConflictError):
+        client.create_config(company_id=co, event="MEAL_CARD_PAYMENT", amount=7)
+    registry.record_call(
+        call(
+            "create",
+            coin_config_id=None,
+            request={"companyId": co, "event": "X", "password": "hunter2", "token": "t"},
+            error=ConflictError("refused"),
+            server_key=registry.server_key,
+        )
+    )
+    failed = registry.audit_frame(outcome="error", company_id=co)
+    assert len(failed) == 2
+    assert "already exists" in failed.iloc[0]["message"]
+    assert "hunter2" not in failed.iloc[1]["request"] and "token" not in failed.iloc[1]["request"]
+    raw = b"".join(p.read_bytes() for p in registry.path.parent.glob("registry.sqlite3*"))
+    assert sandbox.credentials["password"].encode() not in raw
+    assert b"hunter2" not in raw
+
+
+def test_allocations_are_audited_against_the_known_configuration(registry, client):
+    co = company()
+    created = client.create_config(company_id=co, event="MEAL_CARD_PAYMENT", amount=3)
+    client.allocate_coins(company_id=co, event="MEAL_CARD_PAYMENT", user_id="EKUSER1")
+    entry = registry.audit_frame(action="allocate").iloc[-1]
+    assert entry["coinConfigId"] == created.coin_config_id
+    assert entry["outcome"] == "ok" and "EKUSER1" in entry["request"]
+
+
+def test_audit_frame_filters_by_action_actor_and_time(tmp_path):
+    with Registry(tmp_path / "r.sqlite3", server_key="https://example.test") as reg:
+        t0 = datetime(2025, 1, 1, tzinfo=UTC)
+        for i in range(4):
+            config = CoinConfig(f"WCC{i}", "CEKA", f"E{i}", Configuration.DEFAULT, i)
+            reg.record_call(
+                call("create", config, actor=f"user{i % 2}", at=t0 + timedelta(hours=i))
+            )
+        reg.record_call(call("update", CoinConfig("WCC0", amount=9), at=t0 + timedelta(hours=5)))
+        everything = reg.audit_frame()
+        assert list(everything.columns) == list(AUDIT_COLUMNS)
+        assert str(everything["at"].dtype) == "datetime64[us, UTC]"
+        assert len(reg.audit_frame(action="create")) == 4
+        assert len(reg.audit_frame(action=["create", "update"], coin_config_id="WCC0")) == 2
+        assert reg.audit_frame(actor="user1")["coinConfigId"].tolist() == ["WCC1", "WCC3"]
+        window = reg.audit_frame(since=t0 + timedelta(hours=1), until="2025-01-01T03:00:00")
+        assert window["coinConfigId"].tolist() == ["WCC1", "WCC2"]
+
+
+def test_rows_are_kept_per_server_and_never_mix(tmp_path):
+    path = tmp_path / "r.sqlite3"
+    config = CoinConfig("WCC1", "CEKA", "E", Configuration.DEFAULT, 1)
+    with (
+        Registry(path, server_key="sandbox:/x") as sandbox_reg,
+        Registry(path, server_key="https://api.enkash.example") as real_reg,
+    ):
+        sandbox_reg.record_call(call("create", config, server_key="sandbox:/x"))
+        real_reg.record_call(
+            call("create", CoinConfig("WCC2", "CEKB", "E", Configuration.CUSTOM, 2),
+                 server_key="https://api.enkash.example")
+        )  # fmt: skip
+        assert sandbox_reg.to_frame()["coinConfigId"].tolist() == ["WCC1"]
+        assert real_reg.to_frame()["coinConfigId"].tolist() == ["WCC2"]
+        assert real_reg.get("WCC1") is None and real_reg.find("CEKA", "E") is None
+        assert real_reg.audit_frame()["coinConfigId"].tolist() == ["WCC2"]
+        assert len(real_reg.audit_frame(all_servers=True)) == 2
+
+
+def test_a_registry_with_a_client_records_under_the_clients_server_key(tmp_path, sandbox):
+    with CoinsClient.from_settings(sandbox.settings(), server_key="sandbox:one") as c:
+        reg = Registry(tmp_path / "r.sqlite3", client=c)
+        assert c.recorder is reg and reg.server_key == "sandbox:one"
+        with pytest.raises(ValueError):
+            Registry(tmp_path / "r.sqlite3", client=c, server_key="other")
+        reg.close()
+        assert c.recorder is None
+
+
+def test_registry_defaults_to_coins_home(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COINS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COINS_ACTOR", "ops-lead")
+    monkeypatch.delenv("ENKASH_BASE_URL", raising=False)
+    with Registry() as reg:
+        assert reg.path == tmp_path / "home" / "registry.sqlite3"
+        assert reg.actor == "ops-lead"
+        assert reg.server_key.startswith("sandbox:")
+    assert (tmp_path / "home" / "registry.sqlite3").exists()
+
+
+def test_many_threads_recording_at_once_lose_nothing(tmp_path):
+    with Registry(tmp_path / "r.sqlite3", server_key="https://example.test") as reg:
+
+        def work(t: int) -> None:
+            for i in range(25):
+                reg.record_call(call("create", CoinConfig(f"WCC{t}X{i}", f"C{t}", f"E{i}")))
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(reg.to_frame()) == 400
+        assert len(reg.audit_frame()) == 400
+
+
+def test_two_processes_writing_to_one_registry_lose_nothing(tmp_path):
+    path = tmp_path / "shared.sqlite3"
+    Registry(path, server_key="k").close()
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from toolkit.client import ApiCall
+        from toolkit.models import CoinConfig
+        from toolkit.registry import Registry
+        name, path, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+        reg = Registry(path, server_key="k", actor=name)
+        time.sleep(max(0.0, start - time.time()))
+        for i in range(150):
+            config = CoinConfig(f"WCC{name}{i}", name, "MEAL_CARD_PAYMENT", amount=i)
+            reg.record_call(ApiCall("create", "k", config.coin_config_id, {}, result=config))
+            reg.record_call(ApiCall("update", "k", config.coin_config_id, {},
+                                    result=CoinConfig(config.coin_config_id, amount=i + 1)))
+        reg.close()
+        """
+    )
+    start = str(_start_at())
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, name, str(path), start],
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("A", "B")
+    ]
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    with Registry(path, server_key="k") as reg:
+        frame = reg.to_frame()
+        audit = reg.audit_frame()
+    assert len(frame) == 300
+    assert frame["amount"].sum() == 2 * sum(range(1, 151))
+    assert audit.groupby(["actor", "action"]).size().to_dict() == {
+        ("A", "create"): 150,
+        ("A", "update"): 150,
+        ("B", "create"): 150,
+        ("B", "update"): 150,
+    }
+
+
+# --------------------------------------------------------------------------- import / refresh
+
+
+def test_import_ids_records_known_ids_and_reports_unknown_ones(tmp_path, sandbox, client):
+    co = company()
+    elsewhere = client.create_config(company_id=co, event="MEAL_CARD_PAYMENT", amount=8)
+    with Registry(tmp_path / "r.sqlite3", client=client) as reg:  # knows nothing yet
+        report = reg.import_ids([elsewhere.coin_config_id, "WCC000000001", "not an id", ""])
+        assert list(report.columns) == list(REPORT_COLUMNS)
+        assert report["status"].tolist() == ["imported", "unknown", "invalid"]
+        assert reg.get(elsewhere.coin_config_id) == elsewhere
+        assert reg.history(elsewhere.coin_config_id)["action"].tolist() == ["import"]
+        again = reg.import_ids([elsewhere.coin_config_id])
+        assert again["status"].tolist() == ["known"]
+
+
+def test_refresh_sees_drift_made_outside_the_toolkit(registry, client, sandbox):
+    co = company()
+    steady = client.create_config(company_id=co, event="MEAL_CARD_PAYMENT", amount=6)
+    moved = client.create_config(company_id=co, event="REFERRAL_EVENT", amount=50)
+    Outside(sandbox).patch(moved.coin_config_id, amount=75, configuration="CUSTOM")
+    seen: list[tuple[int, int]] = []
+    report = registry.refresh(concurrency=4, progress=lambda d, t: seen.append((d, t)))
+    status = dict(zip(report["coinConfigId"], report["status"], strict=True))
+    assert status == {steady.coin_config_id: "unchanged", moved.coin_config_id: "drift"}
+    assert seen[0] == (0, 2) and seen[-1] == (2, 2)
+    drift = registry.history(moved.coin_config_id).iloc[-1]
+    assert drift["action"] == "drift"
+    assert (drift["before_amount"], drift["after_amount"]) == (50, 75)
+    assert (drift["before_configuration"], drift["after_configuration"]) == ("DEFAULT", "CUSTOM")
+    assert registry.get(moved.coin_config_id).amount == 75
+    assert registry.refresh()["status"].tolist() == ["unchanged", "unchanged"]
+
+
+def test_refresh_marks_ids_the_server_no_longer_knows_as_gone(tmp_path):
+    with start_sandbox() as own, CoinsClient.from_settings(own.settings()) as c:
+        reg = Registry(tmp_path / "r.sqlite3", client=c)
+        kept = c.create_config(company_id="CEKA", event="MEAL_CARD_PAYMENT", amount=1)
+        own.reset()  # the server forgets everything
+        report = reg.refresh()
+        assert report["status"].tolist() == ["gone"]
+        assert reg.to_frame().empty
+        everything = reg.to_frame(include_gone=True)
+        assert everything["status"].tolist() == ["gone"]
+        assert reg.history(kept.coin_config_id)["action"].tolist() == ["create", "gone"]
+        reg.close()
+
+
+# --------------------------------------------------------------------------- revert
+
+
+def test_revert_restores_the_old_amount_on_the_sandbox(registry, client, sandbox):
+    co = company()
+    created = client.create_config(company_id=co, event="MEAL_CARD_PAYMENT", amount=6)
+    client.update_config(created.coin_config_id, amount=10, configuration="CUSTOM")
+    update_id = int(registry.history(created.coin_config_id)["audit_id"].iloc[-1])
+    result = registry.revert(update_id)
+    on_server = Outside(sandbox).get(created.coin_config_id)
+    assert (on_server["amount"], on_server["configuration"]) == (6, "DEFAULT")
+    entry = registry.history(created.coin_config_id).iloc[-1]
+    assert entry["action"] == "revert" and entry["reverts_audit_id"] == update_id
+    assert int(entry["audit_id"]) == result.audit_id
+    assert (entry["before_amount"], entry["after_amount"]) == (10, 6)
+    assert registry.get(created.coin_config_id).amount == 6
+    assert "10 → 6" in str(result)
+
+
+def test_revert_is_refused_after_an_outside_change(registry, client, sandbox):
+    co = company()
+    created = client.create_config(company_id=co, event="MEAL_CARD_PAYMENT", amount=6)
+    client.update_config(created.coin_config_id, amount=10)
+    update_id = int(registry.history(created.coin_config_id)["audit_id"].iloc[-1])
+    Outside(sandbox).patch(created.coin_config_id, amount=12)
+    with pytest.raises(RevertRefused, match="changed since"):
+        registry.revert(update_id)
+    assert Outside(sandbox).get(created.coin_config_id)["amount"] == 12
+    assert "revert" not in registry.history(created.coin_config_id)["action"].tolist()
+
+
+def test_revert_is_refused_for_a_create_a_second_time_and_for_unknown_entries(registry, client):
+    created = client.create_config(company_id=company(), event="MEAL_CARD_PAYMENT", amount=6)
+    client.update_config(created.coin_config_id, amount=7)
+    create_id, update_id = registry.history(created.coin_config_id)["audit_id"].tolist()
+    with pytest.raises(RevertRefused, match="only"):
+        registry.revert(create_id)
+    registry.revert(update_id)
+    with pytest.raises(RevertRefused, match="changed since"):
+        registry.revert(update_id)  # already undone: the values moved on
+    with pytest.raises(RevertRefused, match="no audit entry"):
+        registry.revert(10**9)
