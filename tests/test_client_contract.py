@@ -74,11 +74,22 @@ def test_get_returns_what_was_created(client: CoinsClient) -> None:
 
 def test_update_answer_without_company_id_is_merged_not_blanked(client: CoinsClient) -> None:
     created = client.create_config(company_id="CEKEKCARDS", event="INVOICE_PAYMENT", amount=4)
-    updated = client.update_config(created.coin_config_id, amount=10, configuration="CUSTOM")
+    updated = client.update_config(
+        created.coin_config_id, amount=10, configuration="CUSTOM", known=created
+    )
     assert updated == CoinConfig(
         created.coin_config_id, "CEKEKCARDS", "INVOICE_PAYMENT", Configuration.CUSTOM, 10
     )
     assert client.get_config(created.coin_config_id) == updated
+
+
+def test_update_without_known_leaves_an_unanswered_field_unknown(client: CoinsClient) -> None:
+    created = client.create_config(company_id="CEKEKCARDS", event="INVOICE_PAYMENT", amount=4)
+    updated = client.update_config(created.coin_config_id, amount=10)
+    # The answer names no company and none was sent: unknown (None), never invented or blank.
+    assert updated == CoinConfig(
+        created.coin_config_id, None, "INVOICE_PAYMENT", Configuration.DEFAULT, 10
+    )
 
 
 def test_update_prefers_what_was_sent_then_what_was_known(client: CoinsClient) -> None:

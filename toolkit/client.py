@@ -33,7 +33,12 @@ from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    MaxRetryError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
 from urllib3.util.retry import Retry
 
 from toolkit.auth import BearerAuth, TokenManager
@@ -790,7 +795,12 @@ class CoinsClient:
             raise self._transport_error(exc, what) from exc
 
     def _transport_error(self, exc: requests.RequestException, what: str) -> TransportError:
-        if isinstance(exc, requests.exceptions.ReadTimeout):
+        reason_exc = (
+            exc.args[0].reason if exc.args and isinstance(exc.args[0], MaxRetryError) else None
+        )
+        if isinstance(exc, requests.exceptions.ReadTimeout) or isinstance(
+            reason_exc, ReadTimeoutError
+        ):
             reason = (
                 f"no answer within {self.timeout_s:g} s (the request may still have been processed)"
             )
