@@ -1,0 +1,357 @@
+"""The notebooks in ``notebooks/``: committed clean, and executed end to end against a sandbox.
+
+Each notebook runs under papermill in a kernel of this very interpreter (a kernelspec written
+to a temp dir), with its working directory in a temp copy of ``notebooks/`` (the sample sheets
+included) and the environment pointing at a fresh in-process sandbox. The tests then read what
+the notebook produced — the results CSV, the exports, the sandbox, the registry — as an analyst
+or an auditor would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pandas as pd
+import papermill as pm
+import pytest
+import requests
+
+from toolkit.client import CoinsClient
+from toolkit.registry import Registry
+from toolkit.sandbox import SandboxHandle, start_sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+KERNEL_NAME = "coins-toolkit-tests"
+
+# The deliberate mistakes in notebooks/data/configs_sample.csv (spreadsheet row → column).
+SAMPLE_MISTAKES = {
+    22: "companyId, event",  # the same pair again, with a different amount
+    27: "companyId",  # lower-case company id
+    108: "configuration",  # DEFUALT
+    122: "amount",  # 7.5 coins
+    156: "event",  # missing
+}
+SAMPLE_ROWS = 197
+# notebooks/data/allocations_sample.csv: a pair nobody configured, and a malformed user id.
+ALLOCATION_ROWS = 63
+ALLOCATION_NOT_CONFIGURED_ROW = 7
+ALLOCATION_INVALID_ROW = 19
+
+
+def test_there_are_three_notebooks() -> None:
+    assert [p.name for p in NOTEBOOKS] == [
+        "01_bulk_create_from_csv.ipynb",
+        "02_explore_configs.ipynb",
+        "03_allocate_and_balances.ipynb",
+    ]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_committed_without_outputs(path: Path) -> None:
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    dirty = [
+        i
+        for i, cell in enumerate(notebook.cells)
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)
+    ]
+    assert not dirty, f"{path.name}: cells {dirty} have outputs or execution counts; clear them"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_has_one_parameters_cell_first_among_code(path: Path) -> None:
+    notebook = nbformat.read(path, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    tagged = [cell for cell in code if "parameters" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1 and code[0] is tagged[0]
+
+
+# --------------------------------------------------------------------------- execution
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A kernelspec that runs this interpreter (the venv the tests run in), found first."""
+    jupyter_dir = tmp_path_factory.mktemp("jupyter")
+    spec_dir = jupyter_dir / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "coins toolkit (tests)",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JUPYTER_PATH", str(jupyter_dir))
+        yield KERNEL_NAME
+
+
+@dataclass
+class Lab:
+    """A temp copy of notebooks/ wired to one sandbox and one COINS_HOME."""
+
+    sandbox: SandboxHandle
+    workdir: Path
+    home: Path
+    kernel: str
+
+    def environment(self) -> dict[str, str]:
+        settings = self.sandbox.settings()
+        python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        return {
+            "ENKASH_BASE_URL": str(settings.base_url),
+            "ENKASH_CLIENT_ID": settings.client_id,
+            "ENKASH_CLIENT_SECRET": settings.client_secret,
+            "ENKASH_USERNAME": settings.username,
+            "ENKASH_PASSWORD": settings.password,
+            "COINS_HOME": str(self.home),
+            "COINS_ACTOR": "notebook-tests",
+            # The kernel imports the toolkit from this checkout, installed or not.
+            "PYTHONPATH": python_path,
+        }
+
+    def execute(self, name: str, **parameters: Any) -> nbformat.NotebookNode:
+        """Run a notebook here (its working directory is the copy's folder) and return it."""
+        out = self.workdir / f"executed-{len(list(self.workdir.glob('executed-*')))}-{name}"
+        with pytest.MonkeyPatch.context() as mp:
+            for key, value in self.environment().items():
+                mp.setenv(key, value)
+            for key in ("ENKASH_ACCESS_TOKEN", "ENKASH_COOKIE", "ENKASH_TIMEOUT_S"):
+                mp.delenv(key, raising=False)
+            pm.execute_notebook(
+                str(self.workdir / name),
+                str(out),
+                parameters=parameters,
+                kernel_name=self.kernel,
+                cwd=str(self.workdir),
+                progress_bar=False,
+                log_output=False,
+                execution_timeout=120,
+            )
+        return nbformat.read(out, as_version=4)
+
+    def sandbox_configs(self) -> pd.DataFrame:
+        answer = requests.get(f"{self.sandbox.url}/_sandbox/configs", timeout=10)
+        answer.raise_for_status()
+        return pd.DataFrame(answer.json()["payload"])
+
+    def sandbox_allocations(self) -> pd.DataFrame:
+        answer = requests.get(f"{self.sandbox.url}/_sandbox/allocations", timeout=10)
+        answer.raise_for_status()
+        return pd.DataFrame(answer.json()["payload"])
+
+    def registry(self) -> Registry:
+        return Registry(
+            self.home / "registry.sqlite3", server_key=self.sandbox.url, actor="notebook-tests"
+        )
+
+
+def _new_lab(tmp: Path, kernel: str) -> Iterator[Lab]:
+    workdir = tmp / "notebooks"
+    shutil.copytree(
+        NOTEBOOKS_DIR,
+        workdir,
+        ignore=shutil.ignore_patterns("*.results.csv", ".ipynb_checkpoints", "exports", "*.py"),
+    )
+    sandbox = start_sandbox(tmp / "sandbox.sqlite3")
+    try:
+        yield Lab(sandbox=sandbox, workdir=workdir, home=tmp / "home", kernel=kernel)
+    finally:
+        sandbox.stop()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, kernel: str) -> Iterator[Lab]:
+    """One sandbox shared by the defaults run of 01, then 02 and 03 on what 01 created."""
+    yield from _new_lab(tmp_path_factory.mktemp("lab"), kernel)
+
+
+@pytest.fixture
+def fresh_lab(tmp_path: Path, kernel: str) -> Iterator[Lab]:
+    yield from _new_lab(tmp_path, kernel)
+
+
+@pytest.fixture(scope="module")
+def created(lab: Lab) -> nbformat.NotebookNode:
+    """Notebook 01 with its defaults: the sample sheet, mode create, no dry run."""
+    return lab.execute("01_bulk_create_from_csv.ipynb")
+
+
+def _read_results(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+
+
+def _text(notebook: nbformat.NotebookNode) -> str:
+    """Everything the notebook showed, as text (what an analyst reads)."""
+    parts: list[str] = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream":
+                parts.append(output.text)
+            elif output.output_type == "error":
+                parts.append("\n".join(output.traceback))
+            else:
+                data = output.get("data", {})
+                parts.append(data.get("text/markdown") or data.get("text/plain") or "")
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- 01 bulk create
+
+
+def test_bulk_create_accounts_for_every_row_and_marks_the_mistakes_invalid(
+    lab: Lab, created: nbformat.NotebookNode
+) -> None:
+    results = _read_results(lab.workdir / "data" / "configs_sample.results.csv")
+    assert len(results) == SAMPLE_ROWS  # rows in = rows out
+    assert results["row"].astype(int).tolist() == sorted(results["row"].astype(int))
+    invalid = results[results["status"] == "invalid"]
+    assert sorted(invalid["row"].astype(int)) == sorted(SAMPLE_MISTAKES)
+    assert set(results["status"]) == {"created", "invalid"}
+    # Every invalid row says which field is wrong; the notes column came through untouched.
+    for row, column in SAMPLE_MISTAKES.items():
+        message = invalid.loc[invalid["row"] == str(row), "message"].item()
+        assert column.split(",")[0] in message, (row, message)
+    assert "festive offer, approved by finance" in results["notes"].tolist()
+    created_rows = results[results["status"] == "created"]
+    assert created_rows["coinConfigId"].str.match(r"^WCC\w+$").all()
+
+    text = _text(created)
+    assert "197 rows in, 197 rows out" in text
+    assert "DEFUALT" in text and "did you mean CEK9QWN4TX?" in text  # the validation table
+
+
+def test_bulk_create_leaves_exactly_the_valid_rows_on_the_sandbox_and_in_the_registry(
+    lab: Lab, created: nbformat.NotebookNode
+) -> None:
+    results = _read_results(lab.workdir / "data" / "configs_sample.results.csv")
+    wanted = results[results["status"] == "created"]
+    on_server = lab.sandbox_configs()
+    assert len(on_server) == len(wanted) == SAMPLE_ROWS - len(SAMPLE_MISTAKES)
+    merged = wanted.merge(on_server, on="coinConfigId", suffixes=("", "_server"), validate="1:1")
+    assert (merged["companyId"] == merged["companyId_server"]).all()
+    assert (merged["event"] == merged["event_server"]).all()
+    assert (merged["amount"].astype(int) == merged["amount_server"].astype(int)).all()
+    assert (merged["configuration"] == merged["configuration_server"]).all()
+
+    with lab.registry() as registry:
+        known = registry.to_frame()
+    assert sorted(known["coinConfigId"]) == sorted(wanted["coinConfigId"])
+    assert set(known["source"]) == {"notebook"}
+
+
+# --------------------------------------------------------------------------- 02 explore
+
+
+def test_explore_exports_what_the_registry_holds(lab: Lab, created: nbformat.NotebookNode) -> None:
+    executed = lab.execute("02_explore_configs.ipynb", output_dir="my_exports")
+    out = lab.workdir / "my_exports"
+    configs = _read_results(out / "configurations.csv")
+    assert len(configs) == SAMPLE_ROWS - len(SAMPLE_MISTAKES)
+    assert set(configs["coinConfigId"]) == set(lab.sandbox_configs()["coinConfigId"])
+
+    gaps = _read_results(out / "coverage_gaps.csv")
+    gap_pairs = set(zip(gaps["companyId"], gaps["event"], strict=True))
+    # Left out of the sheet on purpose, and the pair whose row had a configuration typo.
+    assert {("CEKW5TB2NJ", "TRAVEL_BOOKING"), ("CEKZ62LMQA", "VENDOR_PAYMENT")} <= gap_pairs
+    outliers = _read_results(out / "outliers.csv")
+    assert outliers[["companyId", "event"]].values.tolist() == [["CEKB19XR3D", "MEAL_CARD_PAYMENT"]]
+    per_event = _read_results(out / "per_event.csv")
+    assert len(per_event) == 20
+
+    sheets = pd.read_excel(out / "configurations.xlsx", sheet_name=None)
+    assert len(sheets["configurations"]) == len(configs)
+    assert set(sheets) >= {"per_event", "company_event_matrix", "coverage_gaps", "outliers"}
+    assert "unchanged" in _text(executed)  # the refresh report: nothing drifted
+
+
+# --------------------------------------------------------------------------- 03 allocate
+
+
+def test_allocation_awards_each_row_once_even_when_run_again(
+    lab: Lab, created: nbformat.NotebookNode
+) -> None:
+    executed = lab.execute("03_allocate_and_balances.ipynb")
+    results = _read_results(lab.workdir / "data" / "allocations_sample.results.csv")
+    assert len(results) == ALLOCATION_ROWS
+    status = dict(zip(results["row"].astype(int), results["status"], strict=True))
+    assert status.pop(ALLOCATION_INVALID_ROW) == "invalid"
+    assert status.pop(ALLOCATION_NOT_CONFIGURED_ROW) == "failed"
+    assert set(status.values()) == {"allocated"}
+
+    # The notebook ran the sheet three times; the sandbox holds each allocation once.
+    allocations = lab.sandbox_allocations()
+    assert len(allocations) == ALLOCATION_ROWS - 2
+    assert allocations["requestId"].is_unique
+    sheet = pd.read_csv(lab.workdir / "data" / "allocations_sample.csv", dtype=str)
+    allocated = sheet.iloc[[r - 2 for r, s in status.items()]]
+    assert set(allocations["requestId"]) == set(allocated["requestId"])
+
+    # Balances: what the configurations award, summed per user.
+    configs = lab.sandbox_configs()[["companyId", "event", "amount"]]
+    expected = allocated.merge(configs, on=["companyId", "event"]).groupby("userId")["amount"].sum()
+    with CoinsClient.from_settings(lab.sandbox.settings()) as client:
+        balances = {user: client.get_balance(user) for user in expected.index}
+    assert balances == expected.astype(int).to_dict()
+    assert sum(balances.values()) > 0
+
+    text = _text(executed)
+    assert "Balances unchanged: nothing was allocated twice." in text
+    assert f"{sum(balances.values()):,} coins awarded to {len(balances)} user(s)" in text
+
+
+def test_dry_run_creates_nothing_and_writes_no_results(fresh_lab: Lab) -> None:
+    executed = fresh_lab.execute("01_bulk_create_from_csv.ipynb", dry_run=True)
+    assert len(fresh_lab.sandbox_configs()) == 0
+    assert not (fresh_lab.workdir / "data" / "configs_sample.results.csv").exists()
+    with fresh_lab.registry() as registry:
+        assert registry.to_frame().empty
+    text = _text(executed)
+    assert "Dry run" in text and "192 create" in text
+
+
+def test_upsert_on_a_second_run_updates_changed_amounts_only(fresh_lab: Lab) -> None:
+    # A sheet that is not in the repo: semicolon-delimited, other header spellings.
+    sheet = fresh_lab.workdir / "data" / "march.csv"
+    sheet.write_text(
+        "Company ID;Event Name;coins;configuration\n"
+        "CEKPUNE001;MEAL_CARD_PAYMENT;6;DEFAULT\n"
+        "CEKPUNE001;REFERRAL_EVENT;100;DEFAULT\n"
+        "CEKPUNE002;MEAL_CARD_PAYMENT;9;custom\n",
+        encoding="utf-8",
+    )
+    fresh_lab.execute("01_bulk_create_from_csv.ipynb", csv_path="data/march.csv")
+    first = _read_results(sheet.with_name("march.results.csv"))
+    assert first["status"].tolist() == ["created"] * 3
+
+    sheet.write_text(
+        "Company ID;Event Name;coins;configuration\n"
+        "CEKPUNE001;MEAL_CARD_PAYMENT;8;CUSTOM\n"
+        "CEKPUNE001;REFERRAL_EVENT;100;DEFAULT\n"
+        "CEKPUNE002;MEAL_CARD_PAYMENT;9;CUSTOM\n"
+        "CEKPUNE002;INVOICE_PAYMENT;10;DEFAULT\n",
+        encoding="utf-8",
+    )
+    fresh_lab.execute("01_bulk_create_from_csv.ipynb", csv_path="data/march.csv", mode="upsert")
+    second = _read_results(sheet.with_name("march.results.csv"))
+    assert second["status"].tolist() == ["updated", "unchanged", "unchanged", "created"]
+
+    on_server = fresh_lab.sandbox_configs().set_index(["companyId", "event"])
+    assert len(on_server) == 4
+    assert on_server.loc[("CEKPUNE001", "MEAL_CARD_PAYMENT"), "amount"] == 8
+    assert on_server.loc[("CEKPUNE001", "MEAL_CARD_PAYMENT"), "configuration"] == "CUSTOM"
+    with fresh_lab.registry() as registry:
+        updates = registry.audit_frame(action="update", outcome="ok")
+    assert updates[["companyId", "event", "before_amount", "after_amount"]].values.tolist() == [
+        ["CEKPUNE001", "MEAL_CARD_PAYMENT", 6, 8]
+    ]
