@@ -19,6 +19,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -37,7 +38,7 @@ from toolkit.errors import (
     ValidationError,
 )
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "command_names", "main"]
 
 PROG = "coins"
 EXIT_OK = 0
@@ -50,6 +51,12 @@ INTERRUPTED = "interrupted — run the same command again to resume"
 _MAX_CELL = 80
 # A table on a terminal shows at most this many rows; CSV and JSON show all.
 TABLE_ROWS = 200
+_ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+# What a table shows of the registry's frames (CSV and JSON carry every column).
+CONFIG_TABLE = ["coinConfigId", "companyId", "event", "configuration", "amount", "updated_at"]
+HISTORY_TABLE = ["audit_id", "at", "action", "outcome", "actor", "source", "changes", "message"]
+# Registry report statuses (import-ids, refresh) that mean an id could not be handled.
+BAD_REPORT_STATUSES = frozenset({"unknown", "invalid", "error"})
 
 
 class CliError(Exception):
@@ -136,6 +143,8 @@ def _rows(data: Any) -> tuple[list[str], list[dict[str, Any]]]:
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, str) and _ISO_TIME.match(value):
+        return value[:10] + " " + value[11:19]  # UTC to the second is plenty on a terminal
     text = " ".join(str(value).split()) if isinstance(value, str) else str(value)
     return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
 
@@ -329,22 +338,29 @@ def cmd_update(args: argparse.Namespace) -> int:
     if args.format == "json":
         _write_json({"before": old, "after": new})
         return EXIT_OK
-    rows = []
-    for key in dict.fromkeys([*old, *new]):
-        a, b = old.get(key), new.get(key)
-        rows.append({"field": key, "before": a, "after": b, "changed": "*" if a != b else ""})
     if args.format == "csv":
-        _write_csv(["field", "before", "after", "changed"], rows)
+        _write_csv(["field", "before", "after"], _changes(old, new))
     else:
-        for row in rows:
-            mark = "→" if row["changed"] else " "
-            before_text = "" if row["before"] is None else row["before"]
-            after_text = "" if row["after"] is None else row["after"]
-            if row["changed"]:
-                print(f"{row['field']:<14} {before_text} {mark} {after_text}")
-            else:
-                print(f"{row['field']:<14} {after_text}")
+        _print_changes(old, new)
     return EXIT_OK
+
+
+def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"field": key, "before": old.get(key), "after": new.get(key)}
+        for key in dict.fromkeys([*old, *new])
+    ]
+
+
+def _print_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """Field by field; a changed field shows ``before → after``."""
+    rows = _changes(old, new)
+    width = max((len(r["field"]) for r in rows), default=0)
+    for row in rows:
+        a = "" if row["before"] is None else row["before"]
+        b = "" if row["after"] is None else row["after"]
+        shown = f"{a} → {b}" if row["before"] != row["after"] else f"{b}"
+        print(f"{row['field'].ljust(width)}  {shown}")
 
 
 def cmd_allocate(args: argparse.Namespace) -> int:
@@ -390,9 +406,9 @@ def cmd_configs(args: argparse.Namespace) -> int:
         frame = frame[frame["companyId"] == args.company]
     if args.event:
         frame = frame[frame["event"] == args.event]
-    _emit_rows(args, frame)
+    _emit_rows(args, _limited(args, frame, "configurations"), columns=CONFIG_TABLE)
     if args.format == "table":
-        _note(args, f"{len(frame)} configuration(s) known locally (refresh re-fetches them)")
+        _hint(args, f"{len(frame)} configuration(s) known locally; refresh re-fetches them")
     return EXIT_OK
 
 
@@ -448,38 +464,48 @@ def cmd_import_ids(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     with _workspace(args) as ws:
         frame = ws.registry.history(args.id)
-    _emit_rows(args, frame)
+    if len(frame) == 0:
+        raise CliError(
+            f"no history for {args.id} here: it was never created, fetched or imported "
+            f"with this toolkit (try: coins import-ids, or coins get {args.id})",
+            EXIT_ROWS,
+        )
+    _emit_rows(args, _limited(args, frame, "entries"), columns=HISTORY_TABLE)
     return EXIT_OK
 
 
 def cmd_revert(args: argparse.Namespace) -> int:
     with _workspace(args) as ws:
         result = ws.registry.revert(args.audit_id)
-    if result is None or isinstance(result, bool | int | str):
-        _emit_record(args, {"auditId": args.audit_id, "result": result})
+    before, after = _record(result.before), _record(result.after)
+    if args.format == "table":
+        print(result)
+        _print_changes(before, after)
     else:
-        _emit_record(args, _record(result))
+        _emit_record(
+            args,
+            {
+                "auditId": result.audit_id,
+                "revertedAuditId": result.reverted_audit_id,
+                "coinConfigId": result.coin_config_id,
+                "before": before if args.format == "json" else json.dumps(before),
+                "after": after if args.format == "json" else json.dumps(after),
+            },
+        )
     return EXIT_OK
 
 
-def _emit_outcome(args: argparse.Namespace, result: Any) -> int:
-    """Print what a registry operation returned (a frame, a record or counts)."""
-    if _is_frame(result):
-        _emit_rows(args, result)
-        if "status" in result.columns:
-            bad = set(result["status"].dropna().astype(str)) & BAD_STATUSES
-            return EXIT_ROWS if bad else EXIT_OK
-        return EXIT_OK
-    frame = getattr(result, "frame", None)
-    if frame is not None and _is_frame(frame):
-        return _emit_outcome(args, frame)
-    if isinstance(result, Mapping):
-        _emit_record(args, result)
-    elif isinstance(result, list | tuple):
-        _emit_rows(args, result)
-    elif result is not None:
-        _emit_record(args, _record(result))
-    return EXIT_OK
+def _emit_outcome(args: argparse.Namespace, report: Any) -> int:
+    """Print a registry report (import-ids, refresh): a table, then its one-line summary.
+
+    Exit 1 when an id could not be handled (unknown, invalid, error)."""
+    _emit_rows(args, _limited(args, report, "ids"))
+    summary = report.attrs.get("summary")
+    if summary and args.format == "table":
+        print()
+        print(summary)
+    statuses = set(report["status"].dropna().astype(str)) if "status" in report.columns else set()
+    return EXIT_ROWS if statuses & BAD_REPORT_STATUSES else EXIT_OK
 
 
 # --------------------------------------------------------------------------- bulk
@@ -542,7 +568,10 @@ def _summary(
         sign = "=" if rows_in == rows_out else "≠"
         print(f"rows in {sign} rows out: {rows_in} {sign} {rows_out}")
         for key, value in (extra or {}).items():
-            print(f"{key.replace('_', ' ')}: {value}")
+            if key == "dry_run":
+                print("dry run: nothing was sent")
+            else:
+                print(f"{key.replace('_', ' ')}: {value}")
         if results is not None:
             print(f"results: {results}")
     if rows_in != rows_out:
@@ -563,9 +592,8 @@ def _limited(args: argparse.Namespace, frame: Any, what: str) -> Any:
 
 
 def _hint(args: argparse.Namespace, message: str) -> None:
-    """Information worth seeing even in a script (stderr), silenced by --quiet."""
-    if not args.quiet:
-        print(f"{PROG}: {message}", file=sys.stderr)
+    """``coins: …`` on stderr for a person at a terminal (scripts get only errors there)."""
+    _note(args, f"{PROG}: {message}")
 
 
 def _read_sheet(path: str, kind: str) -> Any:
@@ -654,7 +682,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def _show_plan(args: argparse.Namespace, sheet: Any, plan: Any) -> int:
     """Print a plan (nothing sent) and its summary; exit 1 when a row is invalid or in conflict."""
-    counts = {str(k): int(v) for k, v in plan.counts.items()}
+    counts = {str(k): int(v) for k, v in plan.counts.items() if v}
     if args.format == "csv":
         _emit_rows(args, plan.frame)
         return _plan_exit(counts)
@@ -931,7 +959,12 @@ def _commands() -> list[tuple[str, Callable[..., int], str, str, str, Callable[.
         p.add_argument("id", metavar="ID", help="coinConfigId")
 
     def revert_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("audit_id", metavar="AUDIT_ID", help="the audit entry to undo (see history)")
+        p.add_argument(
+            "audit_id",
+            type=_positive_int,
+            metavar="AUDIT_ID",
+            help="the audit entry to undo (the audit_id column of history)",
+        )
 
     def sandbox_args(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -1136,11 +1169,15 @@ def _translate(exc: BaseException) -> tuple[str, int]:
     if isinstance(exc, NotFoundError):
         return f"not found: {exc}", EXIT_ROWS
     if isinstance(exc, ConflictError):
-        existing = f" (existing: {exc.existing_id})" if exc.existing_id else ""
+        named = exc.existing_id and exc.existing_id not in str(exc)
+        existing = f" (existing: {exc.existing_id})" if named else ""
         return f"conflict: {exc}{existing}", EXIT_ROWS
     if isinstance(exc, ValidationError):
         problems = "; ".join(str(p) for p in exc.problems)
         return f"refused as invalid: {exc}" + (f" — {problems}" if problems else ""), EXIT_ROWS
+    refused = getattr(sys.modules.get("toolkit.registry"), "RevertRefused", None)
+    if refused is not None and isinstance(exc, refused):
+        return f"not reverted: {exc}", EXIT_ROWS
     if isinstance(exc, RateLimitError | ServerError):
         return f"the server kept failing, try again later: {exc}", EXIT_ROWS
     if isinstance(exc, EnKashError):
