@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import requests
 
 from toolkit import db
 from toolkit.client import ApiCall, CoinsClient
@@ -25,7 +24,6 @@ from toolkit.registry import (
     Registry,
     RevertRefused,
 )
-from toolkit.sandbox import start_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAME_DTYPES = {
@@ -42,19 +40,13 @@ FRAME_DTYPES = {
 
 
 def company() -> str:
-    """A company id no other test uses (the module's sandbox is shared)."""
+    """A company id no other test uses."""
     return "T" + uuid.uuid4().hex[:12].upper()
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    with start_sandbox() as handle:
-        yield handle
-
-
 @pytest.fixture
-def client(sandbox):
-    with CoinsClient.from_settings(sandbox.settings(), source="tests") as c:
+def client(fresh_sandbox):
+    with CoinsClient.from_settings(fresh_sandbox.settings(), source="tests") as c:
         yield c
 
 
@@ -67,39 +59,23 @@ def registry(tmp_path, client):
 class Outside:
     """Someone changing configurations with raw HTTP, not through the toolkit."""
 
-    def __init__(self, sandbox) -> None:
-        creds = sandbox.credentials
-        self.url = sandbox.url
-        answer = requests.post(
-            f"{self.url}/oauth/token",
-            auth=(creds["client_id"], creds["client_secret"]),
-            data={
-                "username": creds["username"],
-                "password": creds["password"],
-                "grant_type": "password",
-                "clientId": creds["client_id"],
-            },
-            timeout=10,
-        )
-        answer.raise_for_status()
-        self.headers = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+    def __init__(self, api) -> None:
+        self.api = api
 
     def patch(self, coin_config_id: str, **body) -> dict:
-        answer = requests.patch(
-            f"{self.url}/api/v0/enkash-coins/{coin_config_id}",
-            json=body,
-            headers=self.headers,
-            timeout=10,
-        ).json()
+        answer = self.api.patch(f"/api/v0/enkash-coins/{coin_config_id}", json=body).json()
         assert answer["response_code"] == 0, answer
         return answer["payload"]
 
     def get(self, coin_config_id: str) -> dict:
-        answer = requests.get(
-            f"{self.url}/api/v0/enkash-coins/{coin_config_id}", headers=self.headers, timeout=10
-        ).json()
+        answer = self.api.get(f"/api/v0/enkash-coins/{coin_config_id}").json()
         assert answer["response_code"] == 0, answer
         return answer["payload"]
+
+
+@pytest.fixture
+def outside(api) -> Outside:
+    return Outside(api)
 
 
 def call(action: str, config: CoinConfig | None = None, **kwargs) -> ApiCall:
@@ -230,7 +206,9 @@ def test_an_update_of_an_unknown_id_without_company_id_records_a_missing_value(t
     assert frame.loc[0, "amount"] == 10
 
 
-def test_failures_are_audited_with_their_message_and_never_with_secrets(registry, client, sandbox):
+def test_failures_are_audited_with_their_message_and_never_with_secrets(
+    registry, client, fresh_sandbox
+):
     co = company()
     client.create_config(company_id=co, event="MEAL_CARD_PAYMENT", amount=6)
     with pytest.raises(ConflictError):
@@ -249,7 +227,7 @@ def test_failures_are_audited_with_their_message_and_never_with_secrets(registry
     assert "already exists" in failed.iloc[0]["message"]
     assert "hunter2" not in failed.iloc[1]["request"] and "token" not in failed.iloc[1]["request"]
     raw = b"".join(p.read_bytes() for p in registry.path.parent.glob("registry.sqlite3*"))
-    assert sandbox.credentials["password"].encode() not in raw
+    assert fresh_sandbox.credentials["password"].encode() not in raw
     assert b"hunter2" not in raw
 
 
@@ -386,7 +364,7 @@ def test_two_processes_writing_to_one_registry_lose_nothing(tmp_path):
 # --------------------------------------------------------------------------- import / refresh
 
 
-def test_import_ids_records_known_ids_and_reports_unknown_ones(tmp_path, sandbox, client):
+def test_import_ids_records_known_ids_and_reports_unknown_ones(tmp_path, client):
     co = company()
     elsewhere = client.create_config(company_id=co, event="MEAL_CARD_PAYMENT", amount=8)
     with Registry(tmp_path / "r.sqlite3", client=client) as reg:  # knows nothing yet
@@ -399,11 +377,11 @@ def test_import_ids_records_known_ids_and_reports_unknown_ones(tmp_path, sandbox
         assert again["status"].tolist() == ["known"]
 
 
-def test_refresh_sees_drift_made_outside_the_toolkit(registry, client, sandbox):
+def test_refresh_sees_drift_made_outside_the_toolkit(registry, client, outside):
     co = company()
     steady = client.create_config(company_id=co, event="MEAL_CARD_PAYMENT", amount=6)
     moved = client.create_config(company_id=co, event="REFERRAL_EVENT", amount=50)
-    Outside(sandbox).patch(moved.coin_config_id, amount=75, configuration="CUSTOM")
+    outside.patch(moved.coin_config_id, amount=75, configuration="CUSTOM")
     seen: list[tuple[int, int]] = []
     report = registry.refresh(concurrency=4, progress=lambda d, t: seen.append((d, t)))
     status = dict(zip(report["coinConfigId"], report["status"], strict=True))
@@ -417,30 +395,27 @@ def test_refresh_sees_drift_made_outside_the_toolkit(registry, client, sandbox):
     assert registry.refresh()["status"].tolist() == ["unchanged", "unchanged"]
 
 
-def test_refresh_marks_ids_the_server_no_longer_knows_as_gone(tmp_path):
-    with start_sandbox() as own, CoinsClient.from_settings(own.settings()) as c:
-        reg = Registry(tmp_path / "r.sqlite3", client=c)
-        kept = c.create_config(company_id="CEKA", event="MEAL_CARD_PAYMENT", amount=1)
-        own.reset()  # the server forgets everything
-        report = reg.refresh()
-        assert report["status"].tolist() == ["gone"]
-        assert reg.to_frame().empty
-        everything = reg.to_frame(include_gone=True)
-        assert everything["status"].tolist() == ["gone"]
-        assert reg.history(kept.coin_config_id)["action"].tolist() == ["create", "gone"]
-        reg.close()
+def test_refresh_marks_ids_the_server_no_longer_knows_as_gone(registry, client, fresh_sandbox):
+    kept = client.create_config(company_id=company(), event="MEAL_CARD_PAYMENT", amount=1)
+    fresh_sandbox.reset()  # the server forgets everything
+    report = registry.refresh()
+    assert report["status"].tolist() == ["gone"]
+    assert registry.to_frame().empty
+    everything = registry.to_frame(include_gone=True)
+    assert everything["status"].tolist() == ["gone"]
+    assert registry.history(kept.coin_config_id)["action"].tolist() == ["create", "gone"]
 
 
 # --------------------------------------------------------------------------- revert
 
 
-def test_revert_restores_the_old_amount_on_the_sandbox(registry, client, sandbox):
+def test_revert_restores_the_old_amount_on_the_sandbox(registry, client, outside):
     co = company()
     created = client.create_config(company_id=co, event="MEAL_CARD_PAYMENT", amount=6)
     client.update_config(created.coin_config_id, amount=10, configuration="CUSTOM")
     update_id = int(registry.history(created.coin_config_id)["audit_id"].iloc[-1])
     result = registry.revert(update_id)
-    on_server = Outside(sandbox).get(created.coin_config_id)
+    on_server = outside.get(created.coin_config_id)
     assert (on_server["amount"], on_server["configuration"]) == (6, "DEFAULT")
     entry = registry.history(created.coin_config_id).iloc[-1]
     assert entry["action"] == "revert" and entry["reverts_audit_id"] == update_id
@@ -450,15 +425,15 @@ def test_revert_restores_the_old_amount_on_the_sandbox(registry, client, sandbox
     assert "10 → 6" in str(result)
 
 
-def test_revert_is_refused_after_an_outside_change(registry, client, sandbox):
+def test_revert_is_refused_after_an_outside_change(registry, client, outside):
     co = company()
     created = client.create_config(company_id=co, event="MEAL_CARD_PAYMENT", amount=6)
     client.update_config(created.coin_config_id, amount=10)
     update_id = int(registry.history(created.coin_config_id)["audit_id"].iloc[-1])
-    Outside(sandbox).patch(created.coin_config_id, amount=12)
+    outside.patch(created.coin_config_id, amount=12)
     with pytest.raises(RevertRefused, match="changed since"):
         registry.revert(update_id)
-    assert Outside(sandbox).get(created.coin_config_id)["amount"] == 12
+    assert outside.get(created.coin_config_id)["amount"] == 12
     assert "revert" not in registry.history(created.coin_config_id)["action"].tolist()
 
 
