@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -27,8 +28,9 @@ def faulty_sandbox() -> Iterator[Any]:
 
 @pytest.mark.slow
 def test_thousand_creates_under_faults_leave_exactly_a_thousand_configs(
-    faulty_sandbox: Any,
+    faulty_sandbox: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="toolkit.client")
     client = CoinsClient(
         base_url=faulty_sandbox.url,
         **faulty_sandbox.credentials,
@@ -67,3 +69,5 @@ def test_thousand_creates_under_faults_leave_exactly_a_thousand_configs(
     assert len({(c["companyId"], c["event"]) for c in configs}) == 1000
     assert all(returned) and len(set(returned)) == 1000
     assert set(returned) == {c["coinConfigId"] for c in configs}
+    # The ambiguous case really happened: creates whose answer was lost were found, not redone.
+    assert any("an earlier attempt had created" in r.getMessage() for r in caplog.records)
