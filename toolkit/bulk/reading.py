@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 __all__ = [
     "ALLOCATION_HEADER",
@@ -36,8 +37,9 @@ __all__ = [
 CONFIG_HEADER = "companyId,event,amount,configuration"
 ALLOCATION_HEADER = "companyId,event,userId,requestId"
 
-# Exactly the characters Python's str.isspace()/str.strip() treat as whitespace, so trimming
-# here (pyarrow's utf8_trim with an explicit set) agrees with the scalar rules in models.py.
+# Exactly the characters Python's str.isspace()/str.strip() treat as whitespace. pyarrow's
+# utf8_trim_whitespace (pandas' str.strip() without arguments) trims the same set, so trimming
+# cells here agrees with the scalar rules in models.py; a test keeps both facts honest.
 WHITESPACE = (
     "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
     "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
@@ -387,8 +389,12 @@ def _parse_csv(utf8: bytes | None, text: str, delimiter: str, skip: int) -> pd.D
     """Records (header first) as a frame of str with columns 0..n-1; missing cells are ""."""
     data = utf8 if utf8 is not None else text.encode("utf-8")
     try:
-        # The C parser with skip_blank_lines=False keeps blank records, so positions are row
-        # numbers; na_filter=False keeps "NA", "null" and "" as the text they are.
+        return _parse_pyarrow(data, delimiter, skip)
+    except (pa.ArrowInvalid, ValueError):
+        pass  # ragged rows: the C parser pads short ones
+    try:
+        # skip_blank_lines=False keeps blank records, so positions stay row numbers;
+        # na_filter=False keeps "NA", "null" and "" as the text they are.
         return pd.read_csv(
             io.BytesIO(data),
             sep=delimiter,
@@ -403,10 +409,40 @@ def _parse_csv(utf8: bytes | None, text: str, delimiter: str, skip: int) -> pd.D
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
     except (pd.errors.ParserError, ValueError):
-        # Ragged rows (more cells than the header) or odd quoting: the csv module takes
-        # anything; slow, but only such files pay for it.
+        # More cells than the header, or odd quoting: the csv module takes anything; slow,
+        # but only such files pay for it.
         records = list(csv.reader(io.StringIO(text), delimiter=delimiter))[skip:]
         return _records_frame(records)
+
+
+def _parse_pyarrow(data: bytes, delimiter: str, skip: int) -> pd.DataFrame:
+    """The fast path: pyarrow's parser, every column text, blank lines kept (row numbers)."""
+    from pyarrow import csv as pa_csv
+
+    width = data.split(b"\n", skip + 1)[skip].count(delimiter.encode()) + 1
+    table = pa_csv.read_csv(
+        io.BytesIO(data),
+        read_options=pa_csv.ReadOptions(autogenerate_column_names=True, skip_rows=skip),
+        parse_options=pa_csv.ParseOptions(
+            delimiter=delimiter,
+            # Values spanning lines need the slower serial scan; only quoted files can have them.
+            newlines_in_values=b'"' in data,
+            ignore_empty_lines=False,
+        ),
+        convert_options=pa_csv.ConvertOptions(
+            column_types={f"f{i}": pa.string() for i in range(width + 1)},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    if any(not pa.types.is_string(t) for t in table.schema.types):
+        raise ValueError("a column was not read as text")
+    return pd.DataFrame(
+        {
+            i: pd.Series(pd.arrays.ArrowStringArray(col)).astype("str")
+            for i, col in enumerate(table.columns)
+        }
+    )
 
 
 def _records_frame(records: list[list[str]] | list[tuple[str, ...]]) -> pd.DataFrame:
@@ -532,8 +568,7 @@ def _build(
     """Trim, drop blank rows, map the header to canonical names, fill absent optional columns."""
     header = [h.strip(_TRIM) for h in header]
     trimmed = {
-        i: cells.iloc[:, i].astype("str").str.strip(WHITESPACE).fillna("")
-        for i in range(cells.shape[1])
+        i: cells.iloc[:, i].astype("str").str.strip().fillna("") for i in range(cells.shape[1])
     }
     if trimmed:
         blank = np.logical_and.reduce([(s == "").to_numpy(dtype=bool) for s in trimmed.values()])

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from toolkit.bulk.reading import WHITESPACE, Sheet, sheet_from_frame
+from toolkit.bulk.reading import Sheet, sheet_from_frame
 from toolkit.models import MAX_AMOUNT, REASONS
 
 __all__ = ["PROBLEM_COLUMNS", "Validation", "validate", "validate_allocations"]
@@ -192,8 +192,9 @@ def validate_allocations(sheet_or_frame: Sheet | pd.DataFrame) -> Validation:
     request, request_bad, request_reason = _check_code(
         data["requestId"], _REQUEST, "request_id", suggest=False
     )
-    given = (data["requestId"].str.strip(WHITESPACE) != "").to_numpy(dtype=bool)
-    request_bad &= given
+    given = (_text(data["requestId"]) != "").to_numpy(dtype=bool)
+    request_reason = request_reason[given[request_bad]].reset_index(drop=True)
+    request_bad = request_bad & given
     checks.add("requestId", data["requestId"], request_bad, request_reason)
 
     ok = given & ~request_bad
@@ -252,7 +253,7 @@ def _as_sheet(source: Sheet | pd.DataFrame, kind: str) -> Sheet:
 
 def _text(series: pd.Series) -> pd.Series:
     # Trim exactly what str.strip() trims, so a cell and check_*(cell) see the same text.
-    return series.astype("str").fillna("").str.strip(WHITESPACE).reset_index(drop=True)
+    return series.astype("str").fillna("").str.strip().reset_index(drop=True)
 
 
 def _mask(series: pd.Series) -> np.ndarray:
@@ -262,58 +263,56 @@ def _mask(series: pd.Series) -> np.ndarray:
 def _check_code(
     series: pd.Series, pattern: str, reason_key: str, *, suggest: bool = True
 ) -> tuple[pd.Series, np.ndarray, pd.Series]:
-    """A case-sensitive id: (normalised or missing, bad mask, reason per row)."""
+    """A case-sensitive id: (normalised or missing, bad mask, reason per bad row)."""
     text = _text(series)
-    missing = _mask(text == "")
     good = _mask(text.str.fullmatch(pattern))
     bad = ~good
-    reason = pd.Series(REASONS[reason_key], index=text.index, dtype="str")
-    if suggest:
-        reason = _with_suggestion(reason, text, text.str.upper(), pattern, bad & ~missing)
-    reason = reason.mask(missing, REASONS["missing"])
+    reason = _reasons(text, bad, REASONS[reason_key])
+    if suggest and len(reason):
+        reason = _with_suggestion(reason, text[bad], pattern, upper=True)
     return text.where(good), bad, reason
 
 
 def _check_event(series: pd.Series) -> tuple[pd.Series, np.ndarray, pd.Series]:
     text = _text(series)
-    missing = _mask(text == "")
     good = _mask(text.str.fullmatch(_EVENT))
-    candidate = text.str.replace(r"[ -]+", "_", regex=True).str.upper()
-    reason = pd.Series(REASONS["event"], index=text.index, dtype="str")
-    reason = _with_suggestion(reason, text, candidate, _EVENT, ~good & ~missing)
-    reason = reason.mask(missing, REASONS["missing"])
+    reason = _reasons(text, ~good, REASONS["event"])
+    if len(reason):
+        reason = _with_suggestion(reason, text[~good], _EVENT, upper=False)
     return text.where(good), ~good, reason
 
 
-def _with_suggestion(
-    reason: pd.Series, text: pd.Series, candidate: pd.Series, pattern: str, where: np.ndarray
-) -> pd.Series:
+def _reasons(text: pd.Series, bad: np.ndarray, reason: str) -> pd.Series:
+    """The reason for each bad cell: "is missing" for blanks, ``reason`` for the rest."""
+    picked = text[bad].reset_index(drop=True)
+    return pd.Series(reason, index=picked.index, dtype="str").mask(picked == "", REASONS["missing"])
+
+
+def _with_suggestion(reason: pd.Series, text: pd.Series, pattern: str, *, upper: bool) -> pd.Series:
     """`cekekcards` is refused (ids are case-sensitive) with "did you mean CEKEKCARDS?"."""
-    if not where.any():
-        return reason
-    fits = where & _mask(text.str.fullmatch(_ASCII)) & _mask(candidate.str.fullmatch(pattern))
+    text = text.reset_index(drop=True)
+    if upper:
+        candidate = text.str.upper()
+    else:  # an event written as words: `meal card payment` → MEAL_CARD_PAYMENT
+        candidate = text.str.replace(r"[ -]+", "_", regex=True).str.upper()
+    fits = (
+        _mask(text != "")
+        & _mask(text.str.fullmatch(_ASCII))
+        & _mask(candidate.str.fullmatch(pattern))
+    )
     return reason.mask(fits, reason + "; did you mean " + candidate + "?")
 
 
 def _check_configuration(series: pd.Series) -> tuple[pd.Series, np.ndarray, pd.Series]:
     text = _text(series)
-    missing = _mask(text == "")
-    is_default = _mask(text.str.fullmatch(_DEFAULT))
-    is_custom = _mask(text.str.fullmatch(_CUSTOM))
-    normalised = pd.Series(
-        np.select([is_default, is_custom], ["DEFAULT", "CUSTOM"], default=""), dtype="str"
-    )
-    good = is_default | is_custom
-    reason = pd.Series(np.where(missing, REASONS["missing"], REASONS["configuration"]), dtype="str")
-    return normalised.where(good), ~good, reason
+    good = _mask(text.str.fullmatch(_DEFAULT)) | _mask(text.str.fullmatch(_CUSTOM))
+    # Only DEFAULT/CUSTOM in ASCII letters pass, so upper-casing them is plain ASCII.
+    return text.str.upper().where(good), ~good, _reasons(text, ~good, REASONS["configuration"])
 
 
 def _check_amount(series: pd.Series) -> tuple[pd.Series, np.ndarray, pd.Series]:
     """Whole coins 0..MAX_AMOUNT, in the same order of checks as models.check_amount."""
     text = _text(series)
-    missing = _mask(text == "")
-    negative = _mask(text.str.fullmatch(_NEGATIVE))
-    decimal = _mask(text.str.fullmatch(_DECIMAL))
     whole = _mask(text.str.fullmatch(_WHOLE))
     # Leading zeros are fine ("007" is 7); more significant digits than MAX_AMOUNT has are
     # too big, which also keeps the cast below inside int64.
@@ -322,41 +321,41 @@ def _check_amount(series: pd.Series) -> tuple[pd.Series, np.ndarray, pd.Series]:
     small = whole & (length <= _MAX_DIGITS)
     number = digits.where(small & (length > 0), "0").astype("int64").to_numpy()
     too_big = whole & ~(small & (number <= MAX_AMOUNT))
-    bad = missing | negative | decimal | ~whole | too_big
-    reason = pd.Series(
-        np.select(
-            [missing, negative, decimal, ~whole, too_big],
-            [
-                REASONS["missing"],
-                REASONS["negative"],
-                REASONS["decimals"],
-                REASONS["digits"],
-                REASONS["too_big"],
-            ],
-            default="",
-        ),
-        dtype="str",
-    )
+    bad = ~whole | too_big
     amount = pd.array(number, dtype="Int64")
     amount[bad] = pd.NA
+    # Reasons only for the refused cells, checked in models.check_amount's order.
+    refused = text[bad].reset_index(drop=True)
+    conditions = [
+        _mask(refused == ""),
+        _mask(refused.str.fullmatch(_NEGATIVE)),
+        _mask(refused.str.fullmatch(_DECIMAL)),
+        ~_mask(refused.str.fullmatch(_WHOLE)),
+    ]
+    keys = ["missing", "negative", "decimals", "digits"]
+    code = np.select(conditions, np.arange(len(keys)), default=len(keys))
+    table = np.array([REASONS[k] for k in [*keys, "too_big"]], dtype=object)
+    reason = pd.Series(table[code], dtype="str")
     return pd.Series(amount), bad, reason
 
 
 def _first_rows(keys: pd.DataFrame, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each key row: the row number where the key first appears, and "is a later repeat"."""
-    dup = keys.duplicated(keep=False).to_numpy(dtype=bool)
+    # One int64 per key (factorize each column, combine the codes): hashing ints is far
+    # cheaper than hashing tuples of strings.
+    key = np.zeros(len(keys), dtype="int64")
+    for column in keys.columns:
+        codes, uniques = pd.factorize(keys[column])
+        key = key * (len(uniques) + 1) + codes
+        key = pd.factorize(key)[0].astype("int64")  # keep the combined codes small
+    dup = pd.Series(key).duplicated(keep=False).to_numpy()
     first = rows.copy()
     later = np.zeros(len(rows), dtype=bool)
     if dup.any():
-        group = keys[dup]
-        firsts = (
-            pd.Series(np.flatnonzero(dup))
-            .groupby([group[c].to_numpy() for c in group.columns])
-            .transform("first")
-            .to_numpy()
-        )
+        where = np.flatnonzero(dup)
+        firsts = pd.Series(where).groupby(key[dup]).transform("first").to_numpy()
         first[dup] = rows[firsts]
-        later[dup] = np.flatnonzero(dup) != firsts
+        later[dup] = where != firsts
     return first, later
 
 
@@ -412,40 +411,38 @@ def _outliers(
     """Amounts 10× above or below their event's usual amount are flagged, not refused."""
     if not judged.any():
         return
-    basis = amount[valid].astype("float64").groupby(event[valid].to_numpy()).median()
-    where = pd.Series("in this file", index=basis.index, dtype="str")
+    # Work on integer codes of the events: a median per code, then one take per row.
+    codes, names = pd.factorize(event, use_na_sentinel=True)
+    names = pd.Index(names).astype("str")
+    value = amount.astype("float64").to_numpy(na_value=np.nan)
+    counted = valid & (codes >= 0)
+    basis = pd.Series(value[counted]).groupby(codes[counted]).median()
+    median = np.full(len(names) + 1, np.nan)  # the last slot serves code -1 (no event)
+    median[basis.index.to_numpy()] = basis.to_numpy()
+    registry = np.zeros(len(names) + 1, dtype=bool)
     if known_medians:
         known = pd.Series(dict(known_medians), dtype="float64").dropna()
-        basis = pd.concat([basis[~basis.index.isin(known.index)], known])
-        where = pd.concat(
-            [
-                where[~where.index.isin(known.index)],
-                pd.Series("in the registry", index=known.index, dtype="str"),
-            ]
-        )
-    basis = basis[basis > 0]
-    if basis.empty:
-        return
-    median = event.map(basis).astype("float64").to_numpy(na_value=np.nan)
-    value = amount.astype("float64").to_numpy(na_value=np.nan)
+        at = names.get_indexer(known.index)
+        median[at[at >= 0]] = known.to_numpy()[at >= 0]
+        registry[at[at >= 0]] = True
+    median[median <= 0] = np.nan
+    row_median = median[codes]
     with np.errstate(invalid="ignore"):
-        high = judged & (value >= OUTLIER_FACTOR * median)
-        low = judged & (value > 0) & (value * OUTLIER_FACTOR <= median)
+        high = judged & (value >= OUTLIER_FACTOR * row_median)
+        low = judged & (value > 0) & (value * OUTLIER_FACTOR <= row_median)
     for mask, how in ((high, "10 or more times"), (low, "a tenth or less of")):
         if not mask.any():
             continue
-        shown = {e: _number(m) for e, m in basis.items()}
-        names = event[mask].reset_index(drop=True)
-        reason = (
-            f"is {how} the usual amount for "
-            + names
-            + " (median "
-            + names.map(shown).astype("str")
-            + " "
-            + names.map(where).astype("str")
-            + "); check for a typo"
-        )
         positions = np.flatnonzero(mask)
+        code = codes[positions]
+        reason = pd.Series(
+            [
+                f"is {how} the usual amount for {names[c]} (median {_number(median[c])} "
+                f"{'in the registry' if registry[c] else 'in this file'}); check for a typo"
+                for c in code.tolist()
+            ],
+            dtype="str",
+        )
         checks.add_at("amount", raw.iloc[positions], positions, reason, severity="warning")
 
 
@@ -477,8 +474,7 @@ class _Checks:
         if not mask.any():
             return
         positions = np.flatnonzero(mask)
-        if isinstance(reason, pd.Series):
-            reason = reason.iloc[positions].reset_index(drop=True)
+        # A Series ``reason`` holds one reason per flagged cell, in row order.
         self.add_at(column, raw.iloc[positions], positions, reason, severity=severity)
 
     def add_at(
@@ -535,8 +531,12 @@ def _row_messages(problems: pd.DataFrame, n: int, checks: _Checks) -> pd.Series:
     if len(problems):
         positions = checks.positions
         text = problems["message"].str.replace(r"^Row [0-9]+, ", "", regex=True)
-        joined = text.groupby(positions, sort=False).agg("; ".join)
-        message[joined.index.to_numpy()] = joined.to_numpy()
+        repeated = pd.Series(positions).duplicated(keep=False).to_numpy()
+        # Most problem rows have one problem: no join needed for those.
+        message[positions[~repeated]] = text[~repeated].to_numpy()
+        if repeated.any():
+            joined = text[repeated].groupby(positions[repeated], sort=False).agg("; ".join)
+            message[joined.index.to_numpy()] = joined.to_numpy()
     return pd.Series(message, dtype="str")
 
 
