@@ -361,3 +361,17 @@ def test_token_state_never_shows_the_token(client: CoinsClient) -> None:
     state = client.token_state()
     assert state["state"] == "valid" and 0 < state["expires_in_s"] <= 300
     assert client._tokens.token() not in str(state)
+
+
+def test_from_env_reads_the_environment(
+    fresh_sandbox: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("ENKASH_BASE_URL", fresh_sandbox.url + "/")
+    monkeypatch.setenv("ENKASH_TIMEOUT_S", "3")
+    for name, value in fresh_sandbox.credentials.items():
+        monkeypatch.setenv(f"ENKASH_{name.upper()}", value)
+    with CoinsClient.from_env(source="notebook") as client:
+        assert client.base_url == fresh_sandbox.url.rstrip("/")
+        assert client.timeout_s == 3.0 and client.source == "notebook"
+        assert client.get_balance("EKU1") == 0

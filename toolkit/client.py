@@ -32,6 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (
     ConnectTimeoutError,
@@ -766,7 +767,7 @@ class CoinsClient:
                     auth=BearerAuth(token),
                     timeout=self.timeout_s,
                 )
-            except requests.RequestException as exc:
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
                 logger.debug("%s %s failed: %s", method, path, type(exc).__name__)
                 raise self._transport_error(exc, what) from exc
             logger.debug(
@@ -791,10 +792,10 @@ class CoinsClient:
                 auth=requests.auth.HTTPBasicAuth(*basic),
                 timeout=self.timeout_s,
             )
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise self._transport_error(exc, what) from exc
 
-    def _transport_error(self, exc: requests.RequestException, what: str) -> TransportError:
+    def _transport_error(self, exc: Exception, what: str) -> TransportError:
         reason_exc = (
             exc.args[0].reason if exc.args and isinstance(exc.args[0], MaxRetryError) else None
         )
