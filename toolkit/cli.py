@@ -762,7 +762,28 @@ def cmd_bulk_allocate(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from toolkit.sandbox import __main__ as sandbox_main
 
-    return int(sandbox_main.main(args.sandbox_args) or 0)
+    try:
+        return int(sandbox_main.main(list(args.sandbox_args)) or 0)
+    except SystemExit as exc:  # the sandbox's own argparse: usage error (2) or --help (0)
+        return exc.code if isinstance(exc.code, int) else EXIT_FATAL
+
+
+class _SandboxHelp(argparse.Action):
+    """``coins sandbox --help``: our description and example, then the sandbox's own flags."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any, **__: Any) -> None:
+        from toolkit.sandbox.__main__ import build_parser as sandbox_parser
+
+        text = parser.format_help()
+        own = sandbox_parser().format_help()
+        flags = own[own.find("options:") :] if "options:" in own else own
+        flags = flags.split("example:", 1)[0].rstrip()
+        flags = "\n".join(line for line in flags.splitlines() if "--help" not in line)
+        print(text.rstrip() + "\n\nsandbox " + flags + "\n")
+        parser.exit(0)
 
 
 # --------------------------------------------------------------------------- parser
@@ -967,6 +988,7 @@ def _commands() -> list[tuple[str, Callable[..., int], str, str, str, Callable[.
         )
 
     def sandbox_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-h", "--help", action=_SandboxHelp, help="show this help and exit")
         p.add_argument(
             "sandbox_args",
             nargs=argparse.REMAINDER,
@@ -1132,7 +1154,8 @@ def build_parser() -> argparse.ArgumentParser:
             description=description,
             epilog=f"Example:\n  {example}\n{_EXIT_TEXT}",
             formatter_class=_Formatter,
-            parents=[common],
+            parents=[] if name == "sandbox" else [common],
+            add_help=name != "sandbox",
         )
         add_args(p)
         p.set_defaults(handler=handler, command=name)
@@ -1199,7 +1222,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``coins`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        # The sandbox's flags are its own parser's business: pass them through untouched.
+        args, extra = parser.parse_known_args(argv)
+        if extra and getattr(args, "command", None) == "sandbox":
+            args.sandbox_args = [*extra, *args.sandbox_args]
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help (0) or a usage error (2, already reported by argparse)
         return exc.code if isinstance(exc.code, int) else EXIT_FATAL
     if args.handler is None:
