@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from toolkit.client import CoinsClient
-from toolkit.errors import AuthError
+from toolkit.errors import AuthError, TransportError
 from toolkit.sandbox import start_sandbox
 
 
@@ -142,3 +142,13 @@ def test_a_refused_access_token_falls_back_to_one_login(fresh_sandbox: Any) -> N
     with make_client(fresh_sandbox, access_token="stale-token") as client:
         assert client.get_balance("EKU1") == 0
         assert client.token_state()["source"] == "login"
+
+
+def test_a_login_without_an_answer_is_not_a_refusal(fresh_sandbox: Any) -> None:
+    with make_client(fresh_sandbox, timeout_s=0.3) as client:
+        fresh_sandbox.set_faults(latency_ms=800)
+        with pytest.raises(TransportError, match="Could not log in"):
+            client.get_balance("EKU1")
+        assert client.token_state()["state"] == "none"
+        fresh_sandbox.set_faults(latency_ms=0)
+        assert client.get_balance("EKU1") == 0

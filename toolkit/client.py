@@ -162,17 +162,20 @@ class _Retry(Retry):
             sleep(backoff)
 
 
-def _retry(policy: _Backoff, max_retries: int, *, methods: Iterable[str], safe: bool) -> _Retry:
-    """A Retry for calls safe to repeat (``safe``), or one that retries only unsent requests."""
+def _retry(
+    policy: _Backoff, max_retries: int, *, methods: Iterable[str], reads: bool, statuses: bool
+) -> _Retry:
+    """A Retry that always repeats unsent requests (connect errors); after a read error (no
+    answer, dropped connection) only when ``reads``; after 429/5xx only when ``statuses``."""
     retry = _Retry(
         total=max_retries,
         connect=max_retries,
-        read=max_retries if safe else False,
-        status=max_retries if safe else 0,
+        read=max_retries if reads else False,
+        status=max_retries if statuses else 0,
         other=0,
         redirect=0,
         allowed_methods=frozenset(methods),
-        status_forcelist=RETRY_STATUSES if safe else frozenset(),
+        status_forcelist=RETRY_STATUSES if statuses else frozenset(),
         backoff_factor=policy.factor,
         backoff_max=policy.maximum,
         backoff_jitter=policy.jitter,
@@ -398,23 +401,25 @@ class CoinsClient:
         policy, budget = self._backoff, self.max_retries
         # requests picks the longest mounted prefix, so each path gets its own policy.
         session.mount(
-            self.base_url, adapter(_retry(policy, budget, methods=("GET", "PATCH"), safe=True))
+            self.base_url,
+            adapter(_retry(policy, budget, methods=("GET", "PATCH"), reads=True, statuses=True)),
         )
         session.mount(
             self.base_url + ALLOCATE_PATH,
-            adapter(_retry(policy, budget, methods=("POST",), safe=True)),
+            adapter(_retry(policy, budget, methods=("POST",), reads=True, statuses=True)),
         )
         # Create has no idempotency key: the adapter repeats only requests never sent; the
         # ambiguous cases are resolved by `_create` itself.
         session.mount(
             self.base_url + CREATE_PATH,
-            adapter(_retry(policy, budget, methods=("POST",), safe=False)),
+            adapter(_retry(policy, budget, methods=("POST",), reads=False, statuses=False)),
         )
-        # A login may be repeated after no answer, a 5xx or a 429 — never after a refusal
-        # (400/401 are not in the status list, so they come straight back).
+        # A login is repeated when it was never sent or answered 429/5xx — never after a
+        # refusal (400/401 come straight back), nor after no answer: a wrong password that the
+        # server counted but did not answer in time must not be counted twice (3 locks).
         session.mount(
             self.base_url + TOKEN_PATH,
-            adapter(_retry(policy, budget, methods=("POST",), safe=True)),
+            adapter(_retry(policy, budget, methods=("POST",), reads=False, statuses=True)),
         )
         return session
 
