@@ -319,6 +319,11 @@ def test_malformed_json_gets_the_400_envelope_not_422(api: Any, body: bytes) -> 
     assert "body" in message
 
 
+def test_oversized_body_is_413_envelope(api: Any) -> None:
+    answer = api.post(CREATE, data=b"[" + b"1," * 600_000 + b"1]")
+    assert_error(answer, 413, ResponseCode.INVALID_REQUEST, "too large")
+
+
 def test_get_returns_the_configuration(api: Any) -> None:
     created = ok_payload(create(api))
     assert ok_payload(api.get(one(api, created["coinConfigId"]))) == created

@@ -26,6 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from toolkit.models import (
@@ -66,6 +67,7 @@ _REALM = 'realm="enkash-sandbox"'
 _CONFIG_FIELDS = ("configuration", "companyId", "event", "amount")
 _ALLOCATE_FIELDS = ("companyId", "event", "requestId", "userId")
 _ACTION_PATHS = {"create-coins-config": "POST", "allocate-coin": "POST"}
+MAX_BODY_BYTES = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +186,35 @@ def _invalid(problems: list[str]) -> ApiError:
 # ---- request parsing -------------------------------------------------------------------------
 
 
+async def _read_body(request: Request) -> bytes:
+    """The request body, refused (413) past MAX_BODY_BYTES without reading it all."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _too_large()
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise _too_large()
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody is left to read an answer; this one only keeps the server's log quiet.
+        raise ApiError(400, ResponseCode.INVALID_REQUEST, "Client disconnected") from None
+    return b"".join(chunks)
+
+
+def _too_large() -> ApiError:
+    return ApiError(
+        413,
+        ResponseCode.INVALID_REQUEST,
+        f"Request body too large: at most {MAX_BODY_BYTES:,} bytes",
+    )
+
+
 async def _json_object(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+    raw = await _read_body(request)
     if not raw.strip():
         raise _invalid(["the body is empty: send a JSON object"])
     try:
@@ -347,7 +376,10 @@ async def _form(request: Request) -> dict[str, str]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     pairs: list[tuple[str, str]]
     if content_type in ("", "application/x-www-form-urlencoded"):
-        raw = await request.body()
+        try:
+            raw = await _read_body(request)
+        except ApiError as exc:
+            raise OAuthError(400, "invalid_request", exc.message) from None
         try:
             pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=32)
         except ValueError:  # bad UTF-8 or too many fields

@@ -9,6 +9,7 @@ import socket
 import tempfile
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -233,8 +234,14 @@ def start_sandbox(
         db_path=db_path,
         temp_dir=temp_dir,
     )
-    atexit.register(handle.stop)
+    atexit.register(_stop_at_exit, weakref.ref(handle))
     return handle
+
+
+def _stop_at_exit(ref: weakref.ref[SandboxHandle]) -> None:
+    handle = ref()
+    if handle is not None:
+        handle.stop()
 
 
 def embedded(home: str | Path, *, seed_demo: bool = True) -> SandboxHandle:
