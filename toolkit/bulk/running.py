@@ -123,6 +123,52 @@ class RateLimiter:
         return not (cancel is not None and cancel.is_set())
 
 
+class _RecorderBuffer:
+    """Holds the client's recorder calls made during a run; the run's thread flushes them.
+
+    The registry and the journal share one SQLite file: letting 16 workers each commit an
+    audit row would have them queue on the file's write lock (and on checkpoints) between
+    requests. Workers append here instead; the thread that owns the journal writes them to
+    the registry before it journals the rows' final statuses, so a crash in between leaves
+    those rows ``sending``, and resuming records them again.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.target = getattr(client, "recorder", None)
+        self._calls: list[Any] = []
+        self._lock = threading.Lock()
+        self.closed = False
+        if self.target is not None:
+            client.recorder = self
+
+    def record_call(self, call: Any) -> None:
+        if self.closed:  # a run that began after ours may still point here
+            if self.target is not None:
+                self.target.record_call(call)
+            return
+        with self._lock:
+            self._calls.append(call)
+
+    def flush(self) -> None:
+        with self._lock:
+            calls, self._calls = self._calls, []
+        for call in calls:
+            try:
+                self.target.record_call(call)
+            except Exception:  # as the client does: a recorder failure never hides a result
+                log.exception("the registry could not record a %s call", call.action)
+
+    def close(self) -> None:
+        self.flush()
+        self.closed = True
+        if getattr(self.client, "recorder", None) is self:
+            target = self.target
+            while isinstance(target, _RecorderBuffer) and target.closed:
+                target = target.target
+            self.client.recorder = target
+
+
 @dataclass
 class _Item:
     row: int
@@ -528,45 +574,52 @@ def _drive(
             progress(len(final), total, dict(counts))
 
     report(force=True)
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bulk-run") as pool:
-        while pending or in_flight:
-            try:
-                if cancel is not None and cancel.is_set() and not stop.is_set():
+    recorder = _RecorderBuffer(client)
+    try:
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bulk-run") as pool:
+            while pending or in_flight:
+                try:
+                    if cancel is not None and cancel.is_set() and not stop.is_set():
+                        cancelled = True
+                        stop.set()
+                    if not stop.is_set() and pending:
+                        batch = [
+                            pending.popleft()
+                            for _ in range(min(len(pending), concurrency - len(in_flight)))
+                        ]
+                        if batch:
+                            journal.mark_sending(run_id, [item.row for item in batch])
+                            for item in batch:
+                                item.attempts += 1
+                                in_flight[pool.submit(_work, client, item, mode, stop, limiter)] = (
+                                    item
+                                )
+                    if not in_flight:
+                        break
+                    done, _ = wait(in_flight, timeout=0.25, return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:
+                    # Ctrl-C: stop handing out rows, let the ones in flight answer, keep it all.
                     cancelled = True
                     stop.set()
-                if not stop.is_set() and pending:
-                    batch = [
-                        pending.popleft()
-                        for _ in range(min(len(pending), concurrency - len(in_flight)))
-                    ]
-                    if batch:
-                        journal.mark_sending(run_id, [item.row for item in batch])
-                        for item in batch:
-                            item.attempts += 1
-                            in_flight[pool.submit(_work, client, item, mode, stop, limiter)] = item
-                if not in_flight:
-                    break
-                done, _ = wait(in_flight, timeout=0.25, return_when=FIRST_COMPLETED)
-            except KeyboardInterrupt:
-                # Ctrl-C: stop handing out rows, let the ones in flight answer, keep it all.
-                cancelled = True
-                stop.set()
-                continue
-            answers = []
-            for future in done:
-                in_flight.pop(future)
-                row, status, config_id, message, error = future.result()
-                if status != "skipped":
-                    sent += 1
-                if error is not None and fatal is None:
-                    fatal = error
-                    stop.set()
-                answers.append((row, status, config_id, message))
-            journal.record(run_id, answers)
-            for row, status, config_id, message in answers:
-                final[row] = (status, config_id, message)
-                counts[status] = counts.get(status, 0) + 1
-            report()
+                    continue
+                answers = []
+                for future in done:
+                    in_flight.pop(future)
+                    row, status, config_id, message, error = future.result()
+                    if status != "skipped":
+                        sent += 1
+                    if error is not None and fatal is None:
+                        fatal = error
+                        stop.set()
+                    answers.append((row, status, config_id, message))
+                recorder.flush()  # the registry first: a crash in between leaves `sending`
+                journal.record(run_id, answers)
+                for row, status, config_id, message in answers:
+                    final[row] = (status, config_id, message)
+                    counts[status] = counts.get(status, 0) + 1
+                report()
+    finally:
+        recorder.close()
     # Rows never handed out: skipped, with the reason, so that rows in = rows out.
     if pending:
         reason = (
