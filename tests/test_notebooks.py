@@ -25,8 +25,10 @@ import pytest
 import requests
 
 from toolkit.client import CoinsClient
+from toolkit.notebook_helpers import notebook_settings
 from toolkit.registry import Registry
 from toolkit.sandbox import SandboxHandle, start_sandbox
+from toolkit.sandbox.demo import demo_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = ROOT / "notebooks"
@@ -100,25 +102,29 @@ def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 class Lab:
     """A temp copy of notebooks/ wired to one sandbox and one COINS_HOME."""
 
-    sandbox: SandboxHandle
+    sandbox: SandboxHandle | None  # None: the kernel starts the embedded one under home
     workdir: Path
     home: Path
     kernel: str
 
     def environment(self) -> dict[str, str]:
-        settings = self.sandbox.settings()
         python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-        return {
-            "ENKASH_BASE_URL": str(settings.base_url),
-            "ENKASH_CLIENT_ID": settings.client_id,
-            "ENKASH_CLIENT_SECRET": settings.client_secret,
-            "ENKASH_USERNAME": settings.username,
-            "ENKASH_PASSWORD": settings.password,
+        env = {
             "COINS_HOME": str(self.home),
             "COINS_ACTOR": "notebook-tests",
             # The kernel imports the toolkit from this checkout, installed or not.
             "PYTHONPATH": python_path,
         }
+        if self.sandbox is not None:
+            settings = self.sandbox.settings()
+            env |= {
+                "ENKASH_BASE_URL": str(settings.base_url),
+                "ENKASH_CLIENT_ID": settings.client_id,
+                "ENKASH_CLIENT_SECRET": settings.client_secret,
+                "ENKASH_USERNAME": settings.username,
+                "ENKASH_PASSWORD": settings.password,
+            }
+        return env
 
     def execute(self, name: str, **parameters: Any) -> nbformat.NotebookNode:
         """Run a notebook here (its working directory is the copy's folder) and return it."""
@@ -126,8 +132,9 @@ class Lab:
         with pytest.MonkeyPatch.context() as mp:
             for key, value in self.environment().items():
                 mp.setenv(key, value)
-            for key in ("ENKASH_ACCESS_TOKEN", "ENKASH_COOKIE", "ENKASH_TIMEOUT_S"):
-                mp.delenv(key, raising=False)
+            for key in list(os.environ):
+                if key.startswith("ENKASH_") and key not in self.environment():
+                    mp.delenv(key)
             pm.execute_notebook(
                 str(self.workdir / name),
                 str(out),
@@ -140,32 +147,39 @@ class Lab:
             )
         return nbformat.read(out, as_version=4)
 
-    def sandbox_configs(self) -> pd.DataFrame:
-        answer = requests.get(f"{self.sandbox.url}/_sandbox/configs", timeout=10)
+    def _admin(self, what: str) -> pd.DataFrame:
+        assert self.sandbox is not None
+        answer = requests.get(f"{self.sandbox.url}/_sandbox/{what}", timeout=10)
         answer.raise_for_status()
         return pd.DataFrame(answer.json()["payload"])
+
+    def sandbox_configs(self) -> pd.DataFrame:
+        return self._admin("configs")
 
     def sandbox_allocations(self) -> pd.DataFrame:
-        answer = requests.get(f"{self.sandbox.url}/_sandbox/allocations", timeout=10)
-        answer.raise_for_status()
-        return pd.DataFrame(answer.json()["payload"])
+        return self._admin("allocations")
 
     def registry(self) -> Registry:
+        assert self.sandbox is not None
         return Registry(
             self.home / "registry.sqlite3", server_key=self.sandbox.url, actor="notebook-tests"
         )
 
 
-def _new_lab(tmp: Path, kernel: str) -> Iterator[Lab]:
+def _copy_notebooks(tmp: Path) -> Path:
     workdir = tmp / "notebooks"
     shutil.copytree(
         NOTEBOOKS_DIR,
         workdir,
         ignore=shutil.ignore_patterns("*.results.csv", ".ipynb_checkpoints", "exports", "*.py"),
     )
+    return workdir
+
+
+def _new_lab(tmp: Path, kernel: str) -> Iterator[Lab]:
     sandbox = start_sandbox(tmp / "sandbox.sqlite3")
     try:
-        yield Lab(sandbox=sandbox, workdir=workdir, home=tmp / "home", kernel=kernel)
+        yield Lab(sandbox=sandbox, workdir=_copy_notebooks(tmp), home=tmp / "home", kernel=kernel)
     finally:
         sandbox.stop()
 
@@ -355,3 +369,52 @@ def test_upsert_on_a_second_run_updates_changed_amounts_only(fresh_lab: Lab) -> 
     assert updates[["companyId", "event", "before_amount", "after_amount"]].values.tolist() == [
         ["CEKPUNE001", "MEAL_CARD_PAYMENT", 6, 8]
     ]
+
+
+def test_a_sheet_that_is_not_there_stops_with_one_clear_sentence(fresh_lab: Lab) -> None:
+    with pytest.raises(pm.PapermillExecutionError) as failed:
+        fresh_lab.execute("01_bulk_create_from_csv.ipynb", csv_path="data/typo.csv")
+    assert failed.value.ename == "SheetError"
+    assert failed.value.traceback == ["SheetError: data/typo.csv: no such file"]
+    assert len(fresh_lab.sandbox_configs()) == 0
+
+
+def test_defaults_run_on_the_embedded_sandbox_beside_its_demo_data(
+    tmp_path: Path, kernel: str
+) -> None:
+    """No ENKASH_BASE_URL: the analyst's first run, on the sandbox seeded with demo data."""
+    lab = Lab(
+        sandbox=None, workdir=_copy_notebooks(tmp_path), home=tmp_path / "home", kernel=kernel
+    )
+    lab.execute("01_bulk_create_from_csv.ipynb")
+    results = _read_results(lab.workdir / "data" / "configs_sample.results.csv")
+    assert results["status"].value_counts().to_dict() == {
+        "created": SAMPLE_ROWS - len(SAMPLE_MISTAKES),
+        "invalid": len(SAMPLE_MISTAKES),
+    }
+    # The kernel (and its embedded sandbox) is gone; the sandbox's file holds the demo + ours.
+    with start_sandbox(lab.home / "sandbox.sqlite3") as sandbox:
+        lab.sandbox = sandbox
+        on_server = lab.sandbox_configs()
+    demo, _ = demo_rows()
+    assert len(on_server) == len(demo) + SAMPLE_ROWS - len(SAMPLE_MISTAKES)
+    assert set(results["coinConfigId"].replace("", None).dropna()) <= set(on_server["coinConfigId"])
+
+
+def test_notebook_settings_read_the_project_env_and_home_from_the_project_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "checkout"
+    (project / "toolkit").mkdir(parents=True)
+    (project / "notebooks").mkdir()
+    (project / "pyproject.toml").write_text("[project]\nname = 'x'\n", encoding="utf-8")
+    (project / ".env").write_text("ENKASH_USERNAME=ops@example.com\n", encoding="utf-8")
+    for key in ("COINS_HOME", "ENKASH_USERNAME", "ENKASH_BASE_URL"):
+        monkeypatch.delenv(key, raising=False)
+
+    settings = notebook_settings(project / "notebooks")
+    assert settings.username == "ops@example.com"
+    assert settings.home == (project / ".coins").resolve()
+
+    monkeypatch.setenv("COINS_HOME", str(tmp_path / "elsewhere"))
+    assert notebook_settings(project / "notebooks").home == tmp_path / "elsewhere"
