@@ -479,6 +479,14 @@ class CoinsClient:
         """The token for display: state (valid/none/expired/refused), expires_in_s, source."""
         return self._tokens.state()
 
+    def login(self) -> None:
+        """Make sure a usable token exists now (log in if needed) rather than on first use.
+
+        Surfaces call this at start so refused credentials show at once. A refusal raises
+        ``AuthError`` and is remembered: no later call of this client logs in again.
+        """
+        self._tokens.token()
+
     # -- the API ----------------------------------------------------------------------------
 
     def create_config(

@@ -34,6 +34,7 @@ __all__ = [
     "call",
     "configs_frame",
     "connection",
+    "data_key",
     "excel_safe_csv",
     "invalidate",
     "shared_filters",
@@ -91,13 +92,10 @@ def auth_message(exc: EnKashError) -> str:
 def _login(ws: Workspace) -> None:
     """Log in once now, so refused credentials show on the first page rather than mid-task.
 
-    The client logs in lazily and has no public login call; its token manager remembers a
-    refusal, so this is the only attempt these credentials get in this process.
+    The client remembers a refusal, so this is the only attempt these credentials get in this
+    process.
     """
-    tokens = getattr(ws.client, "_tokens", None)
-    token = getattr(tokens, "token", None)
-    if callable(token):
-        token()
+    ws.client.login()
 
 
 def _seed_registry(ws: Workspace) -> int:
@@ -273,16 +271,21 @@ def api(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 # --------------------------------------------------------------------------- cached data
 
 
+def data_key() -> str:
+    """What cached data depends on: the registry file, the server and the app's writes."""
+    conn = connection()
+    ws = workspace()
+    return f"{ws.registry.path.resolve()}|{ws.client.server_key}|{conn.version}"
+
+
 @st.cache_data(ttl=FRAME_TTL_S, show_spinner="Reading the registry…", max_entries=4)
-def _configs_frame(server_key: str, version: int) -> pd.DataFrame:
+def _configs_frame(key: str) -> pd.DataFrame:
     return workspace().registry.to_frame()
 
 
 def configs_frame() -> pd.DataFrame:
     """Every known configuration on this server, cached until the app writes (or a minute)."""
-    conn = connection()
-    ws = workspace()
-    return _configs_frame(str(getattr(ws.client, "server_key", "")), conn.version)
+    return _configs_frame(data_key())
 
 
 def invalidate() -> None:
