@@ -1143,8 +1143,10 @@ def build_parser() -> argparse.ArgumentParser:
         + _EXIT_TEXT
         + "\nRun `coins COMMAND --help` for a command's options and an example.",
         formatter_class=_Formatter,
-        parents=[common],
+        parents=[_common()],
     )
+    # Defaults on the top parser's own copy of the options: parents share action objects, and
+    # a default set on a shared one would let the subcommand reset `coins --format csv configs`.
     parser.set_defaults(format="table", quiet=False, handler=None)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name, handler, short, description, example, add_args in _commands():
