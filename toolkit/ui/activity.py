@@ -15,7 +15,7 @@ SHOWN_ROWS = 2_000
 
 
 @st.cache_data(ttl=common.FRAME_TTL_S, show_spinner="Reading the audit log…", max_entries=4)
-def _audit(server_key: str, version: int) -> pd.DataFrame:
+def _audit(key: str) -> pd.DataFrame:
     return common.workspace().registry.audit_frame()
 
 
@@ -35,9 +35,8 @@ def render() -> None:
         "Every create, update, allocation and revert made through the app, notebooks or the "
         "command line on this server, including failures."
     )
-    ws = common.workspace()
-    conn = common.connection()
-    audit = _audit(str(getattr(ws.client, "server_key", "")), conn.version)
+    common.workspace()
+    audit = _audit(common.data_key())
     if audit.empty:
         st.info("Nothing recorded yet.", icon=":material/info:")
         return

@@ -87,6 +87,8 @@ def _pending_edits(view: pd.DataFrame, key: str) -> pd.DataFrame:
 def _patch_body(row: pd.Series) -> tuple[dict, str | None]:
     """The exact PATCH body for one edited row, or the reason it cannot be sent."""
     amount = None if pd.isna(row["amount_after"]) else row["amount_after"]
+    if isinstance(amount, float) and amount.is_integer():
+        amount = int(amount)
     configuration = None if pd.isna(row["configuration_after"]) else row["configuration_after"]
     body, problems = validate_config_fields(
         company_id=None, event=None, configuration=configuration, amount=amount, partial=True
@@ -96,13 +98,21 @@ def _patch_body(row: pd.Series) -> tuple[dict, str | None]:
     return body, None
 
 
+def _num(value) -> str:
+    """A number as an analyst writes it: 42, not 42.0 (a column with gaps turns float)."""
+    if value is None or pd.isna(value):
+        return "(blank)"
+    number = float(value)
+    return str(int(number)) if number.is_integer() else str(value)
+
+
 def _review_frame(edits: pd.DataFrame) -> pd.DataFrame:
     shown = []
     for _, row in edits.iterrows():
         body, problem = _patch_body(row)
         changes = []
         if row["amount_after"] is not None and not pd.isna(row["amount_after"]):
-            changes.append(f"amount {row['amount_before']} → {row['amount_after']}")
+            changes.append(f"amount {_num(row['amount_before'])} → {_num(row['amount_after'])}")
         if row["configuration_after"] is not None and not pd.isna(row["configuration_after"]):
             changes.append(
                 f"configuration {row['configuration_before']} → {row['configuration_after']}"
