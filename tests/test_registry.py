@@ -83,7 +83,7 @@ def call(action: str, config: CoinConfig | None = None, **kwargs) -> ApiCall:
     return ApiCall(
         action=action,
         server_key=kwargs.pop("server_key", "https://example.test"),
-        coin_config_id=config.coin_config_id if config else kwargs.pop("coin_config_id", None),
+        coin_config_id=kwargs.pop("coin_config_id", config.coin_config_id if config else None),
         request=kwargs.pop("request", config.to_payload() if config else {}),
         result=config,
         **kwargs,
@@ -448,3 +448,13 @@ def test_revert_is_refused_for_a_create_a_second_time_and_for_unknown_entries(re
         registry.revert(update_id)  # already undone: the values moved on
     with pytest.raises(RevertRefused, match="no audit entry"):
         registry.revert(10**9)
+
+
+def test_a_fetch_asked_with_spaces_around_the_id_updates_the_same_row(tmp_path):
+    with Registry(tmp_path / "r.sqlite3", server_key="https://example.test") as reg:
+        config = CoinConfig("WCC1", "CEKA", "E", Configuration.DEFAULT, 1)
+        reg.record_call(call("get", config))
+        reg.record_call(call("get", CoinConfig("WCC1", "CEKA", "E", Configuration.DEFAULT, 2),
+                             coin_config_id=" WCC1 "))  # fmt: skip
+        assert reg.to_frame()["amount"].tolist() == [2]
+        assert reg.history("WCC1")["action"].tolist() == ["import", "drift"]

@@ -440,7 +440,7 @@ class Registry:
         )
 
     def _record_get(self, conn: Any, call: ApiCall, context: dict[str, Any]) -> None:
-        config_id = call.coin_config_id or getattr(call.result, "coin_config_id", None)
+        config_id = getattr(call.result, "coin_config_id", None) or _stripped(call.coin_config_id)
         known = self._known_row(conn, context["server_key"], config_id)
         result = call.result if isinstance(call.result, CoinConfig) else None
         if result is None:
@@ -486,7 +486,7 @@ class Registry:
         )
 
     def _record_update(self, conn: Any, call: ApiCall, context: dict[str, Any]) -> None:
-        config_id = call.coin_config_id or getattr(call.result, "coin_config_id", None)
+        config_id = getattr(call.result, "coin_config_id", None) or _stripped(call.coin_config_id)
         known = self._known_row(conn, context["server_key"], config_id)
         before = _config_from_row(known) if known is not None else call.known_before
         reverting = getattr(self._local, "reverting", None)
@@ -1000,3 +1000,7 @@ def _audit_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         "request": strings([r["request_json"] for r in rows]),
     }
     return pd.DataFrame(data)[list(AUDIT_COLUMNS)]
+
+
+def _stripped(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) else None
