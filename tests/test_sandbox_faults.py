@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from typing import Any
@@ -157,3 +158,23 @@ def test_fault_seed_makes_draws_repeatable(api: Any, fresh_sandbox: Any) -> None
     first = pattern()
     assert set(first) == {200, 429}
     assert pattern() == first
+
+
+def test_drop_without_a_real_connection_raises_connection_dropped(tmp_path: Any) -> None:
+    import httpx
+
+    from toolkit.sandbox import ConnectionDropped, create_app
+
+    app = create_app(tmp_path / "asgi.sqlite3")
+    app.sandbox.faults.update({"drop_rate": 1})
+    transport = httpx.ASGITransport(app=app)
+    with pytest.raises(ConnectionDropped):
+        asyncio.run(_get(transport, BALANCE))
+    app.sandbox.store.close()
+
+
+async def _get(transport: Any, path: str) -> Any:
+    import httpx
+
+    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
+        return await client.get(path)

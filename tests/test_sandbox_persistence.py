@@ -209,6 +209,22 @@ def test_cli_help_shows_an_example() -> None:
     assert "example:" in out and "--seed-demo" in out and "--drop-rate" in out
 
 
+def test_importing_the_sandbox_pulls_in_neither_pandas_nor_requests() -> None:
+    code = (
+        "import sys, toolkit.sandbox; "
+        "print(sorted(m for m in ('pandas', 'requests') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"PYTHONPATH": str(ROOT)},
+        timeout=30,
+        check=True,
+    ).stdout
+    assert out.strip() == "[]"
+
+
 def test_cli_refuses_bad_fault_rates(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "toolkit.sandbox", "--error-rate", "2"],
