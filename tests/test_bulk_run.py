@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def make_client(sandbox: Any, **overrides: Any) -> CoinsClient:
     options: dict[str, Any] = {"timeout_s": 5.0, "backoff_factor": 0.05, "backoff_max": 0.2}
+    options.update(sandbox.credentials)
     options.update(overrides)
-    return CoinsClient(base_url=sandbox.url, **sandbox.credentials, **options)
+    return CoinsClient(base_url=sandbox.url, **options)
 
 
 def server_configs(url: str) -> list[dict[str, Any]]:
@@ -307,6 +308,35 @@ def test_tokens_expiring_mid_run_are_renewed(tmp_path: Path) -> None:
         assert time.monotonic() - started > 4  # two token lifetimes at least
         assert result.counts["created"] == 100, result.summary()
         assert len(server_configs(sandbox.url)) == 100
+
+
+def test_refused_credentials_stop_the_run_and_every_row_is_still_accounted_for(
+    fresh_sandbox: Any, tmp_path: Path
+) -> None:
+    client = make_client(fresh_sandbox, password="not-the-password")
+    registry = Registry(tmp_path / "registry.sqlite3", client=client)
+    path = write_sheet(tmp_path / "c.csv", config_rows(40))
+    result = run(plan_file(path, registry), client=client, registry=registry, concurrency=4)
+    client.close()
+
+    assert result.fatal_error is not None
+    assert len(result.frame) == 40
+    assert result.counts["failed"] + result.counts["skipped"] == 40
+    assert result.counts["failed"] <= 4
+    skipped = result.frame.loc[result.frame["status"] == "skipped", "message"]
+    assert skipped.str.startswith("not sent:").all()
+    assert "not-the-password" not in " ".join(result.frame["message"])
+    assert server_configs(fresh_sandbox.url) == []
+
+
+def test_progress_bar_counts_every_row(
+    ws: tuple[CoinsClient, Registry], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client, registry = ws
+    path = write_sheet(tmp_path / "c.csv", config_rows(10))
+    progress = bulk.progress_bar(desc="bulk-create", file=sys.stderr, mininterval=0)
+    run(plan_file(path, registry), client=client, registry=registry, progress=progress)
+    assert "10/10" in capsys.readouterr().err
 
 
 # -- allocations ------------------------------------------------------------------------------
