@@ -539,3 +539,9 @@ def test_handle_repr_and_credentials(fresh_sandbox: Any) -> None:
     settings = fresh_sandbox.settings(timeout_s=3.0)
     assert settings.base_url == fresh_sandbox.url and settings.timeout_s == 3.0
     assert settings.password == "sandbox-password"
+
+
+def test_default_credentials_are_the_settings_sandbox_credentials(fresh_sandbox: Any) -> None:
+    from toolkit.settings import SANDBOX_CREDENTIALS
+
+    assert fresh_sandbox.credentials == SANDBOX_CREDENTIALS
