@@ -244,12 +244,17 @@ class _Progress:
         disabled = bool(args.quiet) or not sys.stderr.isatty()
         self.bar = tqdm(desc=desc, unit=unit, file=sys.stderr, disable=disabled, leave=False)
 
-    def __call__(self, done: int, total: int | None = None, *_: Any, **__: Any) -> None:
+    def __call__(
+        self, done: int, total: int | None = None, counts: Mapping[str, int] | None = None
+    ) -> None:
         if total is not None and self.bar.total != total:
             self.bar.total = total
-            self.bar.refresh()
+        if counts:
+            self.bar.set_postfix({k: v for k, v in counts.items() if v}, refresh=False)
         if done is not None and done > self.bar.n:
             self.bar.update(done - self.bar.n)
+        else:
+            self.bar.refresh()
 
     def close(self) -> None:
         self.bar.close()
