@@ -7,7 +7,9 @@ bodies reach the validation and the business rules rather than stopping at 401.
 
 from __future__ import annotations
 
+import atexit
 import base64
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -19,6 +21,8 @@ from toolkit.sandbox import create_app
 
 _DB_DIR = Path(tempfile.mkdtemp(prefix="coins-fuzz-"))
 app = create_app(_DB_DIR / "fuzz.sqlite3")
+atexit.register(shutil.rmtree, _DB_DIR, True)
+atexit.register(app.sandbox.store.close)  # runs first (LIFO): close, then remove
 ACCESS_TOKEN, _ = app.sandbox.store.issue_tokens(
     username="analyst@example.com", client_id="SANDBOX", ttl_s=3600
 )
