@@ -1,0 +1,78 @@
+"""The Allocate & balances page: one allocation with a generated request id, balance lookup,
+validation messages, and bulk allocation from a CSV (validate → plan → run → results)."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from test_app_support import button, open_page, point_app_at, texts, workspace_for
+
+
+@pytest.fixture
+def configured(monkeypatch, tmp_path, fresh_sandbox):
+    ws = workspace_for(tmp_path, fresh_sandbox)
+    ws.client.create_config(company_id="CEKALLOC", event="MEAL_CARD_PAYMENT", amount=6)
+    ws.client.create_config(company_id="CEKALLOC", event="REFERRAL_EVENT", amount=50)
+    ws.close()
+    point_app_at(monkeypatch, tmp_path, fresh_sandbox)
+    return fresh_sandbox
+
+
+def _allocations(handle) -> list[dict]:
+    return requests.get(handle.url + "/_sandbox/allocations", timeout=10).json()["payload"]
+
+
+def test_allocate_shows_the_generated_request_id_and_the_new_balance(configured):
+    at = open_page("allocate")
+    request_id = at.text_input(key="al_request_id").value
+    assert request_id.startswith("COIN_REQ")
+    at.selectbox(key="al_company").set_value("CEKALLOC")
+    at.selectbox(key="al_event").set_value("MEAL_CARD_PAYMENT")
+    at.text_input(key="al_user").input("EKQZVMQK")
+    button(at, "Allocate coins").click().run()
+    assert not at.exception
+    success = texts(at, "success")
+    assert success and request_id in success[0], success
+    assert next(m.value for m in at.metric if m.label == "Balance of EKQZVMQK") == "6 coins"
+    made = _allocations(configured)
+    assert [(a["requestId"], a["userId"]) for a in made] == [(request_id, "EKQZVMQK")]
+    # The next allocation gets a new request id.
+    assert at.text_input(key="al_request_id").value not in ("", request_id)
+
+
+def test_allocation_fields_are_checked_before_sending(configured):
+    at = open_page("allocate")
+    at.text_input(key="al_user").input("not a user id")
+    button(at, "Allocate coins").click().run()
+    errors = texts(at, "error")
+    assert any(e.startswith("companyId is missing") for e in errors), errors
+    assert any(e.startswith("userId must be 1-64 characters") for e in errors), errors
+    assert _allocations(configured) == []
+
+
+def test_balance_lookup(configured):
+    at = open_page("allocate")
+    at.text_input(key="al_balance_user").input("EKNOBODY")
+    button(at, "Look up").click().run()
+    assert next(m.value for m in at.metric if m.label == "Balance of EKNOBODY") == "0 coins"
+
+
+def test_bulk_allocation_from_a_csv(configured):
+    at = open_page("allocate")
+    sheet = (
+        b"companyId,event,userId\r\n"
+        b"CEKALLOC,MEAL_CARD_PAYMENT,EKUSER01\r\n"
+        b"CEKALLOC,REFERRAL_EVENT,EKUSER01\r\n"
+        b"CEKALLOC,MEAL_CARD_PAYMENT,bad user\r\n"
+    )
+    at.file_uploader(key="al_bulk_file").set_value(("awards.csv", sheet, "text/csv")).run()
+    assert not at.exception
+    assert next(m.value for m in at.metric if m.label == "Allocate") == "2"
+    button(at, "Run — send 2 rows").click().run()
+    assert not at.exception
+    results = at.dataframe[-1].value
+    assert sorted(results["status"]) == ["allocated", "allocated", "invalid"]
+    assert len(_allocations(configured)) == 2
+    at.text_input(key="al_balance_user").input("EKUSER01")
+    button(at, "Look up").click().run()
+    assert next(m.value for m in at.metric if m.label == "Balance of EKUSER01") == "56 coins"

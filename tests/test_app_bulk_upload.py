@@ -1,0 +1,114 @@
+"""The Bulk upload page: upload → validation report → plan → run → results, and resume."""
+
+from __future__ import annotations
+
+import threading
+
+from test_app_support import button, open_page, point_app_at, sandbox_configs, texts, workspace_for
+
+from toolkit import bulk
+
+SHEET = (
+    b"companyId,event,amount,configuration,note\r\n"
+    b"CEKBULK1,EV_ONE,5,DEFAULT,first\r\n"
+    b"CEKBULK1,EV_TWO,6.5,DEFAULT,decimal amount\r\n"
+    b"cek bulk,EV_ONE,7,DEFAULT,bad company\r\n"
+    b"CEKBULK2,EV_ONE,8,custom,lower-case configuration is fine\r\n"
+    b"CEKBULK2,EV_TWO,9,DEFAULT,\r\n"
+    b"CEKBULK3,EV_ONE,10,DEFAULT,\r\n"
+)
+
+
+def _metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def _upload(at, data: bytes, name: str = "rollout.csv"):
+    return at.file_uploader(key="bu_file").set_value((name, data, "text/csv")).run()
+
+
+def test_upload_validates_plans_runs_and_accounts_for_every_row(
+    monkeypatch, tmp_path, fresh_sandbox
+):
+    point_app_at(monkeypatch, tmp_path, fresh_sandbox)
+    at = open_page("bulk_upload")
+    assert at.get("download_button"), "the template CSV is offered"
+    _upload(at, SHEET)
+    assert not at.exception
+    # 1 · Check: counts, the two bad rows shown with their cells highlighted.
+    assert (_metric(at, "Rows"), _metric(at, "Valid"), _metric(at, "Rows with errors")) == (
+        "6",
+        "4",
+        "2",
+    )
+    report = at.dataframe[0]
+    assert report.value["row"].tolist() == [3, 4]
+    assert "decimal" in report.value["problems"][0] or "whole number" in report.value["problems"][0]
+    styles = str(report.proto.arrow_data.styler.styles)
+    assert "F8C9C4" in styles.upper(), "the cells at fault are highlighted"
+    # 2 · Plan: counts per action, nothing sent yet.
+    assert (_metric(at, "Create"), _metric(at, "Invalid")) == ("4", "2")
+    assert sandbox_configs(fresh_sandbox).empty
+    # 3 · Run → 4 · Results: rows in = rows out.
+    button(at, "Run — send 4 rows").click().run()
+    assert not at.exception
+    results = at.dataframe[-1].value
+    assert len(results) == 6
+    assert sorted(results["status"]) == ["created"] * 4 + ["invalid"] * 2
+    assert results["note"].tolist()[0] == "first"  # the analyst's own columns come back
+    held = sandbox_configs(fresh_sandbox).set_index(["companyId", "event"])
+    assert held["amount"].to_dict() == {
+        ("CEKBULK1", "EV_ONE"): 5,
+        ("CEKBULK2", "EV_ONE"): 8,
+        ("CEKBULK2", "EV_TWO"): 9,
+        ("CEKBULK3", "EV_ONE"): 10,
+    }
+    assert held.loc[("CEKBULK2", "EV_ONE"), "configuration"] == "CUSTOM"
+    labels = [d.proto.label for d in at.get("download_button")]
+    assert "Download results (CSV)" in labels
+
+
+def test_upload_of_a_sheet_that_is_not_one_says_what_is_missing(
+    monkeypatch, tmp_path, fresh_sandbox
+):
+    point_app_at(monkeypatch, tmp_path, fresh_sandbox)
+    at = open_page("bulk_upload")
+    _upload(at, b"name,city\r\nAsha,Pune\r\n", "people.csv")
+    assert not at.exception
+    errors = texts(at, "error")
+    assert errors and "companyId" in errors[0]
+
+
+def test_an_interrupted_run_of_the_same_file_resumes_without_sending_twice(
+    monkeypatch, tmp_path, fresh_sandbox
+):
+    # A run of the file stopped after two rows (as Stop or a crash would leave it).
+    ws = workspace_for(tmp_path, fresh_sandbox)
+    sheet = bulk.read_configs(SHEET, filename="rollout.csv")
+    plan = bulk.plan(bulk.validate(sheet), ws.registry)
+    stop = threading.Event()
+    fresh_sandbox.set_faults(latency_ms=150)  # slow enough for progress to see the first row
+    first = bulk.run(
+        plan,
+        ws,
+        concurrency=1,
+        cancel=stop,
+        progress=lambda done, total, counts: stop.set() if counts.get("created") else None,
+    )
+    fresh_sandbox.clear_faults()
+    assert first.cancelled
+    done_before = int(first.counts.get("created", 0))
+    assert 1 <= done_before < 4
+    ws.close()
+
+    point_app_at(monkeypatch, tmp_path, fresh_sandbox)
+    at = open_page("bulk_upload")
+    _upload(at, SHEET)
+    warning = " ".join(texts(at, "warning"))
+    assert "did not finish" in warning and "Resume" in warning
+    button(at, "Resume").click().run()
+    assert not at.exception
+    results = at.dataframe[-1].value
+    assert len(results) == 6
+    assert (results["status"] == "created").sum() + (results["status"] == "unchanged").sum() == 4
+    assert len(sandbox_configs(fresh_sandbox)) == 4  # nothing created twice
