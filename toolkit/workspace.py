@@ -49,4 +49,19 @@ def connect(settings: Settings | None = None, *, source: str = "library") -> Wor
     settings = settings or Settings.from_env()
     client = CoinsClient.from_settings(settings, source=source, actor=settings.actor)
     registry = Registry(settings.registry_path, client=client, actor=settings.actor)
+    if settings.uses_sandbox:
+        _import_sandbox_ids(settings, registry, source)
     return Workspace(settings=settings, client=client, registry=registry)
+
+
+def _import_sandbox_ids(settings: Settings, registry: Registry, source: str) -> None:
+    """The embedded sandbox starts with demo data; a registry that knows none of this server's
+    configurations learns them once (the API has no list call, the sandbox tells us in process).
+    """
+    if len(registry.known_pairs()):
+        return
+    from toolkit.sandbox import embedded
+
+    ids = embedded(settings.home).config_ids()
+    if ids:
+        registry.import_ids(ids, source=source)

@@ -128,6 +128,13 @@ class SandboxHandle:
         """Forget configurations, allocations, tokens and lockouts; faults back to off."""
         self.app.sandbox.reset()
 
+    def config_ids(self) -> list[str]:
+        """Every coinConfigId the sandbox holds, read in process (no admin route involved).
+
+        The embedded sandbox is seeded with demo data that no registry has seen yet; the
+        workspace imports these ids once so the demo programme is visible everywhere."""
+        return [row["coinConfigId"] for row in self.app.sandbox.store.list_configs()]
+
     def seed_demo(self) -> bool:
         """Load the demo data if the database is empty; True when it was loaded."""
         return _demo.seed_demo(self.app.sandbox.store)
