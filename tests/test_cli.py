@@ -398,3 +398,48 @@ def test_bulk_allocate_allocates_each_row_once_even_when_run_twice(
     coins("bulk-allocate", str(sheet))
     assert (store.balance("EKU1"), store.balance("EKU2")) == (10, 5)
     assert len(store.list_allocations()) == 3
+
+
+DATA = Path(__file__).resolve().parent / "data"
+CORPUS = sorted(
+    p.name
+    for p in DATA.glob("*")
+    if p.suffix in (".csv", ".tsv", ".xlsx", ".bin") and not p.name.startswith("allocations")
+)
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_every_corpus_file_through_bulk_create(
+    name: str, coins: Coins, fresh_sandbox: Any, tmp_path: Path
+) -> None:
+    """Rows in = rows out, the sandbox holds exactly the valid rows, or one fatal line."""
+    sheet = tmp_path / name
+    sheet.write_bytes((DATA / name).read_bytes())
+    checked = coins("validate", str(sheet), "--format", "json")
+    done = coins("bulk-create", str(sheet), "--format", "json")
+    if done.code == 2:  # not a configuration sheet at all
+        assert checked.code == 2
+        assert_one_line_error(done.err)
+        assert server_configs(fresh_sandbox) == []
+        return
+    counts = checked.json()["counts"]
+    summary = done.json()
+    assert done.code == (1 if counts["invalid"] else 0), done.err
+    assert summary["rows_in"] == summary["rows_out"] == counts["valid"] + counts["invalid"]
+    results = read_results(Path(summary["results"]))
+    assert len(results) == summary["rows_in"]
+    created = {r["coinConfigId"] for r in results if r["status"] == "created"}
+    assert len(created) == counts["valid"]
+    assert {c["coinConfigId"] for c in server_configs(fresh_sandbox)} == created
+
+
+def test_a_results_path_that_cannot_work_is_refused_before_sending(
+    coins: Coins, fresh_sandbox: Any, tmp_path: Path
+) -> None:
+    sheet = write_configs(tmp_path / "in.csv", [("CEKR", "MEAL_CARD_PAYMENT", "6")])
+    for results in (sheet, tmp_path):
+        refused = coins("bulk-create", str(sheet), "--results", str(results))
+        assert refused.code == 2
+        assert_one_line_error(refused.err, contains="--results")
+    assert server_configs(fresh_sandbox) == []
+    assert sheet.read_text().startswith("companyId,event,amount")

@@ -195,6 +195,9 @@ def _emit_rows(
     args: argparse.Namespace, data: Any, *, columns: Sequence[str] | None = None
 ) -> None:
     """Print many rows as a table, CSV or JSON (a list of objects)."""
+    if args.format == "csv" and _is_frame(data):
+        data.to_csv(sys.stdout, index=False, lineterminator="\n")
+        return
     all_columns, records = _rows(data)
     shown = [c for c in (columns or all_columns) if c in all_columns or not records]
     if args.format == "json":
@@ -523,11 +526,15 @@ def _results_path(args: argparse.Namespace) -> Path:
     return source.with_name(source.stem + ".results.csv")
 
 
-def _counts(frame: Any, column: str = "status") -> dict[str, int]:
-    if frame is None or column not in getattr(frame, "columns", ()):
-        return {}
-    counts = frame[column].astype(object).fillna("(none)").value_counts(sort=False)
-    return {str(k): int(v) for k, v in counts.items()}
+def _check_results_path(out: Path, source: Path) -> None:
+    """Refuse, before anything is sent, a results path that would fail or destroy the input."""
+    if out.resolve() == source.resolve():
+        raise CliError(f"--results {out} is the input file; choose another name")
+    if out.is_dir():
+        raise CliError(f"--results {out} is a folder; give a file name such as {out / 'out.csv'}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(out.parent, os.W_OK):
+        raise CliError(f"cannot write the results into {out.parent}: permission denied")
 
 
 def _summary(
@@ -716,6 +723,8 @@ def _bulk(args: argparse.Namespace, kind: str) -> int:
     what = "bulk-create" if kind == "configs" else "bulk-allocate"
     sheet = _read_sheet(args.file, kind)
     out = _results_path(args)
+    if not args.dry_run:
+        _check_results_path(out, Path(args.file))
     with _workspace(args) as ws:
         plan = _plan(args, kind, _validate(sheet, kind, ws), ws)
         if args.dry_run:
