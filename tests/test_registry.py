@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import uuid
@@ -12,10 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from toolkit import db
 from toolkit.client import ApiCall, CoinsClient
 from toolkit.errors import ConflictError
+from toolkit.frames import configs_to_frame
 from toolkit.models import CoinConfig, Configuration
 from toolkit.registry import (
     AUDIT_COLUMNS,
@@ -37,6 +41,17 @@ FRAME_DTYPES = {
     "last_synced_at": "datetime64[us, UTC]",
     "source": "str",
 }
+
+
+payloads = st.fixed_dictionaries(
+    {
+        "coinConfigId": st.from_regex(r"\AWCC[0-9]{1,9}\Z"),
+        "companyId": st.from_regex(r"\A[A-Z0-9]{1,32}\Z"),
+        "event": st.from_regex(r"\A[A-Z][A-Z0-9_]{0,63}\Z"),
+        "configuration": st.sampled_from(["DEFAULT", "CUSTOM"]),
+        "amount": st.integers(0, 1_000_000),
+    }
+)
 
 
 def company() -> str:
@@ -458,3 +473,32 @@ def test_a_fetch_asked_with_spaces_around_the_id_updates_the_same_row(tmp_path):
                              coin_config_id=" WCC1 "))  # fmt: skip
         assert reg.to_frame()["amount"].tolist() == [2]
         assert reg.history("WCC1")["action"].tolist() == ["import", "drift"]
+
+
+def test_with_connection_blocks_are_atomic_write_transactions(tmp_path):
+    conn = db.connect(tmp_path / "x.sqlite3")
+    conn.execute("CREATE TABLE t (x INTEGER NOT NULL)")
+    with pytest.raises(Exception, match="NOT NULL"), conn:
+        conn.execute("INSERT INTO t (x) VALUES (1)")
+        conn.execute("INSERT INTO t (x) VALUES (NULL)")
+    with db.transaction(conn):
+        conn.execute("INSERT INTO t (x) VALUES (2)")
+    assert conn.execute("SELECT x FROM t").fetchall() == [(2,)]
+    assert not conn.in_transaction
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(payloads, max_size=12, unique_by=lambda p: p["coinConfigId"]))
+def test_what_the_registry_records_comes_back_as_the_same_frame(items):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Registry(Path(tmp) / "r.sqlite3", server_key="https://example.test", actor="prop") as reg,
+    ):
+        for item in items:
+            reg.record_call(call("create", CoinConfig.from_payload(item)))
+        frame = reg.to_frame()
+    assert {c: str(t) for c, t in frame.dtypes.items()} == FRAME_DTYPES
+    expected = configs_to_frame(items)
+    got = frame[list(expected.columns)].sort_values("coinConfigId").reset_index(drop=True)
+    expected = expected.sort_values("coinConfigId").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, expected)
