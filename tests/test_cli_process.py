@@ -167,3 +167,32 @@ def test_bad_credentials_exit_2_after_a_single_login_attempt(
     fine = run_coins("balance", "EKU1", env=env, cwd=tmp_path)
     assert (fine.code, fine.out.strip()) == (0, "0")
     assert login_failures(fresh_sandbox, username) == 0
+
+
+def test_coins_sandbox_serves_in_the_foreground_until_ctrl_c(tmp_path: Path) -> None:
+    db = tmp_path / "sandbox.sqlite3"
+    env = {"COINS_HOME": str(tmp_path / "home")}
+    process = subprocess.Popen(
+        coins_command(
+            "sandbox", "--port", "0", "--db", str(db), "--seed-demo", "--latency-ms", "1"
+        ),
+        env=process_env(env),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("Sandbox listening on http://127.0.0.1:"), line
+        url = line.rsplit(" ", 1)[1].strip()
+        served = run_coins(
+            "balance", "EKU1", env={**env, "ENKASH_BASE_URL": url}, cwd=tmp_path, timeout=60
+        )
+        assert served.code == 0, served.err
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert db.exists()

@@ -306,10 +306,6 @@ def _workspace(args: argparse.Namespace) -> Iterator[Any]:
 # --------------------------------------------------------------------------- single calls
 
 
-def _config_record(config: Any) -> dict[str, Any]:
-    return _record(config)
-
-
 def cmd_create(args: argparse.Namespace) -> int:
     with _workspace(args) as ws:
         config = ws.client.create_config(
@@ -318,14 +314,14 @@ def cmd_create(args: argparse.Namespace) -> int:
             amount=args.amount,
             configuration=args.configuration,
         )
-    _emit_record(args, _config_record(config))
+    _emit_record(args, _record(config))
     return EXIT_OK
 
 
 def cmd_get(args: argparse.Namespace) -> int:
     with _workspace(args) as ws:
         config = ws.client.get_config(args.id)
-    _emit_record(args, _config_record(config))
+    _emit_record(args, _record(config))
     return EXIT_OK
 
 
@@ -342,7 +338,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     with _workspace(args) as ws:
         before = ws.client.get_config(args.id)
         after = ws.client.update_config(args.id, known=before, **changes)
-    old, new = _config_record(before), _config_record(after)
+    old, new = _record(before), _record(after)
     if args.format == "json":
         _write_json({"before": old, "after": new})
         return EXIT_OK
@@ -386,7 +382,10 @@ def cmd_allocate(args: argparse.Namespace) -> int:
     if args.format == "table":
         print(f"request id: {allocation.request_id}")
         if getattr(allocation, "already_done", False):
-            print("already allocated earlier with this request id — nothing allocated twice")
+            print(
+                f"request id {allocation.request_id} was used before: nothing allocated twice "
+                "(if that was a different allocation, run again with a new --request-id)"
+            )
         elif allocation.message:
             print(allocation.message)
         return EXIT_OK
