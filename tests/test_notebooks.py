@@ -379,26 +379,27 @@ def test_a_sheet_that_is_not_there_stops_with_one_clear_sentence(fresh_lab: Lab)
     assert len(fresh_lab.sandbox_configs()) == 0
 
 
-def test_defaults_run_on_the_embedded_sandbox_beside_its_demo_data(
-    tmp_path: Path, kernel: str
-) -> None:
-    """No ENKASH_BASE_URL: the analyst's first run, on the sandbox seeded with demo data."""
+def test_allocation_notebook_alone_on_a_fresh_embedded_sandbox(tmp_path: Path, kernel: str) -> None:
+    """No ENKASH_BASE_URL, nothing run before: the sandbox (seeded with demo data) is started
+    in the kernel, the sample configurations are created first, then the sheet is allocated."""
     lab = Lab(
         sandbox=None, workdir=_copy_notebooks(tmp_path), home=tmp_path / "home", kernel=kernel
     )
-    lab.execute("01_bulk_create_from_csv.ipynb")
-    results = _read_results(lab.workdir / "data" / "configs_sample.results.csv")
+    lab.execute("03_allocate_and_balances.ipynb")
+    results = _read_results(lab.workdir / "data" / "allocations_sample.results.csv")
     assert results["status"].value_counts().to_dict() == {
-        "created": SAMPLE_ROWS - len(SAMPLE_MISTAKES),
-        "invalid": len(SAMPLE_MISTAKES),
+        "allocated": ALLOCATION_ROWS - 2,
+        "invalid": 1,
+        "failed": 1,
     }
-    # The kernel (and its embedded sandbox) is gone; the sandbox's file holds the demo + ours.
+    # The kernel and its sandbox are gone; the sandbox's file holds the demo data and ours.
     with start_sandbox(lab.home / "sandbox.sqlite3") as sandbox:
         lab.sandbox = sandbox
-        on_server = lab.sandbox_configs()
-    demo, _ = demo_rows()
-    assert len(on_server) == len(demo) + SAMPLE_ROWS - len(SAMPLE_MISTAKES)
-    assert set(results["coinConfigId"].replace("", None).dropna()) <= set(on_server["coinConfigId"])
+        configs, allocations = lab.sandbox_configs(), lab.sandbox_allocations()
+    demo_configs, demo_allocations = demo_rows()
+    assert len(configs) == len(demo_configs) + SAMPLE_ROWS - len(SAMPLE_MISTAKES)
+    assert len(allocations) == len(demo_allocations) + ALLOCATION_ROWS - 2
+    assert allocations["requestId"].is_unique
 
 
 def test_notebook_settings_read_the_project_env_and_home_from_the_project_root(
