@@ -9,6 +9,7 @@ or an auditor would.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -419,3 +420,17 @@ def test_notebook_settings_read_the_project_env_and_home_from_the_project_root(
 
     monkeypatch.setenv("COINS_HOME", str(tmp_path / "elsewhere"))
     assert notebook_settings(project / "notebooks").home == tmp_path / "elsewhere"
+
+
+def test_sample_sheets_are_what_make_samples_writes(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "make_samples", NOTEBOOKS_DIR / "data" / "make_samples.py"
+    )
+    assert spec is not None and spec.loader is not None
+    make_samples = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_samples)
+    make_samples.HERE = tmp_path
+    make_samples.main()
+    for name in ("configs_sample.csv", "allocations_sample.csv"):
+        committed = (NOTEBOOKS_DIR / "data" / name).read_bytes()
+        assert (tmp_path / name).read_bytes() == committed, f"{name}: run make_samples.py"
