@@ -36,7 +36,8 @@ def render() -> None:
         "command line on this server, including failures."
     )
     common.workspace()
-    audit = _audit(common.data_key())
+    key = "audit|" + common.data_key()
+    audit = _audit(key)
     if audit.empty:
         st.info("Nothing recorded yet.", icon=":material/info:")
         return
@@ -47,7 +48,7 @@ def render() -> None:
     source_col = _column(audit, "source")
     actor_col = _column(audit, "actor")
 
-    df = common.shared_filters(audit, prefix=P, columns=("company", "event"))
+    df = common.shared_filters(audit, prefix=P, columns=("company", "event"), cache_key=key)
     c1, c2, c3, c4 = st.columns(4)
     picks = {}
     for col, name, column in (

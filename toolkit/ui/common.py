@@ -278,14 +278,28 @@ def data_key() -> str:
     return f"{ws.registry.path.resolve()}|{ws.client.server_key}|{conn.version}"
 
 
-@st.cache_data(ttl=FRAME_TTL_S, show_spinner="Reading the registry…", max_entries=4)
+# cache_resource, not cache_data: one shared frame instead of unpickling a copy per rerun
+# (100,000 rows). Pages only read it; filtering makes new frames.
+@st.cache_resource(ttl=FRAME_TTL_S, show_spinner="Reading the registry…", max_entries=4)
 def _configs_frame(key: str) -> pd.DataFrame:
     return workspace().registry.to_frame()
 
 
 def configs_frame() -> pd.DataFrame:
-    """Every known configuration on this server, cached until the app writes (or a minute)."""
+    """Every known configuration on this server, cached until the app writes (or a minute).
+    Shared between sessions: read it, never change it in place."""
     return _configs_frame(data_key())
+
+
+def _options(df: pd.DataFrame, column: str) -> list[str]:
+    if column not in df.columns or df.empty:
+        return []
+    return sorted(str(v) for v in df[column].dropna().unique())
+
+
+@st.cache_resource(ttl=FRAME_TTL_S, show_spinner=False, max_entries=32)
+def _column_options(key: str, column: str, _df: pd.DataFrame) -> list[str]:
+    return _options(_df, column)
 
 
 def invalidate() -> None:
@@ -294,6 +308,8 @@ def invalidate() -> None:
     with conn.lock:
         conn.version += 1
     st.cache_data.clear()
+    _configs_frame.clear()
+    _column_options.clear()
 
 
 # --------------------------------------------------------------------------- filters
@@ -308,10 +324,10 @@ def _filter_state() -> dict[str, list[str]]:
     return state
 
 
-def _options(df: pd.DataFrame, column: str) -> list[str]:
-    if column not in df.columns or df.empty:
-        return []
-    return sorted(str(v) for v in df[column].dropna().unique())
+def filter_signature(columns: Iterable[str] = tuple(FILTER_COLUMNS)) -> tuple:
+    """The shared filter choice as a hashable key (for caching what depends on it)."""
+    state = _filter_state()
+    return tuple((name, tuple(state[name])) for name in columns)
 
 
 def shared_filters(
@@ -320,15 +336,18 @@ def shared_filters(
     prefix: str,
     columns: Iterable[str] = ("company", "event", "configuration"),
     disabled: bool = False,
+    cache_key: str | None = None,
 ) -> pd.DataFrame:
-    """Company / event / configuration pickers whose choice follows the analyst across pages."""
+    """Company / event / configuration pickers whose choice follows the analyst across pages.
+
+    ``cache_key`` (e.g. `data_key()`) names ``df`` so its option lists are computed once."""
     state = _filter_state()
     chosen: dict[str, list[str]] = {}
     names = list(columns)
     cols = st.columns(len(names))
     for col, name in zip(cols, names, strict=True):
         column = FILTER_COLUMNS[name]
-        options = _options(df, column)
+        options = _column_options(cache_key, column, df) if cache_key else _options(df, column)
         key = f"{prefix}_filter_{name}"
         if key not in st.session_state:
             st.session_state[key] = [v for v in state[name] if v in set(options)]

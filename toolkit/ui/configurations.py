@@ -265,7 +265,7 @@ def _table(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     locked = bool(key_now and (st.session_state.get(key_now) or {}).get("edited_rows"))
     if locked:
         st.caption(":material/lock: Apply or discard your edits before changing filters or pages.")
-    filtered = common.shared_filters(frame, prefix=P, disabled=locked)
+    filtered = common.shared_filters(frame, prefix=P, disabled=locked, cache_key=common.data_key())
     c1, c2, c3 = st.columns([3, 1, 1])
     search = c1.text_input(
         "Search id, company or event",
