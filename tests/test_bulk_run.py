@@ -162,6 +162,26 @@ def test_running_the_same_file_again_reuses_every_result(
     assert again.frame["coinConfigId"].tolist() == first.frame["coinConfigId"].tolist()
 
 
+def test_rows_decided_without_sending_are_decided_again_when_the_file_runs_again(
+    ws: tuple[CoinsClient, Registry], tmp_path: Path
+) -> None:
+    client, registry = ws
+    known = client.create_config(company_id="CEKA", event="MEAL_CARD_PAYMENT", amount=6)
+    path = write_sheet(tmp_path / "c.csv", ["CEKA,MEAL_CARD_PAYMENT,9", "CEKB,MEAL_CARD_PAYMENT,1"])
+    first = run(plan_file(path, registry), client=client, registry=registry)
+    assert first.frame["status"].tolist() == ["conflict", "created"]
+
+    client.update_config(known.coin_config_id, amount=9)  # the analyst settles it by hand
+    again = run(plan_file(path, registry), client=client, registry=registry)
+
+    assert again.run_id == first.run_id
+    assert again.frame["status"].tolist() == ["unchanged", "created"]
+    assert again.sent == 0 and again.reused == 1
+    with Journal(registry.path) as journal:
+        runs = journal.runs()
+    assert runs.loc[runs["run_id"] == first.run_id, "unchanged"].item() == 1
+
+
 def test_cancel_then_resume_completes_without_duplicates(
     ws: tuple[CoinsClient, Registry], fresh_sandbox: Any, tmp_path: Path
 ) -> None:

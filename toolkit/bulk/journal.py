@@ -212,6 +212,35 @@ class Journal:
             [(run_id, *values, now) for values in data],
         )
 
+    def replan(self, run_id: str, rows: pd.DataFrame) -> None:
+        """Give rows that were never sent the action and status of a fresh plan (columns as
+        for ``start_run``); rows that were sent keep theirs."""
+        if rows.empty:
+            return
+        now = _now()
+
+        def value(v: object) -> object:
+            return None if v is None or (not isinstance(v, str) and pd.isna(v)) else v
+
+        batch = [
+            (
+                r["action"],
+                r["status"],
+                value(r.get("coin_config_id")),
+                value(r.get("message")),
+                now,
+                run_id,
+                int(r["row"]),
+            )
+            for r in rows.to_dict("records")
+        ]
+        with db.transaction(self._conn):
+            self._conn.executemany(
+                "UPDATE bulk_rows SET action = ?, status = ?, coin_config_id = ?, message = ?,"
+                " updated_at = ? WHERE run_id = ? AND row = ? AND attempts = 0",
+                batch,
+            )
+
     def set_state(self, run_id: str, state: str) -> None:
         """Mark the run ``running``, ``finished``, ``cancelled`` or ``stopped``."""
         now = _now()

@@ -469,11 +469,22 @@ def run(
             )
         else:
             run_id = found.run_id
-            known = set(journal.rows(run_id)["row"].tolist())
-            missing = _initial_rows(plan)
-            missing = missing[~missing["row"].isin(known)]
+            before = journal.rows(run_id)
+            fresh = _initial_rows(plan)
+            missing = fresh[~fresh["row"].isin(before["row"])]
             if len(missing):
                 journal.add_rows(run_id, missing)
+            # Rows this run decided without sending (invalid, conflict, unchanged) are decided
+            # again: the registry may know more now. Rows it sent keep their outcome.
+            never_sent = before.loc[before["attempts"] == 0, "row"]
+            changed = fresh[fresh["row"].isin(never_sent)].merge(
+                before[["row", "action", "status"]], on="row", suffixes=("", "_before")
+            )
+            changed = changed[
+                (changed["action"] != changed["action_before"])
+                | (changed["status"] != changed["status_before"])
+            ]
+            journal.replan(run_id, changed)
             journal.set_state(run_id, "running")
         state = journal.rows(run_id)
         state = state[state["row"].isin(plan.frame["row"])]
@@ -536,6 +547,12 @@ def run(
     if results_path is not None:
         result.results_path = write_results(frame, results_path)
     return result
+
+
+def _stop_reason(fatal: EnKashError | None) -> str:
+    if fatal is None:
+        return CANCELLED_MESSAGE
+    return f"not sent: {fatal}; fix this and run again to resume"
 
 
 def _drive(
@@ -611,6 +628,8 @@ def _drive(
                     if error is not None and fatal is None:
                         fatal = error
                         stop.set()
+                    if status == "skipped":
+                        message = _stop_reason(fatal)
                     answers.append((row, status, config_id, message))
                 recorder.flush()  # the registry first: a crash in between leaves `sending`
                 journal.record(run_id, answers)
@@ -622,11 +641,7 @@ def _drive(
         recorder.close()
     # Rows never handed out: skipped, with the reason, so that rows in = rows out.
     if pending:
-        reason = (
-            f"not sent: {fatal}; fix this and run again to resume"
-            if fatal is not None
-            else CANCELLED_MESSAGE
-        )
+        reason = _stop_reason(fatal)
         leftovers = [(item.row, "skipped", None, reason) for item in pending]
         journal.record(run_id, leftovers)
         for row, status, config_id, message in leftovers:
