@@ -190,6 +190,8 @@ def _retry(
 
 # -- answers to errors --------------------------------------------------------------------
 
+LOGIN_RETRIES = 2
+
 _CLASS_BY_STATUS: dict[int, type[EnKashError]] = {
     400: ValidationError,
     401: AuthError,
@@ -417,9 +419,19 @@ class CoinsClient:
         # A login is repeated when it was never sent or answered 429/5xx — never after a
         # refusal (400/401 come straight back), nor after no answer: a wrong password that the
         # server counted but did not answer in time must not be counted twice (3 locks).
+        # The login is the first call anything makes: an unreachable server should be said
+        # within seconds, so it gets a smaller budget than the calls of a running job.
         session.mount(
             self.base_url + TOKEN_PATH,
-            adapter(_retry(policy, budget, methods=("POST",), reads=False, statuses=True)),
+            adapter(
+                _retry(
+                    policy,
+                    min(budget, LOGIN_RETRIES),
+                    methods=("POST",),
+                    reads=False,
+                    statuses=True,
+                )
+            ),
         )
         return session
 
