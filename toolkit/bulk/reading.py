@@ -324,7 +324,7 @@ def _decode(raw: bytes, name: str, layout: _Layout) -> tuple[str, str, bytes | N
             except UnicodeDecodeError:
                 text, encoding = raw.decode("latin-1"), "latin-1"
             utf8 = None
-    if not text.strip(_TRIM):
+    if not text[:65536].strip(_TRIM) and not text.strip(_TRIM):
         raise SheetError(f"{name} is empty. {_expected(layout)}, then one row per line.")
     head = text[:65536]
     controls = sum(1 for ch in head if ch < " " and ch not in "\t\n\r\x0c")
@@ -419,7 +419,11 @@ def _parse_pyarrow(data: bytes, delimiter: str, skip: int) -> pd.DataFrame:
     """The fast path: pyarrow's parser, every column text, blank lines kept (row numbers)."""
     from pyarrow import csv as pa_csv
 
-    width = data.split(b"\n", skip + 1)[skip].count(delimiter.encode()) + 1
+    start = 0
+    for _ in range(skip):
+        start = data.find(b"\n", start) + 1
+    end = data.find(b"\n", start)
+    width = data[start : end if end >= 0 else len(data)].count(delimiter.encode()) + 1
     table = pa_csv.read_csv(
         io.BytesIO(data),
         read_options=pa_csv.ReadOptions(autogenerate_column_names=True, skip_rows=skip),
@@ -552,6 +556,11 @@ def _excel_column(index: int) -> str:
     return letters
 
 
+def _kept(column: pd.Series, keep: np.ndarray, skipped: int) -> pd.Series:
+    column = column[keep] if skipped else column
+    return column.reset_index(drop=True)
+
+
 def _build(
     cells: pd.DataFrame,
     header: list[str],
@@ -570,10 +579,13 @@ def _build(
     trimmed = {
         i: cells.iloc[:, i].astype("str").str.strip().fillna("") for i in range(cells.shape[1])
     }
-    if trimmed:
-        blank = np.logical_and.reduce([(s == "").to_numpy(dtype=bool) for s in trimmed.values()])
-    else:
-        blank = np.ones(len(cells), dtype=bool)
+    # A row is blank when every cell is; most rows are ruled out by their first cell alone.
+    blank = np.ones(len(cells), dtype=bool)
+    for column in trimmed.values():
+        if not blank.any():
+            break
+        at = np.flatnonzero(blank)
+        blank[at] = (column.iloc[at] == "").to_numpy(dtype=bool)
     keep = ~blank
     skipped = int(blank.sum())
 
@@ -606,7 +618,7 @@ def _build(
     n = int(keep.sum())
     for name in layout.columns:
         if name in canonical:
-            columns[name] = trimmed[canonical[name]][keep].reset_index(drop=True)
+            columns[name] = _kept(trimmed[canonical[name]], keep, skipped)
         else:
             fill, note = layout.default_note[name]
             columns[name] = pd.Series([fill] * n, dtype="str")
@@ -614,7 +626,7 @@ def _build(
     extra_names: list[str] = []
     taken = set(layout.columns) | set(_RESERVED)
     for title, i in extras:
-        values = trimmed[i][keep].reset_index(drop=True)
+        values = _kept(trimmed[i], keep, skipped)
         if not title:
             if not (values != "").any():
                 continue  # a trailing delimiter on the header line: nothing there

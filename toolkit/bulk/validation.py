@@ -132,35 +132,34 @@ def validate(
     if sheet.kind == "allocations":
         return validate_allocations(sheet)
     data = sheet.frame
-    rows = data["row"].to_numpy(dtype="int64")
-    checks = _Checks(rows)
+    checks = _Checks(data["row"].to_numpy(dtype="int64"))
 
-    company, company_bad, company_reason = _check_code(data["companyId"], _COMPANY, "company_id")
-    checks.add("companyId", data["companyId"], company_bad, company_reason)
-    event, event_bad, event_reason = _check_event(data["event"])
-    checks.add("event", data["event"], event_bad, event_reason)
-    amount, amount_bad, amount_reason = _check_amount(data["amount"])
-    checks.add("amount", data["amount"], amount_bad, amount_reason)
-    configuration, config_bad, config_reason = _check_configuration(data["configuration"])
-    checks.add("configuration", data["configuration"], config_bad, config_reason)
+    company = _field(data["companyId"], _check_company)
+    event = _field(data["event"], _check_event)
+    amount = _field(data["amount"], _check_amount)
+    configuration = _field(data["configuration"], _check_configuration)
+    for name, column in (
+        ("companyId", company),
+        ("event", event),
+        ("amount", amount),
+        ("configuration", configuration),
+    ):
+        checks.add(name, column.raw, column.bad, column.reasons())
 
-    key_ok = ~company_bad & ~event_bad
-    _duplicates(checks, company, event, key_ok, amount)
-
-    valid = ~checks.error_rows()
-    zero = (~amount_bad & (amount == 0).fillna(False)).to_numpy(dtype=bool)
-    checks.add(
-        "amount", data["amount"], zero, "switches the event off (0 coins)", severity="warning"
-    )
-    _outliers(checks, data["amount"], event, amount, valid, ~event_bad & ~amount_bad, known_medians)
+    amounts = amount.values()
+    _duplicates(checks, company, event, amounts)
+    valid = ~checks.errors
+    zero = ~amount.bad & (amounts.to_numpy(dtype="int64", na_value=-1) == 0)
+    checks.add("amount", amount.raw, zero, "switches the event off (0 coins)", severity="warning")
+    _outliers(checks, amount, event, amounts, valid, known_medians)
 
     frame = _result_frame(
         sheet,
         {
-            "companyId": company,
-            "event": event,
-            "configuration": configuration,
-            "amount": amount,
+            "companyId": company.normalised(),
+            "event": event.normalised(),
+            "configuration": configuration.normalised(),
+            "amount": amounts,
         },
         valid,
     )
@@ -183,24 +182,23 @@ def validate_allocations(sheet_or_frame: Sheet | pd.DataFrame) -> Validation:
     rows = data["row"].to_numpy(dtype="int64")
     checks = _Checks(rows)
 
-    company, company_bad, company_reason = _check_code(data["companyId"], _COMPANY, "company_id")
-    checks.add("companyId", data["companyId"], company_bad, company_reason)
-    event, event_bad, event_reason = _check_event(data["event"])
-    checks.add("event", data["event"], event_bad, event_reason)
-    user, user_bad, user_reason = _check_code(data["userId"], _USER, "user_id", suggest=False)
-    checks.add("userId", data["userId"], user_bad, user_reason)
-    request, request_bad, request_reason = _check_code(
-        data["requestId"], _REQUEST, "request_id", suggest=False
-    )
-    given = (_text(data["requestId"]) != "").to_numpy(dtype=bool)
-    request_reason = request_reason[given[request_bad]].reset_index(drop=True)
-    request_bad = request_bad & given
-    checks.add("requestId", data["requestId"], request_bad, request_reason)
+    company = _field(data["companyId"], _check_company)
+    event = _field(data["event"], _check_event)
+    user = _field(data["userId"], _check_user)
+    request = _field(data["requestId"], _check_request)
+    given = request.present()
+    request.bad &= given  # a blank requestId is derived by the run, not an error
+    for name, column in (
+        ("companyId", company),
+        ("event", event),
+        ("userId", user),
+        ("requestId", request),
+    ):
+        checks.add(name, column.raw, column.bad, column.reasons())
 
-    ok = given & ~request_bad
+    ok = given & ~request.bad
     if ok.any():
-        keys = pd.DataFrame({"requestId": request[ok]})
-        first, later = _first_rows(keys, rows[ok])
+        first, later = _first_rows(request.codes[ok], rows[ok], len(request.uniques))
         if later.any():
             positions = np.flatnonzero(ok)[later]
             reason = (
@@ -208,13 +206,14 @@ def validate_allocations(sheet_or_frame: Sheet | pd.DataFrame) -> Validation:
                 + pd.Series(first[later]).astype("str")
                 + " (a requestId allocates at most once)"
             )
-            checks.add_at("requestId", data["requestId"].iloc[positions], positions, reason)
+            checks.add_at("requestId", request.raw.iloc[positions], positions, reason)
 
-    valid = ~checks.error_rows()
-    triple_ok = ~company_bad & ~event_bad & ~user_bad
+    valid = ~checks.errors
+    triple_ok = ~company.bad & ~event.bad & ~user.bad
     if triple_ok.any():
-        keys = pd.DataFrame({"c": company[triple_ok], "e": event[triple_ok], "u": user[triple_ok]})
-        first, later = _first_rows(keys, rows[triple_ok])
+        key, size = _combine(company, event, triple_ok)
+        key, size = _combine_codes(key, size, user.codes[triple_ok], len(user.uniques))
+        first, later = _first_rows(key, rows[triple_ok], size)
         if later.any():
             positions = np.flatnonzero(triple_ok)[later]
             reason = (
@@ -222,16 +221,17 @@ def validate_allocations(sheet_or_frame: Sheet | pd.DataFrame) -> Validation:
                 + pd.Series(first[later]).astype("str")
                 + ": the coins are awarded again"
             )
-            values = data["userId"].iloc[positions]
+            values = user.raw.iloc[positions]
             checks.add_at("userId", values, positions, reason, severity="warning")
 
+    requests = request.normalised()
     frame = _result_frame(
         sheet,
         {
-            "companyId": company,
-            "event": event,
-            "userId": user,
-            "requestId": request.where(given),
+            "companyId": company.normalised(),
+            "event": event.normalised(),
+            "userId": user.normalised(),
+            "requestId": requests.where(given),
         },
         valid,
     )
@@ -241,6 +241,11 @@ def validate_allocations(sheet_or_frame: Sheet | pd.DataFrame) -> Validation:
 
 
 # -- the rules, column at a time -----------------------------------------------------------
+#
+# A column is factorized once: the rules run (as RE2 regexes and pyarrow string kernels) on its
+# distinct trimmed values only, and each row takes its verdict by its code. A sheet of a million
+# rows has a few dozen events, a handful of amounts and two configurations, so this is much
+# cheaper than matching every cell, and the codes serve the duplicate and outlier checks too.
 
 
 def _as_sheet(source: Sheet | pd.DataFrame, kind: str) -> Sheet:
@@ -251,104 +256,158 @@ def _as_sheet(source: Sheet | pd.DataFrame, kind: str) -> Sheet:
     raise TypeError(f"validate takes a Sheet or a DataFrame, not {type(source).__name__}")
 
 
-def _text(series: pd.Series) -> pd.Series:
-    # Trim exactly what str.strip() trims, so a cell and check_*(cell) see the same text.
-    return series.astype("str").fillna("").str.strip().reset_index(drop=True)
+@dataclass(eq=False)
+class _Field:
+    """One column's verdicts: per distinct trimmed value, and per row through ``codes``."""
+
+    raw: pd.Series  # the cells as given (RangeIndex)
+    codes: np.ndarray  # row -> index into ``uniques``
+    uniques: pd.Series  # distinct trimmed values
+    good_u: np.ndarray
+    normal_u: Any  # pd.Series of normalised text, or an int64 array (amounts)
+    reason_u: np.ndarray  # object: the reason for each refused value
+    bad: np.ndarray  # per row
+
+    def reasons(self) -> pd.Series:
+        """One reason per refused row, in row order."""
+        return pd.Series(self.reason_u[self.codes[self.bad]], dtype="str")
+
+    def normalised(self) -> pd.Series:
+        values = self.normal_u.where(self.good_u).array.take(self.codes)
+        return pd.Series(values, dtype="str")
+
+    def values(self) -> pd.Series:
+        """Amounts as nullable Int64: missing where refused."""
+        return pd.Series(pd.arrays.IntegerArray(self.normal_u[self.codes], self.bad.copy()))
+
+    def present(self) -> np.ndarray:
+        return (self.uniques != "").to_numpy(dtype=bool)[self.codes]
 
 
-def _mask(series: pd.Series) -> np.ndarray:
-    return series.fillna(False).to_numpy(dtype=bool)
-
-
-def _check_code(
-    series: pd.Series, pattern: str, reason_key: str, *, suggest: bool = True
-) -> tuple[pd.Series, np.ndarray, pd.Series]:
-    """A case-sensitive id: (normalised or missing, bad mask, reason per bad row)."""
-    text = _text(series)
-    good = _mask(text.str.fullmatch(pattern))
-    bad = ~good
-    reason = _reasons(text, bad, REASONS[reason_key])
-    if suggest and len(reason):
-        reason = _with_suggestion(reason, text[bad], pattern, upper=True)
-    return text.where(good), bad, reason
-
-
-def _check_event(series: pd.Series) -> tuple[pd.Series, np.ndarray, pd.Series]:
-    text = _text(series)
-    good = _mask(text.str.fullmatch(_EVENT))
-    reason = _reasons(text, ~good, REASONS["event"])
-    if len(reason):
-        reason = _with_suggestion(reason, text[~good], _EVENT, upper=False)
-    return text.where(good), ~good, reason
-
-
-def _reasons(text: pd.Series, bad: np.ndarray, reason: str) -> pd.Series:
-    """The reason for each bad cell: "is missing" for blanks, ``reason`` for the rest."""
-    picked = text[bad].reset_index(drop=True)
-    return pd.Series(reason, index=picked.index, dtype="str").mask(picked == "", REASONS["missing"])
-
-
-def _with_suggestion(reason: pd.Series, text: pd.Series, pattern: str, *, upper: bool) -> pd.Series:
-    """`cekekcards` is refused (ids are case-sensitive) with "did you mean CEKEKCARDS?"."""
-    text = text.reset_index(drop=True)
-    if upper:
-        candidate = text.str.upper()
-    else:  # an event written as words: `meal card payment` → MEAL_CARD_PAYMENT
-        candidate = text.str.replace(r"[ -]+", "_", regex=True).str.upper()
-    fits = (
-        _mask(text != "")
-        & _mask(text.str.fullmatch(_ASCII))
-        & _mask(candidate.str.fullmatch(pattern))
+def _field(series: pd.Series, check: Any) -> _Field:
+    raw = series.reset_index(drop=True).astype("str").fillna("")
+    codes, uniques = pd.factorize(raw)
+    # Trim exactly what str.strip() trims (pyarrow's utf8_trim_whitespace is the same set), then
+    # re-factorize: " X" and "X" are one value for the rules and for duplicate detection.
+    trimmed = pd.Series(uniques, dtype="str").str.strip()
+    again, uniques = pd.factorize(trimmed)
+    codes = again[codes] if len(codes) else codes.astype("int64")
+    uniques = pd.Series(uniques, dtype="str")
+    good, normal, reason = check(uniques)
+    return _Field(
+        raw=raw,
+        codes=codes,
+        uniques=uniques,
+        good_u=good,
+        normal_u=normal,
+        reason_u=reason,
+        bad=~good[codes],
     )
-    return reason.mask(fits, reason + "; did you mean " + candidate + "?")
 
 
-def _check_configuration(series: pd.Series) -> tuple[pd.Series, np.ndarray, pd.Series]:
-    text = _text(series)
-    good = _mask(text.str.fullmatch(_DEFAULT)) | _mask(text.str.fullmatch(_CUSTOM))
+def _fullmatch(text: pd.Series, pattern: str) -> np.ndarray:
+    return text.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)
+
+
+def _reason_table(text: pd.Series, good: np.ndarray, reason: str) -> np.ndarray:
+    """Per value: None when fine, "is missing" when blank, else ``reason``."""
+    out = np.full(len(text), reason, dtype=object)
+    out[(text == "").to_numpy(dtype=bool)] = REASONS["missing"]
+    out[good] = None
+    return out
+
+
+def _suggest(
+    reason: np.ndarray, text: pd.Series, good: np.ndarray, candidate: pd.Series, pattern: str
+) -> np.ndarray:
+    """`cekekcards` is refused (ids are case-sensitive) with "did you mean CEKEKCARDS?"."""
+    fits = (
+        ~good
+        & (text != "").to_numpy(dtype=bool)
+        & _fullmatch(text, _ASCII)
+        & _fullmatch(candidate, pattern)
+    )
+    if fits.any():
+        reason[fits] = (reason[fits] + "; did you mean " + candidate[fits] + "?").to_numpy()
+    return reason
+
+
+def _check_company(text: pd.Series) -> tuple[np.ndarray, pd.Series, np.ndarray]:
+    good = _fullmatch(text, _COMPANY)
+    reason = _reason_table(text, good, REASONS["company_id"])
+    return good, text, _suggest(reason, text, good, text.str.upper(), _COMPANY)
+
+
+def _check_event(text: pd.Series) -> tuple[np.ndarray, pd.Series, np.ndarray]:
+    good = _fullmatch(text, _EVENT)
+    reason = _reason_table(text, good, REASONS["event"])
+    # An event written as words: `meal card payment` → MEAL_CARD_PAYMENT.
+    candidate = text.str.replace(r"[ -]+", "_", regex=True).str.upper()
+    return good, text, _suggest(reason, text, good, candidate, _EVENT)
+
+
+def _check_user(text: pd.Series) -> tuple[np.ndarray, pd.Series, np.ndarray]:
+    good = _fullmatch(text, _USER)
+    return good, text, _reason_table(text, good, REASONS["user_id"])
+
+
+def _check_request(text: pd.Series) -> tuple[np.ndarray, pd.Series, np.ndarray]:
+    good = _fullmatch(text, _REQUEST)
+    return good, text, _reason_table(text, good, REASONS["request_id"])
+
+
+def _check_configuration(text: pd.Series) -> tuple[np.ndarray, pd.Series, np.ndarray]:
+    good = _fullmatch(text, _DEFAULT) | _fullmatch(text, _CUSTOM)
     # Only DEFAULT/CUSTOM in ASCII letters pass, so upper-casing them is plain ASCII.
-    return text.str.upper().where(good), ~good, _reasons(text, ~good, REASONS["configuration"])
+    return good, text.str.upper(), _reason_table(text, good, REASONS["configuration"])
 
 
-def _check_amount(series: pd.Series) -> tuple[pd.Series, np.ndarray, pd.Series]:
-    """Whole coins 0..MAX_AMOUNT, in the same order of checks as models.check_amount."""
-    text = _text(series)
-    whole = _mask(text.str.fullmatch(_WHOLE))
+def _check_amount(text: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Whole coins 0..MAX_AMOUNT, with models.check_amount's reasons in its order."""
+    whole = _fullmatch(text, _WHOLE)
     # Leading zeros are fine ("007" is 7); more significant digits than MAX_AMOUNT has are
     # too big, which also keeps the cast below inside int64.
     digits = text.str.lstrip("+").str.lstrip("0")
     length = digits.str.len().fillna(0).to_numpy(dtype="int64")
     small = whole & (length <= _MAX_DIGITS)
     number = digits.where(small & (length > 0), "0").astype("int64").to_numpy()
-    too_big = whole & ~(small & (number <= MAX_AMOUNT))
-    bad = ~whole | too_big
-    amount = pd.array(number, dtype="Int64")
-    amount[bad] = pd.NA
-    # Reasons only for the refused cells, checked in models.check_amount's order.
-    refused = text[bad].reset_index(drop=True)
+    good = small & (number <= MAX_AMOUNT)
     conditions = [
-        _mask(refused == ""),
-        _mask(refused.str.fullmatch(_NEGATIVE)),
-        _mask(refused.str.fullmatch(_DECIMAL)),
-        ~_mask(refused.str.fullmatch(_WHOLE)),
+        (text == "").to_numpy(dtype=bool),
+        _fullmatch(text, _NEGATIVE),
+        _fullmatch(text, _DECIMAL),
+        ~whole,
+        ~good,
     ]
-    keys = ["missing", "negative", "decimals", "digits"]
-    code = np.select(conditions, np.arange(len(keys)), default=len(keys))
-    table = np.array([REASONS[k] for k in [*keys, "too_big"]], dtype=object)
-    reason = pd.Series(table[code], dtype="str")
-    return pd.Series(amount), bad, reason
+    keys = ["missing", "negative", "decimals", "digits", "too_big"]
+    table = np.array([REASONS[k] for k in keys] + [None], dtype=object)
+    reason = table[np.select(conditions, np.arange(len(keys)), default=len(keys))]
+    return good, np.where(good, number, 0).astype("int64"), reason
 
 
-def _first_rows(keys: pd.DataFrame, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each key row: the row number where the key first appears, and "is a later repeat"."""
-    # One int64 per key (factorize each column, combine the codes): hashing ints is far
-    # cheaper than hashing tuples of strings.
-    key = np.zeros(len(keys), dtype="int64")
-    for column in keys.columns:
-        codes, uniques = pd.factorize(keys[column])
-        key = key * (len(uniques) + 1) + codes
-        key = pd.factorize(key)[0].astype("int64")  # keep the combined codes small
-    dup = pd.Series(key).duplicated(keep=False).to_numpy()
+def _combine_codes(
+    key: np.ndarray, size: int, codes: np.ndarray, count: int
+) -> tuple[np.ndarray, int]:
+    """Two code arrays as one; re-factorized when the product would grow too large."""
+    if size * max(count, 1) < 2**62:
+        return key.astype("int64") * max(count, 1) + codes, size * max(count, 1)
+    key = pd.factorize(key)[0].astype("int64")
+    size = int(key.max()) + 1 if len(key) else 1
+    return key * max(count, 1) + codes, size * max(count, 1)
+
+
+def _combine(a: _Field, b: _Field, where: np.ndarray) -> tuple[np.ndarray, int]:
+    return _combine_codes(
+        a.codes[where].astype("int64"), max(len(a.uniques), 1), b.codes[where], len(b.uniques)
+    )
+
+
+def _first_rows(key: np.ndarray, rows: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each key: the row number where it first appears, and "is a later repeat"."""
+    if size <= 4 * len(key) + 1024:  # a small key space: counting beats hashing
+        dup = np.bincount(key, minlength=size)[key] > 1
+    else:
+        dup = pd.Series(key).duplicated(keep=False).to_numpy()
     first = rows.copy()
     later = np.zeros(len(rows), dtype=bool)
     if dup.any():
@@ -359,30 +418,23 @@ def _first_rows(keys: pd.DataFrame, rows: np.ndarray) -> tuple[np.ndarray, np.nd
     return first, later
 
 
-def _duplicates(
-    checks: _Checks,
-    company: pd.Series,
-    event: pd.Series,
-    key_ok: np.ndarray,
-    amount: pd.Series,
-) -> None:
+def _duplicates(checks: _Checks, company: _Field, event: _Field, amount: pd.Series) -> None:
     """Later rows repeating an earlier (companyId, event) are errors naming the first row."""
+    key_ok = ~company.bad & ~event.bad
     if not key_ok.any():
         return
-    keys = pd.DataFrame({"c": company[key_ok], "e": event[key_ok]})
-    first, later = _first_rows(keys, checks.rows[key_ok])
+    key, size = _combine(company, event, key_ok)
+    first, later = _first_rows(key, checks.rows[key_ok], size)
     if not later.any():
         return
     positions = np.flatnonzero(key_ok)[later]
     first_rows = first[later]
-    first_positions = np.searchsorted(checks.rows, first_rows)
-    if not np.array_equal(checks.rows[first_positions], first_rows):  # rows not ascending
-        lookup = pd.Series(np.arange(len(checks.rows)), index=checks.rows)
-        first_positions = lookup[~lookup.index.duplicated()].loc[first_rows].to_numpy()
+    lookup = pd.Series(np.arange(len(checks.rows)), index=checks.rows)
+    first_positions = lookup[~lookup.index.duplicated()].loc[first_rows].to_numpy()
     this_amount = amount.iloc[positions].reset_index(drop=True)
     that_amount = amount.iloc[first_positions].reset_index(drop=True)
     base = "repeats companyId and event first seen on row " + pd.Series(first_rows).astype("str")
-    differs = _mask(this_amount != that_amount)
+    differs = (this_amount != that_amount).fillna(False).to_numpy(dtype=bool)
     reason = base.mask(
         differs,
         base
@@ -391,41 +443,37 @@ def _duplicates(
         + "; this row says "
         + this_amount.astype("str"),
     )
-    value = (
-        company.iloc[positions].reset_index(drop=True)
-        + " / "
-        + event.iloc[positions].reset_index(drop=True)
-    )
+    names = company.uniques.to_numpy()[company.codes[positions]]
+    events = event.uniques.to_numpy()[event.codes[positions]]
+    value = pd.Series(names, dtype="str") + " / " + pd.Series(events, dtype="str")
     checks.add_at(_DUPLICATE_COLUMN, value, positions, reason)
 
 
 def _outliers(
     checks: _Checks,
-    raw: pd.Series,
-    event: pd.Series,
-    amount: pd.Series,
+    amount: _Field,
+    event: _Field,
+    amounts: pd.Series,
     valid: np.ndarray,
-    judged: np.ndarray,
     known_medians: Mapping[str, float] | None,
 ) -> None:
     """Amounts 10× above or below their event's usual amount are flagged, not refused."""
+    judged = ~event.bad & ~amount.bad
     if not judged.any():
         return
-    # Work on integer codes of the events: a median per code, then one take per row.
-    codes, names = pd.factorize(event, use_na_sentinel=True)
-    names = pd.Index(names).astype("str")
-    value = amount.astype("float64").to_numpy(na_value=np.nan)
-    counted = valid & (codes >= 0)
+    codes, names = event.codes, pd.Index(event.uniques)
+    value = amounts.to_numpy(dtype="float64", na_value=np.nan)
+    counted = valid & judged
     basis = pd.Series(value[counted]).groupby(codes[counted]).median()
-    median = np.full(len(names) + 1, np.nan)  # the last slot serves code -1 (no event)
+    median = np.full(len(names), np.nan)
     median[basis.index.to_numpy()] = basis.to_numpy()
-    registry = np.zeros(len(names) + 1, dtype=bool)
+    registry = np.zeros(len(names), dtype=bool)
     if known_medians:
         known = pd.Series(dict(known_medians), dtype="float64").dropna()
         at = names.get_indexer(known.index)
         median[at[at >= 0]] = known.to_numpy()[at >= 0]
         registry[at[at >= 0]] = True
-    median[median <= 0] = np.nan
+    median[~(median > 0)] = np.nan
     row_median = median[codes]
     with np.errstate(invalid="ignore"):
         high = judged & (value >= OUTLIER_FACTOR * row_median)
@@ -434,16 +482,17 @@ def _outliers(
         if not mask.any():
             continue
         positions = np.flatnonzero(mask)
-        code = codes[positions]
-        reason = pd.Series(
+        # One text per event (a few dozen at most), then taken per flagged row.
+        texts = np.array(
             [
-                f"is {how} the usual amount for {names[c]} (median {_number(median[c])} "
-                f"{'in the registry' if registry[c] else 'in this file'}); check for a typo"
-                for c in code.tolist()
+                f"is {how} the usual amount for {name} (median {_number(m)} "
+                f"{'in the registry' if r else 'in this file'}); check for a typo"
+                for name, m, r in zip(names, median, registry, strict=True)
             ],
-            dtype="str",
+            dtype=object,
         )
-        checks.add_at("amount", raw.iloc[positions], positions, reason, severity="warning")
+        reason = pd.Series(texts[codes[positions]], dtype="str")
+        checks.add_at("amount", amount.raw.iloc[positions], positions, reason, severity="warning")
 
 
 def _number(value: float) -> str:
@@ -502,9 +551,6 @@ class _Checks:
         self.parts.append(part)
         if severity == "error":
             self.errors[positions] = True
-
-    def error_rows(self) -> np.ndarray:
-        return self.errors.copy()
 
     def frame(self) -> pd.DataFrame:
         if not self.parts:
