@@ -153,6 +153,15 @@ class _RecorderBuffer:
     def flush(self) -> None:
         with self._lock:
             calls, self._calls = self._calls, []
+        if not calls:
+            return
+        many = getattr(self.target, "record_calls", None)
+        if callable(many):  # one transaction for the batch, when the registry offers it
+            try:
+                many(calls)
+                return
+            except Exception:
+                log.exception("the registry could not record %d calls at once", len(calls))
         for call in calls:
             try:
                 self.target.record_call(call)
