@@ -98,10 +98,21 @@ def render() -> None:
         f"{len(df):,} of {len(audit):,} entries"
         + (f" · showing the latest {SHOWN_ROWS:,}" if len(df) > SHOWN_ROWS else "")
     )
+    shown = df.head(SHOWN_ROWS)
     st.dataframe(
-        df.head(SHOWN_ROWS).style.apply(_outcome_style(outcome_col), axis=1),
+        shown.style.apply(_outcome_style(outcome_col), axis=1),
         hide_index=True,
         height=520,
+        column_order=[c for c in _SHOWN if c in shown.columns],
+        column_config={
+            "audit_id": st.column_config.NumberColumn("Entry", format="%d"),
+            "at": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+            "coinConfigId": st.column_config.TextColumn("Id"),
+            "companyId": st.column_config.TextColumn("Company"),
+            "before_amount": st.column_config.NumberColumn("Coins before", format="%d"),
+            "after_amount": st.column_config.NumberColumn("Coins after", format="%d"),
+            "reverts_audit_id": st.column_config.NumberColumn("Reverts entry", format="%d"),
+        },
     )
     st.download_button(
         "Export CSV",
@@ -112,6 +123,24 @@ def render() -> None:
         icon=":material/download:",
         type="primary",
     )
+
+
+_SHOWN = (
+    "audit_id",
+    "at",
+    "action",
+    "outcome",
+    "coinConfigId",
+    "companyId",
+    "event",
+    "changes",
+    "before_amount",
+    "after_amount",
+    "actor",
+    "source",
+    "message",
+    "reverts_audit_id",
+)
 
 
 def _outcome_style(column: str | None):

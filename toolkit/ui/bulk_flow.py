@@ -51,6 +51,15 @@ _ACTION_COLORS = {
 }
 
 
+_PLAN_COLUMNS = {
+    "row": st.column_config.NumberColumn("Row", format="%d", help="As the spreadsheet shows it"),
+    "coinConfigId": st.column_config.TextColumn("Existing id"),
+    "before_amount": st.column_config.NumberColumn("Coins now", format="%d"),
+    "before_configuration": st.column_config.TextColumn("Configuration now"),
+    "requestId_derived": st.column_config.CheckboxColumn("Derived id"),
+}
+
+
 def _read(kind: str, data: bytes, name: str):
     reader = bulk.read_configs if kind == "configs" else bulk.read_allocations
     return reader(data, filename=name)
@@ -242,9 +251,10 @@ def render(ws, *, kind: str, prefix: str) -> None:
     pick = st.multiselect("Show actions", actions, default=actions, key=f"{prefix}_plan_actions")
     shown = plan.frame[plan.frame["action"].isin(pick)].head(SHOWN_ROWS)
     st.dataframe(
-        shown.style.apply(_highlight("action", _ACTION_COLORS), axis=1),
+        shown.style.apply(_highlight("action", _ACTION_COLORS), axis=1).format(na_rep=""),
         hide_index=True,
         height=min(38 + 35 * max(len(shown), 1), 420),
+        column_config=_PLAN_COLUMNS,
     )
     if len(plan.frame) > SHOWN_ROWS:
         st.caption(f"Showing the first {SHOWN_ROWS:,} rows of {len(plan.frame):,}.")
@@ -350,7 +360,7 @@ def _results(result, *, name: str, prefix: str) -> None:
     pick = st.multiselect("Show statuses", statuses, default=statuses, key=f"{prefix}_res_status")
     shown = frame[frame["status"].isin(pick)].head(SHOWN_ROWS)
     st.dataframe(
-        shown.style.apply(_highlight("status", _STATUS_COLORS), axis=1),
+        shown.style.apply(_highlight("status", _STATUS_COLORS), axis=1).format(na_rep=""),
         hide_index=True,
         height=min(38 + 35 * max(len(shown), 1), 460),
     )

@@ -52,6 +52,7 @@ def _metrics(m: dict) -> None:
         f"{custom:,}",
         f"{custom / total:.0%} of configurations" if total else None,
         delta_color="off",
+        delta_arrow="off",
     )
 
 
