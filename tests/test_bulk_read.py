@@ -226,3 +226,36 @@ def test_a_hundred_thousand_rows_are_all_accounted_for(tmp_path):
     assert result.frame["row"].tolist() == list(range(2, n + 2))
     assert result.errors == 100
     assert int(result.frame["valid"].sum()) == n - 100
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (b"PK\x03\x04" + b"\x00" * 60, ["not an .xlsx workbook"]),
+        (b"\xd0\xcf\x11\xe0" + b"\x00" * 60, [".xls", "save it as .xlsx or CSV"]),
+        (b"\xef\xbb\xbf \r\n", ["empty"]),
+    ],
+)
+def test_other_things_that_are_not_sheets(data, words):
+    with pytest.raises(SheetError) as caught:
+        read_configs(data)
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_an_undefined_cp1252_byte_does_not_refuse_the_file():
+    sheet = read_configs(b"companyId,event,amount,note\nA,E,1,\x81\x80\xe9\n")
+    assert sheet.encoding == "cp1252"
+    assert sheet.frame["note"][0] == "\x81€é"
+
+
+def test_text_file_objects_pipes_and_lone_cr_line_ends():
+    assert len(read_configs(io.StringIO("companyId,event,amount\nA,E,1\n"))) == 1
+    assert read_configs(b"companyId|event|amount\nA|E|1\n").delimiter == "|"
+    assert read_configs(b"companyId,event,amount\rA,E,1\rB,F,2\r").frame["row"].tolist() == [2, 3]
+
+
+def test_extra_columns_never_clash_with_the_frame_columns():
+    sheet = read_configs(b"companyId,event,amount,note,note,,row\nA,E,1,x,y,,7\n")
+    assert sheet.extra_columns == ["note", "note (2)", "row (2)"]
+    assert sheet.frame["row"].tolist() == [2]

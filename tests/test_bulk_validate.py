@@ -159,7 +159,7 @@ def test_summary_counts_and_lists_problems():
     result = validate(read_configs(DATA / "duplicates.csv"))
     text = result.summary()
     assert text.splitlines()[0] == (
-        "duplicates.csv: 6 configs rows, 3 valid, 3 with errors (3 errors, 0 warnings)."
+        "duplicates.csv: 6 configuration rows, 3 valid, 3 with errors (3 errors, 0 warnings)."
     )
     assert "Row 4" in text
     assert result.ok is False and result.warnings == 0

@@ -8,6 +8,7 @@ the columns carry canonical names (``companyId``, ``event``, ...). Judging the v
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -50,6 +51,17 @@ _DELIMITERS = (",", ";", "\t", "|")
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe", "": "none (xlsx)"}
 _HEADER_SEARCH_ROWS = 20
 _RESERVED = ("row", "valid", "message")
+_NOUN = {"configs": "configuration", "allocations": "allocation"}
+
+
+def _latin1_fallback(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    return error.object[error.start : error.end].decode("latin-1"), error.end
+
+
+_LATIN1_FALLBACK = "toolkit.bulk.latin1"
+codecs.register_error(_LATIN1_FALLBACK, _latin1_fallback)
 
 
 class SheetError(ValueError):
@@ -156,7 +168,7 @@ class Sheet:
         """One line for a log or a page: what was read and how."""
         delimiter = _DELIMITER_NAMES.get(self.delimiter, repr(self.delimiter))
         return (
-            f"{self.source_name}: {len(self)} {self.kind} rows, {self.encoding}, "
+            f"{self.source_name}: {len(self):,} {_NOUN[self.kind]} rows, {self.encoding}, "
             f"delimiter {delimiter}, header on row {self.header_row}"
         )
 
@@ -256,7 +268,7 @@ def _read(source: Any, filename: str | None, layout: _Layout) -> Sheet:
         )
     text, encoding, utf8 = _decode(raw, name, layout)
     notes = []
-    if encoding in ("cp1252", "latin-1"):
+    if encoding == "cp1252":
         notes.append(f"Not UTF-8: read as {encoding} (a Windows/Excel export).")
     delimiter, skip = _sniff(text, layout)
     cells = _parse_csv(utf8, text, delimiter, skip)
@@ -319,11 +331,9 @@ def _decode(raw: bytes, name: str, layout: _Layout) -> tuple[str, str, bytes | N
         try:
             text, encoding, utf8 = raw.decode("utf-8"), "utf-8", raw
         except UnicodeDecodeError:
-            try:
-                text, encoding = raw.decode("cp1252"), "cp1252"
-            except UnicodeDecodeError:
-                text, encoding = raw.decode("latin-1"), "latin-1"
-            utf8 = None
+            # The five bytes cp1252 leaves undefined decode as their latin-1 code points, as
+            # browsers do (WHATWG windows-1252), so no file is refused for one odd byte.
+            text, encoding, utf8 = raw.decode("cp1252", errors=_LATIN1_FALLBACK), "cp1252", None
     if not text[:65536].strip(_TRIM) and not text.strip(_TRIM):
         raise SheetError(f"{name} is empty. {_expected(layout)}, then one row per line.")
     head = text[:65536]

@@ -24,6 +24,7 @@ __all__ = ["PROBLEM_COLUMNS", "Validation", "validate", "validate_allocations"]
 PROBLEM_COLUMNS = ["row", "column", "value", "severity", "reason", "message"]
 OUTLIER_FACTOR = 10
 _DUPLICATE_COLUMN = "companyId, event"
+_NOUN = {"configs": "configuration", "allocations": "allocation"}
 
 # The models' patterns, in RE2 syntax for pandas' str.fullmatch (anchored on both ends).
 _COMPANY = r"[A-Z0-9]{1,32}"
@@ -96,7 +97,8 @@ class Validation:
         total = len(self.frame)
         valid = int(self.frame["valid"].sum())
         lines = [
-            f"{self.sheet.source_name}: {total:,} {self.kind} row{'s' if total != 1 else ''}, "
+            f"{self.sheet.source_name}: {total:,} {_NOUN[self.kind]} "
+            f"row{'s' if total != 1 else ''}, "
             f"{valid:,} valid, {total - valid:,} with errors "
             f"({self.errors:,} error{'s' if self.errors != 1 else ''}, "
             f"{self.warnings:,} warning{'s' if self.warnings != 1 else ''})."
