@@ -98,29 +98,6 @@ def _login(ws: Workspace) -> None:
     ws.client.login()
 
 
-def _seed_registry(ws: Workspace) -> int:
-    """A new sandbox is seeded with demo data the registry has never seen (the API has no list
-    call): import those ids once, through the sandbox's admin list — the only admin route
-    the toolkit uses, and only to seed demo data. Returns how many ids were imported."""
-    import requests
-
-    if not ws.is_sandbox or len(ws.registry.known_pairs()):
-        return 0
-    base_url = getattr(ws.client, "base_url", None)
-    if not base_url:
-        return 0
-    try:
-        answer = requests.get(f"{base_url}/_sandbox/configs", timeout=10)
-        payload = answer.json().get("payload") or []
-    except (requests.RequestException, ValueError, AttributeError):
-        log.warning("could not list the sandbox's demo configurations", exc_info=True)
-        return 0
-    ids = [item["coinConfigId"] for item in payload if item.get("coinConfigId")]
-    if ids:
-        ws.registry.import_ids(ids, source="app")
-    return len(ids)
-
-
 @st.cache_resource(show_spinner="Connecting to EnKash…", max_entries=4)
 def _connect(fingerprint: str, _settings: Settings) -> Connection:
     from toolkit.workspace import connect
@@ -141,7 +118,6 @@ def _connect(fingerprint: str, _settings: Settings) -> Connection:
     conn.workspace = ws
     try:
         _login(ws)
-        _seed_registry(ws)
     except AuthError as exc:
         conn.auth_error = auth_message(exc)
     except EnKashError as exc:
