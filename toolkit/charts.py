@@ -93,7 +93,13 @@ def amount_per_event_chart(
         .mark_bar()
         .encode(
             x=alt.X("sum(value):Q", title=label),
-            y=alt.Y("event:N", sort=order, title="Event"),
+            # Every bar keeps its label: no overlap thinning, room for long event names.
+            y=alt.Y(
+                "event:N",
+                sort=order,
+                title="Event",
+                axis=alt.Axis(labelOverlap=False, labelLimit=240),
+            ),
             color=alt.Color("configuration:N", scale=_CONFIG_SCALE, title="Configuration"),
             order=alt.Order("configuration:N"),
             tooltip=[
@@ -103,7 +109,7 @@ def amount_per_event_chart(
                 alt.Tooltip("event_total:Q", title="Event total", format=","),
             ],
         )
-        .properties(height=alt.Step(18))
+        .properties(height=alt.Step(22))
     )
 
 
@@ -168,7 +174,7 @@ def company_event_heatmap(
         alt.Chart(cells, title=_title("Coins per company and event", notes))
         .mark_rect()
         .encode(
-            x=alt.X("event:N", title="Event", sort="ascending"),
+            x=alt.X("event:N", title="Event", sort="ascending", axis=alt.Axis(labelLimit=200)),
             y=alt.Y("companyId:N", title="Company", sort="ascending"),
             color=alt.Color("amount:Q", title="Coins", scale=alt.Scale(scheme="blues")),
             tooltip=[
