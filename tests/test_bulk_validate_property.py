@@ -132,3 +132,12 @@ def test_allocation_ids_get_the_scalar_verdict_value_and_reason(cells):
         expected, reason = check_request_id(request)
         assert requests.get(row) == reason, request
         assert _same(expected, result.frame["requestId"].iloc[i])
+
+
+def test_models_fixes_the_property_test_relies_on():
+    # `\d` used to let non-ASCII digits through as coins; str.upper() turned `cuſtom` into CUSTOM.
+    assert check_amount("٣") == (None, "must be a whole number of coins (digits only, e.g. 6)")
+    assert check_amount("6.5") == (None, "must be a whole number of coins (no decimals)")
+    assert check_configuration("cuſtom") == (None, "must be DEFAULT or CUSTOM")
+    assert check_company_id("cekekcards")[1].endswith("; did you mean CEKEKCARDS?")
+    assert check_event("meal card payment")[1].endswith("; did you mean MEAL_CARD_PAYMENT?")

@@ -267,12 +267,13 @@ class _Field:
     uniques: pd.Series  # distinct trimmed values
     good_u: np.ndarray
     normal_u: Any  # pd.Series of normalised text, or an int64 array (amounts)
-    reason_u: np.ndarray  # object: the reason for each refused value
+    reason_bad: np.ndarray  # object: the reason for each refused value, in ``uniques`` order
     bad: np.ndarray  # per row
 
     def reasons(self) -> pd.Series:
         """One reason per refused row, in row order."""
-        return pd.Series(self.reason_u[self.codes[self.bad]], dtype="str")
+        at = np.searchsorted(np.flatnonzero(~self.good_u), self.codes[self.bad])
+        return pd.Series(self.reason_bad[at], dtype="str")
 
     def normalised(self) -> pd.Series:
         values = self.normal_u.where(self.good_u).array.take(self.codes)
@@ -289,12 +290,16 @@ class _Field:
 def _field(series: pd.Series, check: Any) -> _Field:
     raw = series.reset_index(drop=True).astype("str").fillna("")
     codes, uniques = pd.factorize(raw)
+    codes = codes.astype("int64", copy=False)
+    uniques = pd.Series(uniques, dtype="str")
     # Trim exactly what str.strip() trims (pyarrow's utf8_trim_whitespace is the same set), then
     # re-factorize: " X" and "X" are one value for the rules and for duplicate detection.
-    trimmed = pd.Series(uniques, dtype="str").str.strip()
-    again, uniques = pd.factorize(trimmed)
-    codes = again[codes] if len(codes) else codes.astype("int64")
-    uniques = pd.Series(uniques, dtype="str")
+    # Cells from read_configs are trimmed already, so this is usually a no-op.
+    trimmed = uniques.str.strip()
+    if (trimmed != uniques).any():
+        again, merged = pd.factorize(trimmed)
+        codes = again[codes]
+        uniques = pd.Series(merged, dtype="str")
     good, normal, reason = check(uniques)
     return _Field(
         raw=raw,
@@ -302,7 +307,7 @@ def _field(series: pd.Series, check: Any) -> _Field:
         uniques=uniques,
         good_u=good,
         normal_u=normal,
-        reason_u=reason,
+        reason_bad=reason,
         bad=~good[codes],
     )
 
@@ -311,22 +316,22 @@ def _fullmatch(text: pd.Series, pattern: str) -> np.ndarray:
     return text.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)
 
 
-def _reason_table(text: pd.Series, good: np.ndarray, reason: str) -> np.ndarray:
-    """Per value: None when fine, "is missing" when blank, else ``reason``."""
-    out = np.full(len(text), reason, dtype=object)
-    out[(text == "").to_numpy(dtype=bool)] = REASONS["missing"]
-    out[good] = None
+def _refused(text: pd.Series, good: np.ndarray) -> pd.Series:
+    return text[~good].reset_index(drop=True)
+
+
+def _reason_table(refused: pd.Series, reason: str) -> np.ndarray:
+    """For each refused value: "is missing" when blank, else ``reason``."""
+    out = np.full(len(refused), reason, dtype=object)
+    out[(refused == "").to_numpy(dtype=bool)] = REASONS["missing"]
     return out
 
 
-def _suggest(
-    reason: np.ndarray, text: pd.Series, good: np.ndarray, candidate: pd.Series, pattern: str
-) -> np.ndarray:
+def _suggest(reason: np.ndarray, refused: pd.Series, candidate: pd.Series, pattern: str) -> Any:
     """`cekekcards` is refused (ids are case-sensitive) with "did you mean CEKEKCARDS?"."""
     fits = (
-        ~good
-        & (text != "").to_numpy(dtype=bool)
-        & _fullmatch(text, _ASCII)
+        (refused != "").to_numpy(dtype=bool)
+        & _fullmatch(refused, _ASCII)
         & _fullmatch(candidate, pattern)
     )
     if fits.any():
@@ -336,32 +341,35 @@ def _suggest(
 
 def _check_company(text: pd.Series) -> tuple[np.ndarray, pd.Series, np.ndarray]:
     good = _fullmatch(text, _COMPANY)
-    reason = _reason_table(text, good, REASONS["company_id"])
-    return good, text, _suggest(reason, text, good, text.str.upper(), _COMPANY)
+    refused = _refused(text, good)
+    reason = _reason_table(refused, REASONS["company_id"])
+    return good, text, _suggest(reason, refused, refused.str.upper(), _COMPANY)
 
 
 def _check_event(text: pd.Series) -> tuple[np.ndarray, pd.Series, np.ndarray]:
     good = _fullmatch(text, _EVENT)
-    reason = _reason_table(text, good, REASONS["event"])
+    refused = _refused(text, good)
+    reason = _reason_table(refused, REASONS["event"])
     # An event written as words: `meal card payment` → MEAL_CARD_PAYMENT.
-    candidate = text.str.replace(r"[ -]+", "_", regex=True).str.upper()
-    return good, text, _suggest(reason, text, good, candidate, _EVENT)
+    candidate = refused.str.replace(r"[ -]+", "_", regex=True).str.upper()
+    return good, text, _suggest(reason, refused, candidate, _EVENT)
 
 
 def _check_user(text: pd.Series) -> tuple[np.ndarray, pd.Series, np.ndarray]:
     good = _fullmatch(text, _USER)
-    return good, text, _reason_table(text, good, REASONS["user_id"])
+    return good, text, _reason_table(_refused(text, good), REASONS["user_id"])
 
 
 def _check_request(text: pd.Series) -> tuple[np.ndarray, pd.Series, np.ndarray]:
     good = _fullmatch(text, _REQUEST)
-    return good, text, _reason_table(text, good, REASONS["request_id"])
+    return good, text, _reason_table(_refused(text, good), REASONS["request_id"])
 
 
 def _check_configuration(text: pd.Series) -> tuple[np.ndarray, pd.Series, np.ndarray]:
     good = _fullmatch(text, _DEFAULT) | _fullmatch(text, _CUSTOM)
     # Only DEFAULT/CUSTOM in ASCII letters pass, so upper-casing them is plain ASCII.
-    return good, text.str.upper(), _reason_table(text, good, REASONS["configuration"])
+    reason = _reason_table(_refused(text, good), REASONS["configuration"])
+    return good, text.str.upper(), reason
 
 
 def _check_amount(text: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -374,16 +382,16 @@ def _check_amount(text: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     small = whole & (length <= _MAX_DIGITS)
     number = digits.where(small & (length > 0), "0").astype("int64").to_numpy()
     good = small & (number <= MAX_AMOUNT)
+    refused = _refused(text, good)
     conditions = [
-        (text == "").to_numpy(dtype=bool),
-        _fullmatch(text, _NEGATIVE),
-        _fullmatch(text, _DECIMAL),
-        ~whole,
-        ~good,
+        (refused == "").to_numpy(dtype=bool),
+        _fullmatch(refused, _NEGATIVE),
+        _fullmatch(refused, _DECIMAL),
+        ~whole[~good],
     ]
     keys = ["missing", "negative", "decimals", "digits", "too_big"]
-    table = np.array([REASONS[k] for k in keys] + [None], dtype=object)
-    reason = table[np.select(conditions, np.arange(len(keys)), default=len(keys))]
+    table = np.array([REASONS[k] for k in keys], dtype=object)
+    reason = table[np.select(conditions, np.arange(len(keys) - 1), default=len(keys) - 1)]
     return good, np.where(good, number, 0).astype("int64"), reason
 
 
