@@ -309,23 +309,34 @@ class Registry:
 
     def record_call(self, call: ApiCall) -> None:
         """Remember what one API call showed and audit it (the client's Recorder hook)."""
-        handler = {
+        self.record_calls([call])
+
+    def record_calls(self, calls: Iterable[ApiCall]) -> None:
+        """Record several calls in one all-or-nothing transaction (bulk runs batch them)."""
+        handlers = {
             "create": self._record_create,
             "get": self._record_get,
             "update": self._record_update,
             "allocate": self._record_allocate,
-        }.get(call.action)
-        if handler is None:
-            logger.warning("The registry does not record %r calls", call.action)
-            return
-        context = {
-            "server_key": call.server_key or self.server_key,
-            "at": _iso(call.at),
-            "actor": self._explicit_actor or call.actor or self.actor,
-            "source": call.source,
         }
+        work = []
+        for call in calls:
+            handler = handlers.get(call.action)
+            if handler is None:
+                logger.warning("The registry does not record %r calls", call.action)
+                continue
+            context = {
+                "server_key": call.server_key or self.server_key,
+                "at": _iso(call.at),
+                "actor": self._explicit_actor or call.actor or self.actor,
+                "source": call.source,
+            }
+            work.append((handler, call, context))
+        if not work:
+            return
         with self._write() as conn:
-            handler(conn, call, context)
+            for handler, call, context in work:
+                handler(conn, call, context)
 
     def _known_row(self, conn: Any, server_key: str, coin_config_id: str | None) -> Any:
         if not coin_config_id:
