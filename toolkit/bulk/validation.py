@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from toolkit.bulk.reading import Sheet, sheet_from_frame
 from toolkit.models import MAX_AMOUNT, REASONS
@@ -567,33 +569,35 @@ class _Checks:
             empty = {c: pd.Series(dtype="str") for c in PROBLEM_COLUMNS}
             empty["row"] = pd.Series(dtype="int64")
             self.positions = np.zeros(0, dtype="int64")
+            self.details = pa.array([], pa.large_string())
             return pd.DataFrame(empty)
         out = pd.concat(self.parts, ignore_index=True)
         out = out.sort_values(["_pos", "_order"], kind="stable", ignore_index=True)
         self.positions = out["_pos"].to_numpy(dtype="int64")
-        value = out["value"].astype("str")
-        shown = (" '" + value + "': ").where(value != "", ": ")
-        out["message"] = "Row " + out["row"].astype("str") + ", " + out["column"] + shown
-        out["message"] = out["message"] + out["reason"]
-        out["row"] = out["row"].astype("int64")
-        for column in ("column", "value", "severity", "reason", "message"):
+        for column in ("column", "value", "severity", "reason"):
             out[column] = out[column].astype("str")
+        value = out["value"]
+        # "amount '6.5': must be …" — the row's own line reuses it without the row number.
+        detail = out["column"] + (" '" + value + "': ").where(value != "", ": ") + out["reason"]
+        details = pa.array(detail.astype("str").array)  # may come back chunked
+        if isinstance(details, pa.ChunkedArray):
+            details = details.combine_chunks()
+        self.details = details.cast(pa.large_string())
+        out["message"] = "Row " + out["row"].astype("str") + ", " + detail
+        out["row"] = out["row"].astype("int64")
         return out[PROBLEM_COLUMNS]
 
 
 def _row_messages(problems: pd.DataFrame, n: int, checks: _Checks) -> pd.Series:
     """Each row's problems in one line ("" for clean rows), aligned with the frame."""
-    message = np.full(n, "", dtype=object)
-    if len(problems):
-        positions = checks.positions
-        text = problems["message"].str.replace(r"^Row [0-9]+, ", "", regex=True)
-        repeated = pd.Series(positions).duplicated(keep=False).to_numpy()
-        # Most problem rows have one problem: no join needed for those.
-        message[positions[~repeated]] = text[~repeated].to_numpy()
-        if repeated.any():
-            joined = text[repeated].groupby(positions[repeated], sort=False).agg("; ".join)
-            message[joined.index.to_numpy()] = joined.to_numpy()
-    return pd.Series(message, dtype="str")
+    if not len(problems):
+        return pd.Series("", index=pd.RangeIndex(n), dtype="str")
+    # Problems are sorted by position, so each row's problems are one slice: a list array with
+    # an (often empty) list per row, joined by pyarrow — no Python join per row.
+    offsets = np.searchsorted(checks.positions, np.arange(n + 1)).astype("int64")
+    lists = pa.LargeListArray.from_arrays(offsets, checks.details)
+    joined = pc.binary_join(lists, pa.scalar("; ", pa.large_string()))
+    return pd.Series(joined.to_pandas(types_mapper=lambda _: pd.StringDtype()), dtype="str")
 
 
 def _result_frame(sheet: Sheet, fields: dict[str, pd.Series], valid: np.ndarray) -> pd.DataFrame:
