@@ -78,8 +78,8 @@ def test_frame_and_problem_shapes():
         "row",
         "companyId",
         "event",
-        "configuration",
         "amount",
+        "configuration",
         "valid",
         "message",
     ]

@@ -162,8 +162,8 @@ def validate(
         {
             "companyId": company.normalised(),
             "event": event.normalised(),
-            "configuration": configuration.normalised(),
             "amount": amounts,
+            "configuration": configuration.normalised(),
         },
         valid,
     )
@@ -522,6 +522,9 @@ class _Checks:
         self.parts: list[pd.DataFrame] = []
         self.errors = np.zeros(len(rows), dtype=bool)
         self._order = 0
+        # Set by frame(): each problem's position in the sheet, and its text without "Row N, ".
+        self.positions = np.zeros(0, dtype="int64")
+        self.details = pa.array([], pa.large_string())
 
     def add(
         self,
@@ -568,8 +571,6 @@ class _Checks:
         if not self.parts:
             empty = {c: pd.Series(dtype="str") for c in PROBLEM_COLUMNS}
             empty["row"] = pd.Series(dtype="int64")
-            self.positions = np.zeros(0, dtype="int64")
-            self.details = pa.array([], pa.large_string())
             return pd.DataFrame(empty)
         out = pd.concat(self.parts, ignore_index=True)
         out = out.sort_values(["_pos", "_order"], kind="stable", ignore_index=True)
