@@ -377,7 +377,7 @@ def _sniff(text: str, layout: _Layout) -> tuple[str, int]:
     # guess as any; the header check then names what is missing.
     first = next((line for line in head.splitlines() if line.strip(_TRIM)), "")
     delimiter = max(_DELIMITERS, key=first.count)
-    skip = next(i for i, line in enumerate(head.splitlines()) if line.strip(_TRIM))
+    skip = next((i for i, line in enumerate(head.splitlines()) if line.strip(_TRIM)), 0)
     return (delimiter if first.count(delimiter) else ","), skip
 
 
