@@ -168,7 +168,8 @@ class Sheet:
         """One line for a log or a page: what was read and how."""
         delimiter = _DELIMITER_NAMES.get(self.delimiter, repr(self.delimiter))
         return (
-            f"{self.source_name}: {len(self):,} {_NOUN[self.kind]} rows, {self.encoding}, "
+            f"{self.source_name}: {len(self):,} {_NOUN[self.kind]} "
+            f"row{'s' if len(self) != 1 else ''}, {self.encoding}, "
             f"delimiter {delimiter}, header on row {self.header_row}"
         )
 
