@@ -619,18 +619,7 @@ def _validate(sheet: Any, kind: str, ws: Any) -> Any:
 
     if kind == "allocations":
         return bulk.validate_allocations(sheet)
-    return bulk.validate(sheet, known_medians=_known_medians(ws))
-
-
-def _known_medians(ws: Any) -> dict[str, float] | None:
-    """Each event's median amount in the registry, so outliers are judged against it too."""
-    from toolkit.frames import event_medians
-
-    known = ws.registry.to_frame()
-    if len(known) == 0:
-        return None
-    medians = event_medians(known)
-    return {str(k): float(v) for k, v in medians.items() if v == v}
+    return bulk.validate(sheet, registry=ws.registry)
 
 
 def _validation_counts(validation: Any) -> dict[str, int]:

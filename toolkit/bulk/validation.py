@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,9 @@ import pyarrow.compute as pc
 
 from toolkit.bulk.reading import Sheet, sheet_from_frame
 from toolkit.models import MAX_AMOUNT, REASONS
+
+if TYPE_CHECKING:
+    from toolkit.registry import Registry
 
 __all__ = ["PROBLEM_COLUMNS", "Validation", "validate", "validate_allocations"]
 
@@ -121,17 +124,31 @@ class Validation:
         )
 
 
+def registry_medians(registry: Registry) -> dict[str, float] | None:
+    """Each event's median amount among the configurations the registry knows (None if none)."""
+    from toolkit.frames import event_medians
+
+    known = registry.known_pairs()
+    if not len(known):
+        return None
+    return {str(event): float(value) for event, value in event_medians(known).dropna().items()}
+
+
 def validate(
     sheet_or_frame: Sheet | pd.DataFrame,
     *,
     known_medians: Mapping[str, float] | None = None,
+    registry: Registry | None = None,
 ) -> Validation:
     """Check every row of a configuration sheet (or a DataFrame with the same columns).
 
     Errors: each field against the models' rules, and a (companyId, event) seen earlier in the
     file. Warnings: amount 0, and an amount 10× above or below its event's median — the
-    median of the file's valid rows, or ``known_medians[event]`` (e.g. from the registry).
+    median of the file's valid rows, or ``known_medians[event]``; with a ``registry`` (and no
+    ``known_medians``) the medians of the configurations it knows.
     """
+    if known_medians is None and registry is not None:
+        known_medians = registry_medians(registry)
     sheet = _as_sheet(sheet_or_frame, "configs")
     if sheet.kind == "allocations":
         return validate_allocations(sheet)

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from toolkit import bulk, frames
+from toolkit import bulk
 from toolkit.ui import common
 
 SHOWN_ROWS = 1_000  # tables show this many rows; downloads hold every row
@@ -67,9 +67,7 @@ def _read(kind: str, data: bytes, name: str):
 
 def _validate(kind: str, sheet):
     if kind == "configs":
-        known = common.configs_frame()
-        medians = frames.event_medians(known).dropna().to_dict() if len(known) else None
-        return bulk.validate(sheet, known_medians=medians)
+        return bulk.validate(sheet, registry=common.workspace().registry)
     return bulk.validate_allocations(sheet)
 
 
