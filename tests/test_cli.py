@@ -443,3 +443,16 @@ def test_a_results_path_that_cannot_work_is_refused_before_sending(
         assert_one_line_error(refused.err, contains="--results")
     assert server_configs(fresh_sandbox) == []
     assert sheet.read_text().startswith("companyId,event,amount")
+
+
+def test_bulk_create_lists_the_rows_that_need_a_look_at_the_terminal(
+    coins: Coins, tmp_path: Path
+) -> None:
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("companyId,event,amount\nCEKEKCARDS,MEAL_CARD_PAYMENT,6\nCEKEKCARDS,BAD,6.5\n")
+
+    result = coins("bulk-create", str(sheet))
+
+    assert result.code == 1
+    assert "rows that need a look (1):" in result.out
+    assert "must be a whole number of coins (no decimals)" in result.out

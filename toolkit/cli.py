@@ -727,6 +727,8 @@ def _bulk(args: argparse.Namespace, kind: str) -> int:
                 progress=bar,
                 results_path=out,
             )
+    if args.format == "table":
+        _show_problem_rows(args, result.frame)
     extra: dict[str, Any] = {"sent": result.sent}
     if result.reused:
         extra["from_earlier_run"] = result.reused
@@ -748,6 +750,15 @@ def _bulk(args: argparse.Namespace, kind: str) -> int:
     if stopped:
         _error(stopped[0])
     return code
+
+
+def _show_problem_rows(args: argparse.Namespace, frame: Any) -> None:
+    """At a terminal, the rows that did not end well, with their reasons, before the summary:
+    the analyst sees what to fix without opening the results file."""
+    bad = frame.loc[frame["status"].isin(BAD_STATUSES), ["row", "status", "message"]]
+    if len(bad):
+        print(f"rows that need a look ({len(bad):,}):")
+        _emit_rows(args, _limited(args, bad, "rows that need a look"))
 
 
 def cmd_bulk_create(args: argparse.Namespace) -> int:
