@@ -54,7 +54,7 @@ _ACTION_COLORS = {
 _PLAN_COLUMNS = {
     "row": st.column_config.NumberColumn("Row", format="%d", help="As the spreadsheet shows it"),
     "coinConfigId": st.column_config.TextColumn("Existing id"),
-    "before_amount": st.column_config.NumberColumn("Coins now", format="%d"),
+    "before_amount": st.column_config.TextColumn("Coins now"),
     "before_configuration": st.column_config.TextColumn("Configuration now"),
     "requestId_derived": st.column_config.CheckboxColumn("Derived id"),
 }
@@ -119,6 +119,19 @@ def _problem_view(validation) -> pd.io.formats.style.Styler | None:
         return out
 
     return shown.style.apply(style, axis=1)
+
+
+def _for_display(plan, shown: pd.DataFrame) -> pd.DataFrame:
+    """What the analyst wrote where a value did not pass (the plan keeps only valid values),
+    and blank cells rather than "None"."""
+    out = shown.astype(object)
+    inputs = plan.inputs.reindex(shown.index)
+    for column in out.columns.intersection(inputs.columns).drop("row", errors="ignore"):
+        out[column] = out[column].where(out[column].notna(), inputs[column])
+    out = out.where(out.notna(), "")
+    text = out.columns.drop("row", errors="ignore")
+    out[text] = out[text].astype(str)
+    return out
 
 
 def _earlier_run(ws, plan) -> Any:
@@ -247,7 +260,7 @@ def render(ws, *, kind: str, prefix: str) -> None:
         col.metric(action.capitalize(), f"{n:,}")
     actions = [a for a, n in counts.items() if n]
     pick = st.multiselect("Show actions", actions, default=actions, key=f"{prefix}_plan_actions")
-    shown = plan.frame[plan.frame["action"].isin(pick)].head(SHOWN_ROWS)
+    shown = _for_display(plan, plan.frame[plan.frame["action"].isin(pick)].head(SHOWN_ROWS))
     st.dataframe(
         shown.style.apply(_highlight("action", _ACTION_COLORS), axis=1).format(na_rep=""),
         hide_index=True,
