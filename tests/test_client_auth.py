@@ -152,3 +152,51 @@ def test_a_login_without_an_answer_is_not_a_refusal(fresh_sandbox: Any) -> None:
         assert client.token_state()["state"] == "none"
         fresh_sandbox.set_faults(latency_ms=0)
         assert client.get_balance("EKU1") == 0
+
+
+def test_allocation_whose_retry_meets_an_expired_token_is_made_once(short_lived: Any) -> None:
+    # The first attempt commits but answers late; by the time urllib3 retries it, the token has
+    # expired, so the retry is refused (401) and re-sent with a new token. That re-send hears
+    # "duplicate requestId": our own first attempt, so the allocation is done, not a conflict.
+    def sleep(seconds: float) -> None:
+        short_lived.set_faults(slow_after_commit_rate=0.0)
+        time.sleep(1.1)
+
+    with make_client(short_lived, timeout_s=0.4, sleep=sleep) as client:
+        client.create_config(company_id="CEKTTL2", event="MEAL_CARD_PAYMENT", amount=6)
+        short_lived.set_faults(slow_after_commit_rate=1.0, slow_after_commit_ms=1000)
+        allocation = client.allocate_coins(
+            company_id="CEKTTL2", event="MEAL_CARD_PAYMENT", user_id="EKTTL2"
+        )
+        assert allocation.already_done
+        assert client.get_balance("EKTTL2") == 6
+
+
+def test_a_token_that_expires_during_backoff_twice_in_one_call_is_renewed_again(
+    short_lived: Any,
+) -> None:
+    # Backoff after a 5xx outlives a 1 s token twice within one call: each time the retry is
+    # refused as expired, and each time a new token must be fetched (not an AuthError).
+    def sleep(seconds: float) -> None:
+        short_lived.set_faults(error_rate=0.0)
+        time.sleep(1.1)
+
+    with make_client(short_lived, max_retries=3, sleep=sleep) as client:
+        client.get_balance("EKTTL3")
+        send = client._tokens._send_login
+        logins: list[int] = []
+
+        def login_then_fail(*args: Any) -> requests.Response:
+            answer = send(*args)
+            logins.append(1)
+            if len(logins) == 1:
+                short_lived.set_faults(error_rate=1.0)  # the next API answer is a 503
+            return answer
+
+        client._tokens._send_login = login_then_fail
+        short_lived.set_faults(error_rate=1.0)
+        try:
+            assert client.get_balance("EKTTL3") == 0
+            assert len(logins) == 2
+        finally:
+            short_lived.set_faults(error_rate=0.0)

@@ -191,6 +191,8 @@ def _retry(
 # -- answers to errors --------------------------------------------------------------------
 
 LOGIN_RETRIES = 2
+# 401s answered with a new token within one call (see `CoinsClient._send`).
+_MAX_RENEWALS = 3
 
 _CLASS_BY_STATUS: dict[int, type[EnKashError]] = {
     400: ValidationError,
@@ -306,7 +308,10 @@ def _never_sent(exc: BaseException | None) -> bool:
 
 
 def _retried(response: requests.Response) -> bool:
-    """True when urllib3 had to send this request more than once to get this answer."""
+    """True when this request may have reached the server before this answer: urllib3 sent it
+    more than once, or `CoinsClient._send` re-sent it after such a retried attempt met a 401."""
+    if getattr(response, "_coins_sent_before", False):
+        return True
     retries = getattr(response.raw, "retries", None)
     return bool(getattr(retries, "history", ()))
 
@@ -777,9 +782,15 @@ class CoinsClient:
         *,
         params: dict[str, Any] | None = None,
     ) -> requests.Response:
-        """One call with a token; on a 401 the token is renewed and the call made once more."""
+        """One call with a token; on a 401 the token is renewed and the call sent again.
+
+        Once per call, and again only when the refused attempt came after retries: their
+        backoff can outlive a short token, so a fresh one may be refused as expired only because
+        of the wait. A server that refuses fresh tokens at once gets one renewal, not a loop.
+        """
         url = self.base_url + path
-        renewed = False
+        renewals = 0
+        sent_before = False
         while True:
             token = self._tokens.token()
             started = time.monotonic()
@@ -802,10 +813,19 @@ class CoinsClient:
                 response.status_code,
                 (time.monotonic() - started) * 1000,
             )
-            if response.status_code == 401 and not renewed:
-                renewed = True
+            if (
+                response.status_code == 401
+                and renewals < _MAX_RENEWALS
+                and (renewals == 0 or _retried(response))
+            ):
+                renewals += 1
+                # An attempt before the 401 may have been processed (a timeout after commit):
+                # remember it so allocate reads a "duplicate requestId" as its own earlier try.
+                sent_before = sent_before or _retried(response)
                 if self._tokens.renew_after_rejection(token):
                     continue
+            if sent_before:
+                response._coins_sent_before = True  # type: ignore[attr-defined]
             return response
 
     def _send_login(self, form: dict[str, str], basic: tuple[str, str]) -> requests.Response:
