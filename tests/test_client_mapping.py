@@ -12,6 +12,7 @@ import json
 import pytest
 import requests
 
+from toolkit.auth import TokenManager
 from toolkit.client import CoinsClient, _Backoff, error_from_response
 from toolkit.errors import (
     AuthError,
@@ -150,3 +151,40 @@ def test_invalid_arguments_are_refused_before_sending() -> None:
 def test_base_url_must_be_http() -> None:
     with pytest.raises(ValueError, match="http"):
         CoinsClient(base_url="api.enkash.in")
+
+
+def test_secrets_echoed_in_an_error_body_are_scrubbed_from_the_body_too() -> None:
+    body = envelope(4000, "bad")
+    body["payload"] = {"auth": "Bearer tok-abcdef", "seen": ["JSESSIONID=cookie123"]}
+    error = error_from_response(answer(400, body), "Could not", secrets=("tok-abcdef",))
+    assert "tok-abcdef" not in repr(error.body)
+    assert error.body["payload"]["auth"] == "Bearer •••"
+
+
+def test_a_cookie_value_echoed_alone_is_scrubbed() -> None:
+    client = CoinsClient(
+        base_url="http://127.0.0.1:9", access_token="tok-abcdef", cookie="JSESSIONID=cookie123"
+    )
+    body = envelope(4010, "unknown session cookie123 for token tok-abcdef")
+    with client:
+        error = client._error(answer(401, body), "Could not", None)
+    shown = str(error) + repr(error.body)
+    assert "cookie123" not in shown
+    assert "tok-abcdef" not in shown
+
+
+def test_a_login_refusal_that_echoes_the_password_does_not_repeat_it() -> None:
+    refusal = answer(
+        400, {"error": "invalid_grant", "error_description": "password s3cr3t-pass is wrong"}
+    )
+    tokens = TokenManager(
+        send_login=lambda form, basic: refusal,
+        client_id="C",
+        client_secret="client-s3cret",
+        username="u",
+        password="s3cr3t-pass",
+    )
+    with pytest.raises(AuthError) as caught:
+        tokens.token()
+    shown = str(caught.value) + repr(caught.value) + repr(caught.value.body)
+    assert "s3cr3t-pass" not in shown

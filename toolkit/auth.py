@@ -18,7 +18,7 @@ from typing import Any
 
 import requests
 
-from toolkit.errors import AuthError, EnKashError
+from toolkit.errors import AuthError, EnKashError, redact
 
 __all__ = ["BearerAuth", "TokenManager"]
 
@@ -186,12 +186,18 @@ class TokenManager:
                 "?" if lifetime is None else round(lifetime),
             )
             return token
+        # A server that echoes what it was sent must not put the password into our message.
+        body = redact(body, (self._password, self._client_secret))
         error = body.get("error") if isinstance(body, dict) else None
         description = body.get("error_description") if isinstance(body, dict) else None
         if status == 429 or status >= 500:
             from toolkit.client import error_from_response  # shared mapping, no import cycle
 
-            raise error_from_response(response, f"Could not log in as {self._username}")
+            raise error_from_response(
+                response,
+                f"Could not log in as {self._username}",
+                secrets=(self._password, self._client_secret),
+            )
         # Any other answer is a refusal: never retried, remembered (three tries lock the account).
         reason = str(error or f"HTTP {status}")
         if description:

@@ -52,6 +52,7 @@ from toolkit.errors import (
     ServerError,
     TransportError,
     ValidationError,
+    redact,
 )
 from toolkit.models import (
     Allocation,
@@ -221,13 +222,6 @@ def _code(value: Any) -> int | str | None:
         return str(value)
 
 
-def _redact(text: str, secrets: Iterable[str | None]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 4 and secret in text:
-            text = text.replace(secret, "•••")
-    return text
-
-
 def _retry_after(response: requests.Response) -> float | None:
     raw = response.headers.get("Retry-After")
     if raw is None:
@@ -266,7 +260,9 @@ def error_from_response(
     if not server_message:
         reason = f" {response.reason}" if response.reason else ""
         server_message = f"the server answered HTTP {status}{reason}"
-    message = _redact(f"{what}: {server_message}", secrets)
+    secrets = tuple(secrets)
+    message = redact(f"{what}: {server_message}", secrets)
+    body = redact(body, secrets)
 
     meaning = status if not 200 <= status < 300 else None
     if meaning is None and isinstance(code, int) and 1000 <= code < 6000:
@@ -882,7 +878,12 @@ class CoinsClient:
             response,
             what,
             request_id=request_id,
-            secrets=(self._client_secret, self._password, self._cookie, *self._tokens.known()),
+            secrets=(
+                self._client_secret,
+                self._password,
+                *_cookie_secrets(self._cookie),
+                *self._tokens.known(),
+            ),
         )
 
     @staticmethod
@@ -952,6 +953,14 @@ def _raw_config_request(**values: Any) -> dict[str, Any]:
     names = {"company_id": "companyId", "event": "event", "configuration": "configuration"}
     out = {names.get(k, k): v for k, v in values.items() if v is not None}
     return {k: (v if isinstance(v, (int, float, str)) else repr(v)) for k, v in out.items()}
+
+
+def _cookie_secrets(cookie: str | None) -> tuple[str, ...]:
+    """The cookie header and each cookie's value: a server may echo either on its own."""
+    if not cookie:
+        return ()
+    values = (part.partition("=")[2].strip() for part in cookie.split(";"))
+    return (cookie, *(v for v in values if v))
 
 
 def _is_duplicate(exc: ConflictError, request_id: str) -> bool:

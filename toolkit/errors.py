@@ -15,6 +15,7 @@ Messages never contain secrets: only what the server said and what we asked for 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
@@ -117,3 +118,26 @@ def find_config_id(message: str | None) -> str | None:
         return None
     match = _CONFIG_ID_RE.search(message)
     return match.group(1) if match else None
+
+
+def redact(value: Any, secrets: Iterable[str | None]) -> Any:
+    """``value`` with every secret (4+ characters) replaced by ``•••``.
+
+    Text is scrubbed directly; lists and dicts (a JSON body) are scrubbed item by item, keys
+    included, so a server that echoes a token or cookie never passes it on to an error.
+    """
+    shown = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+    return _redact(value, shown) if shown else value
+
+
+def _redact(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, "•••")
+        return value
+    if isinstance(value, dict):
+        return {_redact(k, secrets): _redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_redact(v, secrets) for v in value)
+    return value
