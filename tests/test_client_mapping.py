@@ -188,3 +188,16 @@ def test_a_login_refusal_that_echoes_the_password_does_not_repeat_it() -> None:
         tokens.token()
     shown = str(caught.value) + repr(caught.value) + repr(caught.value.body)
     assert "s3cr3t-pass" not in shown
+
+
+def test_a_host_name_that_does_not_exist_fails_at_once_naming_the_host() -> None:
+    slept: list[float] = []
+    client = CoinsClient(
+        base_url="http://nonexistent.invalid", access_token="given-token", sleep=slept.append
+    )
+    with client, pytest.raises(TransportError) as caught:
+        client.get_config("WCC1")
+    assert slept == []  # a name that does not resolve will not resolve in a few seconds either
+    assert "nonexistent.invalid" in str(caught.value)
+    assert "not found" in str(caught.value)
+    assert isinstance(caught.value.__cause__, requests.RequestException)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3
@@ -37,6 +38,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (
     ConnectTimeoutError,
     MaxRetryError,
+    NameResolutionError,
     NewConnectionError,
     ReadTimeoutError,
 )
@@ -78,6 +80,10 @@ BALANCE_PATH = "/api/v0/coins/balance"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # A server asking us to wait longer than this is answered with a RateLimitError, not a hang.
 RETRY_AFTER_CAP_S = 60.0
+# getaddrinfo's "no such name" answers; EAI_AGAIN (a DNS server that did not answer) is retried.
+_NO_SUCH_HOST = frozenset(
+    code for code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if code is not None
+)
 _COIN_CONFIG_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -140,6 +146,20 @@ class _Retry(Retry):
         fresh = super().new(**kw)
         fresh.backoff_policy = self.backoff_policy
         return fresh
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> _Retry:
+        # A host name that does not exist will not exist a few seconds later: say so at once.
+        if _host_not_found(error):
+            raise MaxRetryError(_pool, url, error) from error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
     def get_backoff_time(self) -> float:
         if self.backoff_policy is None:
@@ -301,6 +321,18 @@ def _never_sent(exc: BaseException | None) -> bool:
             reason = reason.reason
         return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
     return False
+
+
+def _host_not_found(exc: BaseException | None) -> bool:
+    """True for a DNS answer that the name does not exist (not a temporary DNS failure)."""
+    if isinstance(exc, requests.exceptions.ConnectionError) and exc.args:
+        exc = exc.args[0]
+    if isinstance(exc, MaxRetryError):
+        exc = exc.reason
+    if not isinstance(exc, NameResolutionError):
+        return False
+    cause = exc.__cause__
+    return isinstance(cause, socket.gaierror) and cause.errno in _NO_SUCH_HOST
 
 
 def _retried(response: requests.Response) -> bool:
@@ -846,6 +878,9 @@ class CoinsClient:
             reason = (
                 f"no answer within {self.timeout_s:g} s (the request may still have been processed)"
             )
+        elif _host_not_found(exc):
+            host = urlsplit(self.base_url).hostname
+            reason = f"the host {host} was not found (check the base URL, ENKASH_BASE_URL)"
         elif _never_sent(exc):
             reason = f"could not connect to {self.base_url}"
         elif isinstance(exc, requests.exceptions.ConnectionError):
