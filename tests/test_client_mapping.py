@@ -201,3 +201,11 @@ def test_a_host_name_that_does_not_exist_fails_at_once_naming_the_host() -> None
     assert "nonexistent.invalid" in str(caught.value)
     assert "not found" in str(caught.value)
     assert isinstance(caught.value.__cause__, requests.RequestException)
+
+
+def test_the_default_retry_budget_outlasts_a_twenty_percent_failure_rate() -> None:
+    # A call fails for good only when every attempt fails. At 20% failed attempts (the fault
+    # soak's mix) that must stay well under a 1% chance across a 10,000-row bulk run.
+    with CoinsClient(base_url="http://127.0.0.1:9", access_token="t") as client:
+        attempts = client.max_retries + 1
+    assert 10_000 * 0.2**attempts < 0.01

@@ -376,7 +376,7 @@ class CoinsClient:
         access_token: str | None = None,
         cookie: str | None = None,
         timeout_s: float = 15.0,
-        max_retries: int = 6,
+        max_retries: int = 8,
         backoff_factor: float = 0.5,
         backoff_max: float = 5.0,
         pool_maxsize: int = 32,
