@@ -553,12 +553,13 @@ class CoinsClient:
             company_id=company_id, event=event, configuration=configuration, amount=amount
         )
         what = f"Could not create {_show(event)} for {_show(company_id)}"
-        request = (
-            payload
-            if not problems
-            else _raw_config_request(
-                company_id=company_id, event=event, configuration=configuration, amount=amount
-            )
+        request = _asked(
+            payload,
+            problems,
+            company_id=company_id,
+            event=event,
+            configuration=configuration,
+            amount=amount,
         )
 
         def run() -> CoinConfig:
@@ -607,12 +608,13 @@ class CoinsClient:
             amount=amount,
             partial=True,
         )
-        request = (
-            payload
-            if not problems
-            else _raw_config_request(
-                company_id=company_id, event=event, configuration=configuration, amount=amount
-            )
+        request = _asked(
+            payload,
+            problems,
+            company_id=company_id,
+            event=event,
+            configuration=configuration,
+            amount=amount,
         )
 
         def run() -> CoinConfig:
@@ -663,15 +665,13 @@ class CoinsClient:
             f"Could not allocate {_show(event)} coins to user {_show(user_id)} for "
             f"{_show(company_id)} (request {_show(request_id)})"
         )
-        request = (
-            payload
-            if not problems
-            else {
-                "companyId": company_id,
-                "event": event,
-                "userId": user_id,
-                "requestId": request_id,
-            }
+        request = _asked(
+            payload,
+            problems,
+            company_id=company_id,
+            event=event,
+            user_id=user_id,
+            request_id=request_id,
         )
 
         def run() -> Allocation:
@@ -984,9 +984,15 @@ class CoinsClient:
             logger.exception("The recorder failed to record a %s call; the call stands", action)
 
 
-def _raw_config_request(**values: Any) -> dict[str, Any]:
-    names = {"company_id": "companyId", "event": "event", "configuration": "configuration"}
-    out = {names.get(k, k): v for k, v in values.items() if v is not None}
+_API_NAMES = {"company_id": "companyId", "user_id": "userId", "request_id": "requestId"}
+
+
+def _asked(payload: dict[str, Any], problems: list[FieldProblem], **given: Any) -> dict[str, Any]:
+    """What a recorder is told was asked: the checked body, or when the arguments were refused
+    before sending, the arguments as given (API names, simple values, None left out)."""
+    if not problems:
+        return payload
+    out = {_API_NAMES.get(k, k): v for k, v in given.items() if v is not None}
     return {k: (v if isinstance(v, (int, float, str)) else repr(v)) for k, v in out.items()}
 
 

@@ -12,6 +12,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,44 +36,29 @@ GET|PUT /_sandbox/faults, POST /_sandbox/seed-demo.
 """
 
 
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1")
-    return value
+def _bounded(
+    kind: type[int] | type[float], low: float, high: float | None, noun: str, bounds: str
+) -> Callable[[str], Any]:
+    """An argparse ``type``: ``kind(text)`` within [low, high]; messages say what is expected."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if not (low <= value and (high is None or value <= high)):  # also refuses nan
+            raise argparse.ArgumentTypeError(bounds.format(text=text))
+        return value
+
+    return parse
 
 
-def _millis(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 600_000:
-        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 600000 ms")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text} must be 0-65535 (0 = any free port)")
-    return value
-
-
-def _ttl(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("the token TTL must be at least 1 second")
-    return value
+_rate = _bounded(float, 0.0, 1.0, "a number", "{text} must be between 0 and 1")
+_millis = _bounded(float, 0.0, 600_000, "a number", "{text} must be between 0 and 600000 ms")
+_port = _bounded(int, 0, 65535, "a port number", "{text} must be 0-65535 (0 = any free port)")
+_ttl = _bounded(
+    int, 1, None, "a whole number of seconds", "the token TTL must be at least 1 second"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
