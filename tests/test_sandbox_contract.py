@@ -545,3 +545,30 @@ def test_default_credentials_are_the_settings_sandbox_credentials(fresh_sandbox:
     from toolkit.settings import SANDBOX_CREDENTIALS
 
     assert fresh_sandbox.credentials == SANDBOX_CREDENTIALS
+
+
+def test_a_form_body_to_a_json_route_is_told_to_send_json(api: Any) -> None:
+    answer = api.post(CREATE, data={"configuration": "DEFAULT", "companyId": "CEK", "amount": "6"})
+    assert_error(
+        answer, 400, ResponseCode.INVALID_REQUEST, "application/json", "x-www-form-urlencoded"
+    )
+
+
+def test_an_over_long_number_is_refused_in_plain_words(api: Any) -> None:
+    body = b'{"configuration":"DEFAULT","companyId":"CEK","event":"E","amount":' + b"9" * 5000
+    answer = api.post(CREATE, data=body + b"}", headers={"Content-Type": "application/json"})
+    message = assert_error(answer, 400, ResponseCode.INVALID_REQUEST, "too long")
+    assert "sys." not in message
+
+
+def test_a_field_given_twice_is_refused_naming_it(api: Any) -> None:
+    body = b'{"configuration":"DEFAULT","companyId":"CEK","event":"E","amount":1,"amount":2}'
+    answer = api.post(CREATE, data=body, headers={"Content-Type": "application/json"})
+    assert_error(answer, 400, ResponseCode.INVALID_REQUEST, '"amount"', "more than once")
+    assert ok_payload(api.get("/_sandbox/configs")) == []
+
+
+def test_a_trailing_slash_is_404_saying_to_drop_it(api: Any) -> None:
+    answer = create(api).json()["payload"]
+    for method, path in [("POST", CREATE + "/"), ("GET", one(api, answer["coinConfigId"]) + "/")]:
+        assert_error(api.request(method, path), 404, ResponseCode.NOT_FOUND, "trailing slash")

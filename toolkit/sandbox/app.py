@@ -28,6 +28,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
+from starlette.routing import Match
 
 from toolkit.models import (
     COMPANY_ID_PATTERN,
@@ -213,15 +214,37 @@ def _too_large() -> ApiError:
     )
 
 
+class _RepeatedKey(Exception):
+    """A JSON object names the same key twice (json.loads would silently keep the last)."""
+
+
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _RepeatedKey(key)
+        seen.add(key)
+    return dict(pairs)
+
+
 async def _json_object(request: Request) -> dict[str, Any]:
     raw = await _read_body(request)
     if not raw.strip():
         raise _invalid(["the body is empty: send a JSON object"])
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        raise _invalid(
+            [f"the body must be a JSON object (Content-Type: application/json), not {content_type}"]
+        )
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, object_pairs_hook=_no_repeats)
+    except _RepeatedKey as exc:
+        raise _invalid([f"field {_show(exc.args[0])} is given more than once"]) from None
     except RecursionError:
         raise _invalid(["the body is not valid JSON: nested too deeply"]) from None
     except ValueError as exc:  # JSONDecodeError, bad UTF-8, over-long integers
+        if "integer string conversion" in str(exc):
+            raise _invalid(["a number in the body is too long (at most 4,300 digits)"]) from None
         raise _invalid([f"the body is not valid JSON ({exc})"]) from None
     if not isinstance(data, dict):
         raise _invalid([f"the body must be a JSON object, not {_json_type(data)}"])
@@ -569,6 +592,8 @@ def create_app(
         where = f"{request.method} {request.url.path}"
         if exc.status_code == 404:
             code, message = ResponseCode.NOT_FOUND, f"No such route: {where}"
+            if _route_without_trailing_slash(request):
+                message += f" (no trailing slash: {request.url.path.rstrip('/')})"
         elif exc.status_code == 405:
             allowed = (exc.headers or {}).get("Allow", "")
             code = ResponseCode.METHOD_NOT_ALLOWED
@@ -961,6 +986,15 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _route_without_trailing_slash(request: Request) -> bool:
+    """True when the path, less its trailing slash, is one of the app's routes."""
+    path = request.url.path
+    if len(path) < 2 or not path.endswith("/"):
+        return False
+    scope = dict(request.scope, path=path.rstrip("/"))
+    return any(route.matches(scope)[0] != Match.NONE for route in request.app.router.routes)
 
 
 def _conflict(exc: ConfigConflict) -> ApiError:
