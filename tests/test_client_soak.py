@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -71,3 +72,50 @@ def test_thousand_creates_under_faults_leave_exactly_a_thousand_configs(
     assert set(returned) == {c["coinConfigId"] for c in configs}
     # The ambiguous case really happened: creates whose answer was lost were found, not redone.
     assert any("an earlier attempt had created" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.slow
+def test_allocations_under_faults_and_a_one_second_token_are_each_made_once() -> None:
+    # Retries meet expired tokens here (backoff outlives the token), so the "duplicate requestId"
+    # that follows a re-send must be read as our own earlier attempt, never as a conflict.
+    with start_sandbox(token_ttl=1, fault_seed=7) as sandbox:
+        client = CoinsClient(
+            base_url=sandbox.url,
+            **sandbox.credentials,
+            timeout_s=0.3,
+            backoff_factor=0.05,
+            backoff_max=0.3,
+            pool_maxsize=16,
+            sleep=lambda s: time.sleep(min(s, 0.3)),  # Retry-After: 1 shortened
+        )
+        config = client.create_config(company_id="CEKSOAK", event="MEAL_CARD_PAYMENT", amount=3)
+        sandbox.set_faults(
+            error_rate=0.10,
+            rate_limit_rate=0.05,
+            slow_after_commit_rate=0.03,
+            slow_after_commit_ms=600,
+            drop_rate=0.02,
+        )
+        users = [f"EKSOAK{n % 20:02d}" for n in range(400)]
+
+        def allocate(n: int) -> str:
+            done = client.allocate_coins(
+                company_id=config.company_id,
+                event=config.event,
+                user_id=users[n],
+                request_id=f"SOAK_REQ{n:04d}",
+            )
+            return done.request_id
+
+        started = time.monotonic()
+        with client, ThreadPoolExecutor(16) as pool:
+            returned = list(pool.map(allocate, range(len(users))))
+        renewals_possible = time.monotonic() - started > 1
+        sandbox.clear_faults()
+        allocations = sandbox.app.sandbox.store.list_allocations()
+        balances = {user: sandbox.app.sandbox.store.balance(user) for user in set(users)}
+
+    assert sorted(returned) == [f"SOAK_REQ{n:04d}" for n in range(len(users))]
+    assert sorted(a["requestId"] for a in allocations) == sorted(returned)
+    assert balances == {user: 3 * users.count(user) for user in set(users)}
+    assert renewals_possible  # the run outlived at least one token
