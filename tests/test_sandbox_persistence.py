@@ -174,6 +174,51 @@ def test_cli_prints_one_line_serves_and_exits_cleanly_on_signal(tmp_path: Path, 
     assert "Traceback" not in err
 
 
+def test_cli_exits_quietly_on_sigterm_with_a_slow_answer_in_flight(tmp_path: Path) -> None:
+    process = _launch(tmp_path, "--slow-after-commit-rate", "1", "--slow-after-commit-ms", "60000")
+    outcome: list[BaseException | int] = []
+    try:
+        url = process.stdout.readline().split()[-1]
+        token = requests.post(
+            url + "/oauth/token",
+            auth=("SANDBOX", "sandbox-secret"),
+            data={
+                "username": "analyst@example.com",
+                "password": "sandbox-password",
+                "grant_type": "password",
+            },
+            timeout=10,
+        ).json()["access_token"]
+
+        def waiting_call() -> None:
+            try:
+                outcome.append(
+                    requests.get(
+                        url + BALANCE,
+                        params={"userId": "EKU1"},
+                        headers={"Authorization": f"Bearer {token}"},
+                        timeout=30,
+                    ).status_code
+                )
+            except requests.RequestException as exc:
+                outcome.append(exc)
+
+        caller = threading.Thread(target=waiting_call)
+        caller.start()
+        threading.Event().wait(0.5)  # the call has been answered-to-be: it is in the slow wait
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=15)
+        caller.join(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert out == ""
+    assert "Traceback" not in err and "CancelledError" not in err, err
+    assert len(outcome) == 1 and isinstance(outcome[0], requests.ConnectionError)
+
+
 def test_cli_options_set_credentials_and_ttl(tmp_path: Path) -> None:
     process = _launch(
         tmp_path, "--client-id", "MYCLIENT", "--client-secret", "s3", "--token-ttl", "7"

@@ -20,6 +20,7 @@ import json
 import math
 import random
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import suppress
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -224,7 +225,13 @@ class FaultMiddleware:
                     await asyncio.sleep(slow_s)
             await send(message)
 
-        await self.app(scope, receive, late_send)
+        try:
+            await self.app(scope, receive, late_send)
+        except asyncio.CancelledError:
+            # uvicorn cancels answers still waiting when its graceful shutdown runs out: close
+            # the connection (as the client would see of a stopped server), no traceback.
+            with suppress(ConnectionDropped):
+                _drop(send)
 
 
 async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
