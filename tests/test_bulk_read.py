@@ -33,6 +33,11 @@ READABLE = {
     "duplicates.csv": ("utf-8", ",", [2, 3, 4, 5, 6, 7]),
     "warnings.csv": ("utf-8", ",", list(range(2, 11))),
     "configs.xlsx": ("xlsx", "", [2, 3, 5]),
+    "cr_only.csv": ("utf-8", ",", [2, 3, 4]),
+    "trailing_delimiter.csv": ("utf-8", ",", [2, 3, 4]),
+    "nul_in_cell.csv": ("utf-8", ",", [2, 3, 4]),
+    "long_cell.csv": ("utf-8", ",", [2, 3]),
+    "amount_forms.csv": ("utf-8", ",", list(range(2, 10))),
 }
 
 
@@ -259,3 +264,16 @@ def test_extra_columns_never_clash_with_the_frame_columns():
     sheet = read_configs(b"companyId,event,amount,note,note,,row\nA,E,1,x,y,,7\n")
     assert sheet.extra_columns == ["note", "note (2)", "row (2)"]
     assert sheet.frame["row"].tolist() == [2]
+
+
+def test_a_stray_nul_in_a_cell_is_that_rows_problem_not_the_files():
+    sheet = read_configs(DATA / "nul_in_cell.csv")
+    assert sheet.frame["companyId"].tolist()[1] == "CEK\x00NUL"
+    assert sheet.extra_columns == []  # the trailing delimiters' empty column is not kept
+
+
+def test_lone_cr_and_trailing_delimiters_read_as_excel_shows_them():
+    for name in ("cr_only.csv", "trailing_delimiter.csv"):
+        sheet = read_configs(DATA / name)
+        assert sheet.frame["configuration"].tolist() == ["DEFAULT", "CUSTOM", "DEFAULT"]
+        assert sheet.extra_columns == []

@@ -474,6 +474,16 @@ def test_write_results_neutralises_tabs_carriage_returns_and_headers(tmp_path: P
     assert back["'=bad"].tolist()[:3] == ["'\tx", "'\ry", "ok"]
 
 
+def test_write_results_shows_nul_and_cuts_cells_beyond_excels_limit(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"companyId": ["CEK\x00NUL", "X" * 40_000, "ok"], "n": [1, 2, 3]})
+    raw = write_results(frame, tmp_path / "r.csv").read_bytes()
+    back = pd.read_csv(tmp_path / "r.csv", dtype=str, encoding="utf-8-sig")
+    assert b"\x00" not in raw
+    assert back["companyId"].tolist()[0] == "CEK\ufffdNUL"
+    assert len(back["companyId"][1]) <= 32_767 and back["companyId"][1].endswith("…")
+    assert back["companyId"][2] == "ok" and back["n"].tolist() == ["1", "2", "3"]
+
+
 def test_rate_limiter_spaces_acquisitions() -> None:
     limiter = RateLimiter(50)
     started = time.monotonic()

@@ -196,3 +196,32 @@ def test_allocations_bad_file_reports_each_problem():
     }
     assert "already used on row 2" in result.messages("error")[0]
     assert result.frame["valid"].tolist() == [True, False, False, False, False, False, True]
+
+
+def test_a_long_cell_is_shortened_in_messages_so_the_reason_still_shows():
+    checked = validate(read_configs(DATA / "long_cell.csv"))
+    (message,) = checked.messages()
+    assert message.startswith("Row 3, companyId 'CEKXXX")
+    assert "… (303 chars)': must be 1-32 upper-case letters or digits" in message
+    assert len(message) < 160
+    assert checked.problems["value"].iloc[0] == "CEK" + "X" * 300  # the cell itself, whole
+    assert checked.frame["message"].iloc[1] == message.removeprefix("Row 3, ")
+
+
+def test_control_characters_are_visible_in_messages():
+    checked = validate(read_configs(DATA / "nul_in_cell.csv"))
+    assert checked.frame["valid"].tolist() == [True, False, True]
+    assert checked.messages() == [
+        "Row 3, companyId 'CEK\\0NUL': must be 1-32 upper-case letters or digits (e.g. CEKEKCARDS)"
+    ]
+
+
+def test_amounts_as_spreadsheets_write_them():
+    checked = validate(read_configs(DATA / "amount_forms.csv"))
+    frame = checked.frame
+    assert frame.loc[frame["valid"], "amount"].tolist() == [6, 6, 7]
+    reasons = dict(zip(checked.problems["value"], checked.problems["reason"], strict=True))
+    assert reasons["6.0"] == "must be a whole number of coins (no decimals)"
+    assert reasons["-0"] == "must be 0 or more"
+    for value in ("£5", "1,000", "\uff16"):
+        assert reasons[value] == "must be a whole number of coins (digits only, e.g. 6)"

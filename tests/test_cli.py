@@ -456,3 +456,24 @@ def test_bulk_create_lists_the_rows_that_need_a_look_at_the_terminal(
     assert result.code == 1
     assert "rows that need a look (1):" in result.out
     assert "must be a whole number of coins (no decimals)" in result.out
+
+
+def test_the_rows_that_need_a_look_show_the_whole_reason_and_a_shortened_cell(
+    coins: Coins, tmp_path: Path
+) -> None:
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text(
+        "companyId,event,amount\n"
+        "CEKEKCARDS,MEAL_CARD_PAYMENT,6\n"
+        "CEKEKCARDS,MEAL_CARD_PAYMENT,8\n"
+        "cekekcards,MEAL_CARD_PAYMENT,6\n" + "CEK" + "X" * 500 + ",MEAL_CARD_PAYMENT,6\n"
+    )
+
+    for command in ("bulk-create", "validate"):
+        result = coins(command, str(sheet))
+        assert result.code == 1
+        assert "first seen on row 2 with amount 6; this row says 8" in result.out
+        assert "(e.g. CEKEKCARDS); did you mean CEKEKCARDS?" in result.out
+        assert "… (503 chars)': must be 1-32 upper-case letters" in result.out or (
+            command == "validate" and "must be 1-32 upper-case letters" in result.out
+        )

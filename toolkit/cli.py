@@ -140,20 +140,26 @@ def _rows(data: Any) -> tuple[list[str], list[dict[str, Any]]]:
     return columns, records
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, limit: int | None = _MAX_CELL) -> str:
     if value is None:
         return ""
     if isinstance(value, str) and _ISO_TIME.match(value):
         return value[:10] + " " + value[11:19]  # UTC to the second is plenty on a terminal
     text = " ".join(str(value).split()) if isinstance(value, str) else str(value)
-    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _table(columns: Sequence[str], records: Sequence[Mapping[str, Any]]) -> str:
-    """A plain aligned text table; numbers right-aligned."""
+    """A plain aligned text table; numbers right-aligned. Cells are cut at _MAX_CELL
+    characters except in the last column, which holds the reason or message: cutting it
+    would hide what to fix (messages quote long cells shortened already)."""
     if not columns:
         return "(nothing)"
-    cells = [[_cell(rec.get(c)) for c in columns] for rec in records]
+    last = len(columns) - 1
+    cells = [
+        [_cell(rec.get(c), None if i == last else _MAX_CELL) for i, c in enumerate(columns)]
+        for rec in records
+    ]
     numeric = [
         bool(records)
         and all(

@@ -156,6 +156,31 @@ def text_files() -> dict[str, bytes]:
             ("CEKEKCARDS", "MEAL_CARD_PAYMENT", "EKQZVMQK", ""),  # 8 repeat of 2: warning
         ]
     ).encode()
+    # Old Mac Excel: lone CR line ends.
+    files["cr_only.csv"] = lines([HEADER, *GOOD], eol="\r").encode()
+    # Some exports end every line with the delimiter (an empty last column).
+    files["trailing_delimiter.csv"] = "".join(
+        ",".join(r) + ",\r\n" for r in [HEADER, *GOOD]
+    ).encode()
+    # A database export with a stray NUL in one cell: that row is invalid, the rest go through.
+    files["nul_in_cell.csv"] = lines(
+        [HEADER, GOOD[0], ("CEK\x00NUL", *GOOD[1][1:]), GOOD[2]]
+    ).encode()
+    # A cell pasted with a whole paragraph: the message must still show the reason.
+    files["long_cell.csv"] = lines([HEADER, GOOD[0], ("CEK" + "X" * 300, *GOOD[1][1:])]).encode()
+    files["amount_forms.csv"] = lines(
+        [
+            HEADER,
+            ("CEKAF01", "MEAL_CARD_PAYMENT", " 6 ", "DEFAULT"),  # 2 fine: trimmed
+            ("CEKAF02", "MEAL_CARD_PAYMENT", "06", "DEFAULT"),  # 3 fine: leading zero
+            ("CEKAF03", "MEAL_CARD_PAYMENT", "6.0", "DEFAULT"),  # 4 decimals (models' rule)
+            ("CEKAF04", "MEAL_CARD_PAYMENT", "£5", "DEFAULT"),  # 5 currency sign
+            ("CEKAF05", "MEAL_CARD_PAYMENT", "-0", "DEFAULT"),  # 6 negative zero
+            ("CEKAF06", "MEAL_CARD_PAYMENT", "1,000", "DEFAULT"),  # 7 thousands separator
+            ("CEKAF07", "MEAL_CARD_PAYMENT", "\uff16", "DEFAULT"),  # 8 full-width digit
+            ("CEKAF08", "MEAL_CARD_PAYMENT", "0000000000000000000000007", "DEFAULT"),  # 9 fine
+        ]
+    ).encode()
     return files
 
 

@@ -2,7 +2,9 @@
 
 A cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is a formula to
 Excel (CSV injection); such cells get a leading ``'`` so they show as the text they are. The
-file is UTF-8 with a BOM, which is how Excel recognises UTF-8 (``₹``, ``é``).
+file is UTF-8 with a BOM, which is how Excel recognises UTF-8 (``₹``, ``é``). A NUL character
+(which ends a cell early in Excel and many tools) shows as ``�``, and a cell longer than Excel's
+32,767-character limit is cut with ``…`` rather than spilling into the next row.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pandas as pd
 __all__ = ["FORMULA_PREFIXES", "neutralise", "write_results"]
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+EXCEL_MAX_CELL = 32_767
 
 
 def _neutral_text(value: object) -> object:
@@ -29,9 +32,14 @@ def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
         series = out[column]
         if pd.api.types.is_string_dtype(series) or series.dtype == object:
             text = series.astype("str")
+            if text.str.contains("\x00", regex=False).fillna(False).any():
+                text = text.str.replace("\x00", "\ufffd", regex=False)
+            long = (text.str.len() >= EXCEL_MAX_CELL).fillna(False)
+            if long.any():
+                text = text.mask(long, text.str.slice(0, EXCEL_MAX_CELL - 2) + "…")
             risky = text.str.startswith(FORMULA_PREFIXES).fillna(False)
-            if risky.any():
-                out[column] = text.mask(risky, "'" + text)
+            text = text.mask(risky, "'" + text)
+            out[column] = text.where(series.notna(), series)
     out.columns = [_neutral_text(str(c)) for c in out.columns]
     return out
 

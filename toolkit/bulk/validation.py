@@ -44,6 +44,10 @@ _WHOLE = r"\+?[0-9]+"
 _NEGATIVE = r"-\+?[0-9]+"
 _DECIMAL = r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+)"
 _MAX_DIGITS = len(str(MAX_AMOUNT))
+# A message quotes at most this many characters of a cell.
+SHOWN_CHARS = 40
+_CONTROL = r"[\x00-\x1f\x7f]"
+_VISIBLE = {"\x00": "\\0", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 @dataclass(eq=False)
@@ -595,8 +599,9 @@ class _Checks:
         for column in ("column", "value", "severity", "reason"):
             out[column] = out[column].astype("str")
         value = out["value"]
+        shown = _shown(value)
         # "amount '6.5': must be …" — the row's own line reuses it without the row number.
-        detail = out["column"] + (" '" + value + "': ").where(value != "", ": ") + out["reason"]
+        detail = out["column"] + (" '" + shown + "': ").where(value != "", ": ") + out["reason"]
         details = pa.array(detail.astype("str").array)  # may come back chunked
         if isinstance(details, pa.ChunkedArray):
             details = details.combine_chunks()
@@ -604,6 +609,22 @@ class _Checks:
         out["message"] = "Row " + out["row"].astype("str") + ", " + detail
         out["row"] = out["row"].astype("int64")
         return out[PROBLEM_COLUMNS]
+
+
+def _shown(value: pd.Series) -> pd.Series:
+    """Cells as a message quotes them: control characters visible, long cells shortened, so
+    that the reason after the value is never lost (the problems' ``value`` keeps the cell)."""
+    if value.str.contains(_CONTROL, regex=True).any():
+        for char, visible in _VISIBLE.items():
+            value = value.str.replace(char, visible, regex=False)
+        value = value.str.replace(_CONTROL, "?", regex=True)
+    length = value.str.len()
+    long = length > SHOWN_CHARS
+    if long.any():
+        size = length[long].map("{:,}".format)
+        cut = value[long].str.slice(0, SHOWN_CHARS - 1) + "… (" + size + " chars)"
+        value = value.mask(long, cut)
+    return value
 
 
 def _row_messages(problems: pd.DataFrame, n: int, checks: _Checks) -> pd.Series:
