@@ -200,3 +200,13 @@ def test_a_token_that_expires_during_backoff_twice_in_one_call_is_renewed_again(
             assert len(logins) == 2
         finally:
             short_lived.set_faults(error_rate=0.0)
+
+
+def test_an_expired_given_token_without_credentials_says_what_to_set(short_lived: Any) -> None:
+    with CoinsClient(base_url=short_lived.url, access_token=login(short_lived)) as client:
+        assert client.get_balance("EKU1") == 0
+        time.sleep(1.2)
+        with pytest.raises(AuthError) as caught:
+            client.get_balance("EKU1")
+    assert "ENKASH_ACCESS_TOKEN" in str(caught.value)
+    assert "ENKASH_PASSWORD" in str(caught.value)

@@ -909,7 +909,7 @@ class CoinsClient:
         return body.get("payload")
 
     def _error(self, response: requests.Response, what: str, request_id: str | None) -> EnKashError:
-        return error_from_response(
+        error = error_from_response(
             response,
             what,
             request_id=request_id,
@@ -920,6 +920,13 @@ class CoinsClient:
                 *self._tokens.known(),
             ),
         )
+        if isinstance(error, AuthError) and not self._tokens.has_credentials:
+            # Only a given token was configured: the server's "get a new one" is not actionable.
+            error.message += (
+                ". Set a fresh ENKASH_ACCESS_TOKEN, or ENKASH_CLIENT_ID, ENKASH_CLIENT_SECRET, "
+                "ENKASH_USERNAME and ENKASH_PASSWORD so the toolkit can log in by itself"
+            )
+        return error
 
     @staticmethod
     def _config_from(data: Any, what: str) -> CoinConfig:
