@@ -67,6 +67,22 @@ def assert_one_config_per_row(url: str, companies: set[str]) -> None:
     assert {c["companyId"] for c in configs} == companies
 
 
+def left_sending(the_plan: bulk.Plan, client: CoinsClient, registry: Registry, n: int) -> str:
+    """The journal as a crash leaves it: a run of ``the_plan`` whose first ``n`` rows were
+    marked `sending` and never got an answer journaled. Returns the run id."""
+    key = make_run_key(the_plan.file_sha256, the_plan.kind, the_plan.mode, client.server_key)
+    with Journal(registry.path) as journal:
+        run_id = journal.start_run(
+            run_key=key,
+            kind=the_plan.kind,
+            mode=the_plan.mode,
+            server_key=client.server_key,
+            rows=the_plan.frame[["row", "action"]].assign(status="pending"),
+        )
+        journal.mark_sending(run_id, the_plan.frame["row"].tolist()[:n])
+    return run_id
+
+
 @pytest.fixture
 def ws(fresh_sandbox: Any, tmp_path: Path) -> tuple[CoinsClient, Registry]:
     client = make_client(fresh_sandbox)
@@ -225,17 +241,7 @@ def test_rows_left_sending_by_a_crash_are_resolved_without_duplicates(
     client, registry = ws
     path = write_sheet(tmp_path / "c.csv", config_rows(30))
     the_plan = plan_file(path, registry)
-    key = make_run_key(the_plan.file_sha256, "configs", "create", client.server_key)
-    with Journal(registry.path) as journal:
-        run_id = journal.start_run(
-            run_key=key,
-            kind="configs",
-            mode="create",
-            server_key=client.server_key,
-            rows=the_plan.frame[["row", "action"]].assign(status="pending"),
-        )
-        sending = the_plan.frame["row"].tolist()[:10]
-        journal.mark_sending(run_id, sending)
+    run_id = left_sending(the_plan, client, registry, 10)
     # Half of the rows marked `sending` reached the server; their answers were lost.
     with make_client(fresh_sandbox) as lost:
         for line in config_rows(5):
@@ -330,7 +336,7 @@ def test_tokens_expiring_mid_run_are_renewed(tmp_path: Path) -> None:
         assert len(server_configs(sandbox.url)) == 100
 
 
-def test_refused_credentials_stop_the_run_and_every_row_is_still_accounted_for(
+def test_refused_credentials_stop_the_run_and_every_row_is_skipped_not_failed(
     fresh_sandbox: Any, tmp_path: Path
 ) -> None:
     client = make_client(fresh_sandbox, password="not-the-password")
@@ -341,10 +347,10 @@ def test_refused_credentials_stop_the_run_and_every_row_is_still_accounted_for(
 
     assert result.fatal_error is not None
     assert len(result.frame) == 40
-    assert result.counts["failed"] + result.counts["skipped"] == 40
-    assert result.counts["failed"] <= 4
-    skipped = result.frame.loc[result.frame["status"] == "skipped", "message"]
-    assert skipped.str.startswith("not sent:").all()
+    # Nothing reached the server: every row is `skipped` (sent again on the next run), none
+    # `failed`, and the run sent nothing.
+    assert result.counts["skipped"] == 40 and result.sent == 0
+    assert result.frame["message"].str.startswith("not sent:").all()
     assert "not-the-password" not in " ".join(result.frame["message"])
     assert server_configs(fresh_sandbox.url) == []
 
@@ -399,7 +405,7 @@ def test_running_an_allocation_file_again_allocates_nothing_twice(
     assert len(server_allocations(fresh_sandbox.url)) == allocations
 
 
-def test_allocations_left_sending_are_not_allocated_twice(
+def test_allocations_left_sending_count_as_allocated_once_when_resumed(
     ws: tuple[CoinsClient, Registry], fresh_sandbox: Any, tmp_path: Path
 ) -> None:
     client, registry = ws
@@ -407,16 +413,7 @@ def test_allocations_left_sending_are_not_allocated_twice(
     lines = [f"CEKA,MEAL_CARD_PAYMENT,EKUSER{i},REQ-{i}" for i in range(10)]
     path = write_sheet(tmp_path / "a.csv", lines, header="companyId,event,userId,requestId")
     the_plan = plan_allocations(bulk.validate_allocations(bulk.read_allocations(path)), registry)
-    key = make_run_key(the_plan.file_sha256, "allocations", "allocate", client.server_key)
-    with Journal(registry.path) as journal:
-        run_id = journal.start_run(
-            run_key=key,
-            kind="allocations",
-            mode="allocate",
-            server_key=client.server_key,
-            rows=the_plan.frame[["row", "action"]].assign(status="pending"),
-        )
-        journal.mark_sending(run_id, the_plan.frame["row"].tolist()[:4])
+    left_sending(the_plan, client, registry, 4)
     for i in range(2):  # two of the four reached the server before the crash
         client.allocate_coins(
             company_id="CEKA",
@@ -427,7 +424,15 @@ def test_allocations_left_sending_are_not_allocated_twice(
 
     result = run(the_plan, client=client, registry=registry)
 
-    assert result.frame["status"].tolist() == ["unchanged"] * 2 + ["allocated"] * 8
+    # The two whose answers were lost were allocated by this run: counted as allocated (as a
+    # create confirmed when resuming is "created"), not as "unchanged".
+    assert result.frame["status"].tolist() == ["allocated"] * 10
+    assert result.frame["message"].str.contains("confirmed when resuming").tolist()[:4] == [
+        True,
+        True,
+        False,
+        False,
+    ]
     assert [client.get_balance(f"EKUSER{i}") for i in range(10)] == [6] * 10
 
 

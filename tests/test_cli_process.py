@@ -150,13 +150,15 @@ def test_bad_credentials_exit_2_after_a_single_login_attempt(
 
     refused = run_coins("bulk-create", str(sheet), "--concurrency", "8", env=wrong, cwd=tmp_path)
     assert refused.code == 2
-    assert_one_line_error(refused.err, contains="credentials were refused")
+    line = assert_one_line_error(refused.err, contains="credentials were refused")
+    assert line.count("ENKASH_PASSWORD") == 1  # the advice once, not twice
+    assert "rows that need a look" not in refused.out  # no table of one reason 8 times
     assert "Wrong-Password-42" not in refused.out + refused.err
     assert login_failures(fresh_sandbox, username) == 1
     assert server_pairs(fresh_sandbox)[0] == 0
     results = read_results(tmp_path / "rollout.results.csv")
-    assert len(results) == 20  # rows in flight failed, the rest were never sent
-    assert {r["status"] for r in results} <= {"failed", "skipped"}
+    assert len(results) == 20  # nothing reached the server: every row skipped, none failed
+    assert {r["status"] for r in results} == {"skipped"}
 
     single = run_coins("balance", "EKU1", env=wrong, cwd=tmp_path)
     assert single.code == 2

@@ -1203,6 +1203,8 @@ def _translate(exc: BaseException) -> tuple[str, int]:
     if isinstance(exc, CliError):
         return str(exc), exc.code
     if isinstance(exc, AuthError):
+        if "ENKASH_" in str(exc):  # the client's message names what to check already
+            return f"credentials were refused: {exc}", EXIT_FATAL
         return (
             f"credentials were refused ({exc}); check ENKASH_CLIENT_ID/ENKASH_CLIENT_SECRET and "
             "ENKASH_USERNAME/ENKASH_PASSWORD. Not retried: 3 failed logins lock the account",

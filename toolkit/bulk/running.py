@@ -308,6 +308,15 @@ def _allocate(client: Any, item: _Item) -> tuple[str, str | None, str]:
             v["coinConfigId"],
             f"requestId {v['requestId']} was used before this run; nothing allocated ({exc})",
         )
+    if done.already_done and item.attempts > 1:
+        # Sent by an earlier attempt of this run (crash or lost answer): the allocation is ours,
+        # as a create confirmed when resuming is "created".
+        return (
+            "allocated",
+            v["coinConfigId"],
+            f"allocated (confirmed when resuming: requestId {v['requestId']} had reached the "
+            "server; nothing allocated twice)",
+        )
     if done.already_done:
         return (
             "unchanged",
@@ -332,7 +341,9 @@ def _work(
             status, config_id, message = _allocate(client, item)
         return item.row, status, config_id, message, None
     except AuthError as exc:
-        return item.row, "failed", None, str(exc), exc
+        # The server refused us before doing anything: the row was not sent, and running the
+        # file again with working credentials sends it.
+        return item.row, "skipped", None, _stop_reason(exc), exc
     except TransportError as exc:
         return (
             item.row,
