@@ -122,7 +122,9 @@ def test_unknown_mode_is_refused(tmp_path: Path) -> None:
         plan(bulk.validate(_sheet(tmp_path, SHEET)), None, mode="replace")
 
 
-def test_allocation_request_ids_are_derived_from_the_file_and_row(tmp_path: Path) -> None:
+def test_allocation_request_ids_are_derived_from_the_sheet_name_and_row_values(
+    tmp_path: Path,
+) -> None:
     text = (
         "companyId,event,userId,requestId\n"
         "CEKA,MEAL_CARD_PAYMENT,EKUSER1,\n"
@@ -138,10 +140,42 @@ def test_allocation_request_ids_are_derived_from_the_file_and_row(tmp_path: Path
     frame = first.frame
     assert frame["action"].tolist() == ["allocate", "allocate", "invalid"]
     assert frame["requestId"].iloc[0] == derive_request_id(
-        sheet.sha256, 2, "CEKA", "MEAL_CARD_PAYMENT", "EKUSER1"
+        "alloc.csv", "CEKA", "MEAL_CARD_PAYMENT", "EKUSER1", 1
     )
     assert frame["requestId"].iloc[0].startswith("BULK-")
     assert frame["requestId"].iloc[1] == "MYREQ-1"
     assert frame["requestId_derived"].tolist()[:2] == [True, False]
     assert frame["requestId"].tolist()[:2] == again.frame["requestId"].tolist()[:2]
     assert "no configuration known locally" in frame["message"].iloc[0]
+
+
+def test_editing_sorting_or_resaving_an_allocation_sheet_keeps_the_untouched_rows_ids(
+    tmp_path: Path,
+) -> None:
+    rows = [f"CEKA,MEAL_CARD_PAYMENT,EKUSER{i}" for i in range(5)] + [
+        "CEKA,MEAL_CARD_PAYMENT,EKUSER1"
+    ]
+
+    def ids(name: str, lines: list[str]) -> dict[tuple[str, int], str]:
+        path = tmp_path / name
+        path.write_text("companyId,event,userId\n" + "\n".join(lines) + "\n", encoding="utf-8")
+        frame = plan_allocations(bulk.validate_allocations(bulk.read_allocations(path))).frame
+        seen: dict[str, int] = {}
+        out = {}
+        for user, request_id in zip(frame["userId"], frame["requestId"], strict=True):
+            seen[user] = seen.get(user, 0) + 1
+            out[(user, seen[user])] = request_id
+        return out
+
+    first = ids("alloc.csv", rows)
+    assert len(set(first.values())) == 6  # a repeated row is a second allocation, its own id
+    # Sorted, a row edited, a row inserted, saved under a copy's name: untouched rows keep ids.
+    edited = ["CEKA,MEAL_CARD_PAYMENT,EKUSER9", *reversed(rows[1:]), rows[0]]
+    edited[1] = "CEKA,MEAL_CARD_PAYMENT,EKUSER7"  # was the second EKUSER1
+    again = ids("Alloc (1).csv", edited)
+    kept = {k: v for k, v in again.items() if k in first}
+    assert kept == {k: v for k, v in first.items() if k in again}
+    assert len(kept) == 5
+    assert again[("EKUSER9", 1)] not in first.values()
+    # Another sheet name is another batch.
+    assert set(ids("july.csv", rows).values()).isdisjoint(first.values())

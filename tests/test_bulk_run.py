@@ -500,3 +500,35 @@ def test_rate_limiter_spaces_acquisitions() -> None:
     slow = RateLimiter(0.1)
     slow.acquire()
     assert slow.acquire(cancel) is False
+
+
+def test_running_an_allocation_sheet_again_after_fixing_one_row_allocates_only_that_row(
+    ws: tuple[CoinsClient, Registry], fresh_sandbox: Any, tmp_path: Path
+) -> None:
+    client, registry = ws
+    client.create_config(company_id="CEKA", event="MEAL_CARD_PAYMENT", amount=6)
+    lines = [f"CEKA,MEAL_CARD_PAYMENT,EKUSER{i}" for i in range(6)]
+    lines[2] = "CEKA,MEAL_CARD_PAYMEN,EKUSER2"  # a typo: that row fails
+    path = write_sheet(tmp_path / "payouts.csv", lines, header="companyId,event,userId")
+
+    def run_sheet() -> Any:
+        sheet = bulk.read_allocations(path)
+        return run(
+            plan_allocations(bulk.validate_allocations(sheet), registry),
+            client=client,
+            registry=registry,
+            concurrency=3,
+        )
+
+    first = run_sheet()
+    assert first.counts["allocated"] == 5 and first.counts["failed"] == 1
+    lines[2] = "CEKA,MEAL_CARD_PAYMENT,EKUSER2"  # fixed in the sheet: a new file content
+    write_sheet(path, lines, header="companyId,event,userId")
+
+    again = run_sheet()
+
+    assert again.run_id != first.run_id
+    assert again.counts["allocated"] == 1 and again.counts["unchanged"] == 5
+    assert "give the sheet a new name" in again.frame["message"].iloc[0]
+    assert [client.get_balance(f"EKUSER{i}") for i in range(6)] == [6] * 6
+    assert len(server_allocations(fresh_sandbox.url)) == 6

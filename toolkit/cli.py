@@ -1053,7 +1053,9 @@ def _commands() -> list[tuple[str, Callable[..., int], str, str, str, Callable[.
             cmd_bulk_allocate,
             "allocate coins for every row of a sheet",
             "Each row is (companyId, event, userId[, requestId]). Without a requestId one is\n"
-            "derived from the file and row, so running the same file again never allocates twice.",
+            "derived from the sheet's name and the row's values: running the sheet again, even\n"
+            "after fixing, sorting or adding rows, allocates only new or changed rows, never a\n"
+            "row twice. A new batch of the same rows needs a new file name or a requestId column.",
             "coins bulk-allocate allocations.csv --rps 20",
             bulk_allocate_args,
         ),

@@ -4,14 +4,17 @@ No HTTP. Each valid configuration row becomes ``create`` (pair unknown), ``updat
 with other values; only in mode ``upsert``), ``unchanged`` (known with the same values) or
 ``conflict`` (known with other values in mode ``create``, which never touches existing
 pairs); invalid rows become ``invalid`` with their reasons. Allocation rows become
-``allocate`` or ``invalid``, with a requestId derived from the file when the sheet has none.
+``allocate`` or ``invalid``, with a requestId derived from the sheet's name and the row's
+values when the sheet has none.
 The decisions are one merge against the registry's known pairs, not a loop over rows.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,12 +26,15 @@ __all__ = [
     "CONFIG_PLAN_COLUMNS",
     "MODES",
     "Plan",
+    "batch_name",
     "derive_request_id",
     "plan",
     "plan_allocations",
 ]
 
 MODES = ("create", "upsert")
+_COPY_PREFIX = re.compile(r"^(copy of\s+)+")
+_COPY_SUFFIX = re.compile(r"(\s*(\(\d+\)|-?\s*copy))+$")
 CONFIG_ACTIONS = ("create", "update", "unchanged", "conflict", "invalid")
 ALLOCATION_ACTIONS = ("allocate", "invalid")
 CONFIG_PLAN_COLUMNS = [
@@ -295,19 +301,42 @@ def plan(validation: Any, registry: Any = None, *, mode: str = "create") -> Plan
 # -- allocations ---------------------------------------------------------------------------
 
 
-def derive_request_id(file_sha256: str, row: int, company_id: str, event: str, user_id: str) -> str:
-    """The requestId of a sheet row without one: the same file and row always give the same id,
-    so running the file again never allocates twice."""
-    text = "\x1f".join((file_sha256, str(int(row)), company_id, event, user_id))
+def batch_name(source_name: str | None) -> str:
+    """The name that scopes a sheet's derived requestIds: the file name without its extension,
+    case and copy marks, so `Allocations.xlsx`, `allocations.csv`, `allocations (1).csv` and
+    `Copy of allocations.csv` are one batch."""
+    name = Path(str(source_name or "")).name
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    stem = stem.strip().casefold()
+    stem = _COPY_PREFIX.sub("", stem)
+    return _COPY_SUFFIX.sub("", stem).strip()
+
+
+def derive_request_id(
+    sheet_name: str | None, company_id: str, event: str, user_id: str, occurrence: int = 1
+) -> str:
+    """The requestId of a sheet row without one, from what the row says and not where it sits:
+    the sheet's batch name (`batch_name`), the row's companyId, event and userId, and which
+    occurrence of that triple in the sheet it is (1 for the first).
+
+    Running the sheet again — after fixing a few rows, sorting it, inserting or deleting rows,
+    saving it as xlsx — gives every unchanged row its old id, so nothing is allocated twice;
+    only new or edited rows allocate. A new batch of the same rows needs a new sheet name or a
+    requestId column: coins cannot be taken back, so a doubt costs a repeat, never a payout.
+    """
+    text = "\x1f".join(
+        ("v2", batch_name(sheet_name), company_id, event, user_id, str(int(occurrence)))
+    )
     return "BULK-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
 def plan_allocations(validation: Any, registry: Any = None) -> Plan:
     """Decide what a bulk allocation would do: ``allocate`` each valid row, ``invalid`` the rest.
 
-    Rows without a requestId get one derived from the file's sha256 and the row
-    (``derive_request_id``). ``amount`` is the configured coins for the pair when the
-    registry knows it (a cost estimate; the server decides); the message warns otherwise.
+    Rows without a requestId get one derived from the sheet's name and the row's own values
+    (``derive_request_id``), so an edited or re-sorted sheet never allocates a row twice.
+    ``amount`` is the configured coins for the pair when the registry knows it (a cost
+    estimate; the server decides); the message warns otherwise.
     """
     sheet = _sheet_of(validation)
     checked = validation.frame.reset_index(drop=True)
@@ -327,9 +356,17 @@ def plan_allocations(validation: Any, registry: Any = None) -> Plan:
     event = checked["event"].astype("str")
     user = checked["userId"].astype("str")
     need = given.isna() & valid
+    # The n-th time a sheet names the same companyId, event and userId without a requestId.
+    occurrence = (
+        pd.DataFrame({"c": company[need], "e": event[need], "u": user[need]})
+        .groupby(["c", "e", "u"], sort=False)
+        .cumcount()
+        + 1
+    )
+    name = _source_name(validation, sheet)
     derived = [
-        derive_request_id(file_sha, r, c, e, u)
-        for r, c, e, u in zip(rows[need], company[need], event[need], user[need], strict=True)
+        derive_request_id(name, c, e, u, n)
+        for c, e, u, n in zip(company[need], event[need], user[need], occurrence, strict=True)
     ]
     request_id = given.copy()
     request_id[need] = derived

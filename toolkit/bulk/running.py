@@ -292,7 +292,7 @@ def _update(client: Any, item: _Item) -> tuple[str, str | None, str]:
 def _allocate(client: Any, item: _Item) -> tuple[str, str | None, str]:
     v = item.values
     # A requestId this run (or an earlier run of the same file) already sent, or one derived
-    # from this very file and row, is ours: a duplicate answer means "already done".
+    # from this sheet's name and this row's values, is ours: a duplicate means "already done".
     ours = item.attempts > 1 or bool(v["requestId_derived"])
     try:
         done = client.allocate_coins(
@@ -318,11 +318,15 @@ def _allocate(client: Any, item: _Item) -> tuple[str, str | None, str]:
             "server; nothing allocated twice)",
         )
     if done.already_done:
-        return (
-            "unchanged",
-            v["coinConfigId"],
-            f"already allocated earlier with requestId {v['requestId']}; nothing allocated twice",
+        message = (
+            f"already allocated earlier with requestId {v['requestId']}; nothing allocated twice"
         )
+        if v["requestId_derived"]:
+            message += (
+                " (a row without a requestId is known by the sheet's name and its values: for a"
+                " new batch of the same rows, give the sheet a new name or a requestId column)"
+            )
+        return "unchanged", v["coinConfigId"], message
     return "allocated", v["coinConfigId"], done.message or "allocated"
 
 
