@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_frames import EXPECTED_DTYPES  # the registry's frame is configs_to_frame's
 
 from toolkit import db
 from toolkit.client import ApiCall, CoinsClient
@@ -30,17 +31,6 @@ from toolkit.registry import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-FRAME_DTYPES = {
-    "coinConfigId": "str",
-    "companyId": "str",
-    "event": "str",
-    "configuration": "category",
-    "amount": "Int64",
-    "created_at": "datetime64[us, UTC]",
-    "updated_at": "datetime64[us, UTC]",
-    "last_synced_at": "datetime64[us, UTC]",
-    "source": "str",
-}
 
 
 payloads = st.fixed_dictionaries(
@@ -184,7 +174,7 @@ def test_created_configs_show_in_to_frame_with_the_documented_columns_and_dtypes
         company_id=co, event="REFERRAL_EVENT", amount=50, configuration="CUSTOM"
     )
     frame = registry.to_frame()
-    assert {c: str(t) for c, t in frame.dtypes.items()} == FRAME_DTYPES
+    assert {c: str(t) for c, t in frame.dtypes.items()} == EXPECTED_DTYPES
     assert frame["coinConfigId"].tolist() == [first.coin_config_id, second.coin_config_id]
     assert frame["amount"].tolist() == [6, 50]
     assert frame["configuration"].tolist() == ["DEFAULT", "CUSTOM"]
@@ -497,7 +487,7 @@ def test_what_the_registry_records_comes_back_as_the_same_frame(items):
         for item in items:
             reg.record_call(call("create", CoinConfig.from_payload(item)))
         frame = reg.to_frame()
-    assert {c: str(t) for c, t in frame.dtypes.items()} == FRAME_DTYPES
+    assert {c: str(t) for c, t in frame.dtypes.items()} == EXPECTED_DTYPES
     expected = configs_to_frame(items)
     got = frame[list(expected.columns)].sort_values("coinConfigId").reset_index(drop=True)
     expected = expected.sort_values("coinConfigId").reset_index(drop=True)
