@@ -176,7 +176,10 @@ def company_event_heatmap(
         .encode(
             x=alt.X("event:N", title="Event", sort="ascending", axis=alt.Axis(labelLimit=200)),
             y=alt.Y("companyId:N", title="Company", sort="ascending"),
-            color=alt.Color("amount:Q", title="Coins", scale=alt.Scale(scheme="blues")),
+            # sqrt: one large amount no longer washes every other cell out to the same pale.
+            color=alt.Color(
+                "amount:Q", title="Coins", scale=alt.Scale(scheme="blues", type="sqrt")
+            ),
             tooltip=[
                 alt.Tooltip("companyId:N", title="Company"),
                 alt.Tooltip("event:N", title="Event"),
@@ -184,6 +187,7 @@ def company_event_heatmap(
                 alt.Tooltip("configuration:N", title="Configuration"),
             ],
         )
+        .properties(height=alt.Step(22))  # a readable row per company, however few
     )
 
 
@@ -223,7 +227,12 @@ def amount_distribution_chart(df: pd.DataFrame, *, bins: int = 30) -> alt.Chart:
         .encode(
             x=alt.X("bin_start:Q", title="Coins", bin="binned"),
             x2="bin_end:Q",
-            y=alt.Y("sum(count):Q", title="Configurations", stack=True),
+            y=alt.Y(
+                "sum(count):Q",
+                title="Configurations",
+                stack=True,
+                axis=alt.Axis(format="d", tickMinStep=1),  # counts: no 0.2 ticks
+            ),
             color=alt.Color("configuration:N", scale=_CONFIG_SCALE, title="Configuration"),
             tooltip=[
                 alt.Tooltip("bin_start:Q", title="From", format=","),
