@@ -45,8 +45,8 @@ def test_allocation_fields_are_checked_before_sending(configured):
     at.text_input(key="al_user").input("not a user id")
     button(at, "Allocate coins").click().run()
     errors = texts(at, "error")
-    assert any(e.startswith("companyId is missing") for e in errors), errors
-    assert any(e.startswith("userId must be 1-64 characters") for e in errors), errors
+    assert any(e.startswith("Company id is missing") for e in errors), errors
+    assert any(e.startswith("User id must be 1-64 characters") for e in errors), errors
     assert _allocations(configured) == []
 
 

@@ -66,6 +66,10 @@ def test_upload_validates_plans_runs_and_accounts_for_every_row(
     assert held.loc[("CEKBULK2", "EV_ONE"), "configuration"] == "CUSTOM"
     labels = [d.proto.label for d in at.get("download_button")]
     assert "Download results (CSV)" in labels
+    # The Run section above the results is redrawn once the run ends: it no longer offers to
+    # send the 4 rows (nor, after a Stop, a disabled Resume from while the run was going).
+    assert any("already run" in text for text in texts(at, "info")), texts(at, "info")
+    assert not [b for b in at.button if b.label.startswith("Run — send 4")]
 
 
 def test_upload_of_a_sheet_that_is_not_one_says_what_is_missing(

@@ -130,6 +130,25 @@ def test_revert_is_refused_with_the_reason_when_changed_since(seeded, fresh_sand
     assert _amounts(fresh_sandbox)[cid] == 99
 
 
+def test_a_change_made_through_the_cli_or_a_notebook_shows_on_the_next_rerun(seeded, fresh_sandbox):
+    # Same registry file, another process (here: another workspace): the cached table used to
+    # keep the old amount for up to a minute, and the update form offered it as "before".
+    ws, made = seeded
+    cid = made["EV_B/CEKA"].coin_config_id
+    at = open_page("configurations")
+    at.selectbox(key="cfg_select").set_value(cid).run()
+    assert at.number_input(key=f"cfg_upd_{cid}_amount").value == 10
+    ws.client.update_config(cid, amount=33)
+    at.run()
+    table = at.dataframe[0].value.set_index("coinConfigId")
+    assert table.loc[cid, "amount"] == 33
+    assert at.number_input(key=f"cfg_upd_{cid}_amount").value == 33
+    # Its history lists that change, with blanks (not "None") where there is nothing to say.
+    history = next(d.value for d in at.dataframe if "audit_id" in d.value.columns)
+    assert "amount 10 → 33" in history["changes"].tolist()
+    assert not history["message"].isna().any()
+
+
 def test_import_ids_and_refresh_show_progress_results(monkeypatch, tmp_path, fresh_sandbox):
     # Created elsewhere (another registry): unknown to the app until imported.
     elsewhere = workspace_for(tmp_path / "elsewhere", fresh_sandbox)

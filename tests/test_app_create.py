@@ -9,7 +9,7 @@ def _fill(at, *, company="", event="", configuration="DEFAULT", amount=None):
     at.text_input(key="cr_company").input(company)
     at.text_input(key="cr_event").input(event)
     at.radio(key="cr_configuration").set_value(configuration)
-    at.number_input(key="cr_amount").set_value(amount)
+    at.text_input(key="cr_amount").input("" if amount is None else str(amount))
     return at.button[0].click().run()  # the form's Create button
 
 
@@ -22,8 +22,27 @@ def test_invalid_fields_get_messages_next_to_them_and_nothing_is_sent(
     errors = texts(at, "error")
     assert any(e.startswith("Company id must be 1-32 upper-case") for e in errors), errors
     assert any(e.startswith("Event must be upper snake case") for e in errors), errors
-    assert any(e == "Coins is missing" for e in errors), errors
+    assert any(e == "Coins per event is missing" for e in errors), errors
     assert any("Nothing was sent" in e for e in errors)
+    assert sandbox_configs(fresh_sandbox).empty
+
+
+def test_amounts_a_number_box_would_refuse_get_the_bulk_reason_not_a_silent_no_op(
+    monkeypatch, tmp_path, fresh_sandbox
+):
+    # A number widget with a 0..1,000,000 range kept the form from submitting on -5 (the old
+    # messages stayed on screen) and rounded 6.5; the field now says why, as bulk does.
+    point_app_at(monkeypatch, tmp_path, fresh_sandbox)
+    at = open_page("create")
+    for typed, reason in (
+        ("-5", "Coins per event must be 0 or more"),
+        ("6.5", "Coins per event must be a whole number of coins (no decimals)"),
+        ("2000000", "Coins per event must be at most 1,000,000"),
+        ("six", "Coins per event must be a whole number"),
+    ):
+        _fill(at, company="CEKEKCARDS", event="MEAL_CARD_PAYMENT", amount=typed)
+        errors = texts(at, "error")
+        assert any(e.startswith(reason) for e in errors), (typed, errors)
     assert sandbox_configs(fresh_sandbox).empty
 
 

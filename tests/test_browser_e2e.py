@@ -196,7 +196,7 @@ def test_a_new_user_creates_updates_uploads_and_sees_every_page(app_server, page
     _open(pg, url, "create", "Create a configuration")
     pg.get_by_role("textbox", name="Company id", exact=True).fill("lower case")
     pg.get_by_role("textbox", name="Event", exact=True).fill("E2E_FORM_EVENT")
-    pg.get_by_role("spinbutton", name="Coins per event").fill("7")
+    pg.get_by_role("textbox", name="Coins per event", exact=True).fill("7")
     pg.get_by_role("button", name="Create").click()
     pg.get_by_text("Nothing was sent").wait_for()
     assert pg.get_by_text(re.compile("Company id must be")).first.is_visible()

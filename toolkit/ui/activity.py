@@ -93,14 +93,16 @@ def render() -> None:
         df = df[hit]
 
     if at_col is not None:
-        df = df.sort_values(at_col, ascending=False)
+        # Newest first; entries of one batch share a time, so the entry number breaks ties.
+        order = [at_col] + (["audit_id"] if "audit_id" in df.columns else [])
+        df = df.sort_values(order, ascending=False, kind="stable")
     st.caption(
         f"{len(df):,} of {len(audit):,} entries"
         + (f" · showing the latest {SHOWN_ROWS:,}" if len(df) > SHOWN_ROWS else "")
     )
     shown = df.head(SHOWN_ROWS)
     st.dataframe(
-        shown.style.apply(_outcome_style(outcome_col), axis=1),
+        common.blank_missing(shown).style.apply(_outcome_style(outcome_col), axis=1),
         hide_index=True,
         height=520,
         column_order=[c for c in _SHOWN if c in shown.columns],
@@ -109,6 +111,13 @@ def render() -> None:
             "at": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm:ss"),
             "coinConfigId": st.column_config.TextColumn("Id"),
             "companyId": st.column_config.TextColumn("Company"),
+            "event": st.column_config.TextColumn("Event"),
+            "action": st.column_config.TextColumn("Action"),
+            "outcome": st.column_config.TextColumn("Outcome"),
+            "changes": st.column_config.TextColumn("Changes"),
+            "actor": st.column_config.TextColumn("Actor"),
+            "source": st.column_config.TextColumn("Source"),
+            "message": st.column_config.TextColumn("Message"),
             "before_amount": st.column_config.NumberColumn("Coins before", format="%d"),
             "after_amount": st.column_config.NumberColumn("Coins after", format="%d"),
             "reverts_audit_id": st.column_config.NumberColumn("Reverts entry", format="%d"),

@@ -17,6 +17,12 @@ from toolkit.ui import bulk_flow, common
 
 P = "al"  # widget key prefix of this page
 REQUEST_KEY = f"{P}_request_id"
+_LABELS = {
+    "companyId": "Company id",
+    "event": "Event",
+    "userId": "User id",
+    "requestId": "Request id",
+}
 
 
 def _new_request_id() -> str:
@@ -82,9 +88,7 @@ def _allocate_one(ws) -> None:
             "userId": user_msg,
             "requestId": request_msg,
         }
-        for name, reason in outcome["problems"].items():
-            slots[name].error(f"{name} {reason}", icon=":material/error:")
-        st.error("Nothing was sent: fix the fields marked above.")
+        common.show_field_problems(outcome["problems"], slots, _LABELS)
     elif outcome["kind"] == "error":
         st.error(outcome["message"])
     elif outcome["kind"] == "duplicate":

@@ -230,7 +230,7 @@ def render(ws, *, kind: str, prefix: str) -> None:
                 "file and upload it again, or go on with the valid rows.",
                 icon=":material/error:",
             )
-        st.dataframe(styled, hide_index=True, height=min(38 + 35 * 12, 460))
+        st.dataframe(styled, hide_index=True, height=min(38 + 35 * len(styled.data), 460))
         st.download_button(
             "Download the problems (CSV)",
             common.excel_safe_csv(validation.problems),
@@ -318,12 +318,9 @@ def render(ws, *, kind: str, prefix: str) -> None:
         icon=":material/play_arrow:",
     ):
         _start(ws, plan, job_key, concurrency=concurrency, rps=rps or None)
-    job = common.show_job(job_key)
-    if job is not None and not job.running and job.result is not None:
+    job = common.show_job(job_key, on_done=lambda _job: common.invalidate())
+    if job is not None and job.result is not None:
         _results(job.result, name=upload.name, prefix=prefix)
-        if not st.session_state.get(f"{job_key}_seen_{id(job)}"):
-            st.session_state[f"{job_key}_seen_{id(job)}"] = True
-            common.invalidate()
 
 
 def _start(ws, plan, job_key: str, *, concurrency: int, rps: float | None) -> None:

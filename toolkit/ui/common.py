@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -31,6 +33,7 @@ __all__ = [
     "Connection",
     "Job",
     "api",
+    "blank_missing",
     "call",
     "configs_frame",
     "connection",
@@ -39,6 +42,7 @@ __all__ = [
     "invalidate",
     "shared_filters",
     "shell",
+    "show_field_problems",
     "show_job",
     "start_job",
     "workspace",
@@ -81,11 +85,15 @@ def _fingerprint(settings: Settings) -> str:
 
 
 def auth_message(exc: EnKashError) -> str:
+    """One message for a refused login: what EnKash said, then what to do (never the secret)."""
+    if getattr(exc, "http_status", None) == 404:
+        return (
+            f"Could not log in: {exc}. There is no login at that address: check ENKASH_BASE_URL "
+            "(the API root) in `.env` or the environment, then restart the app."
+        )
     return (
-        f"EnKash refused the credentials: {exc}. The app will not try to log in again with "
-        "them (EnKash locks an account after 3 failed logins). Correct ENKASH_CLIENT_ID, "
-        "ENKASH_CLIENT_SECRET, ENKASH_USERNAME and ENKASH_PASSWORD in `.env` or the "
-        "environment, then restart the app."
+        f"EnKash refused the credentials: {exc}. Correct ENKASH_CLIENT_ID, ENKASH_CLIENT_SECRET, "
+        "ENKASH_USERNAME and ENKASH_PASSWORD in `.env` or the environment, then restart the app."
     )
 
 
@@ -251,7 +259,22 @@ def data_key() -> str:
     """What cached data depends on: the registry file, the server and the app's writes."""
     conn = connection()
     ws = workspace()
-    return f"{ws.registry.path.resolve()}|{ws.client.server_key}|{conn.version}"
+    path = ws.registry.path.resolve()
+    return f"{path}|{ws.client.server_key}|{conn.version}|{_file_stamp(path)}"
+
+
+def _file_stamp(path: Path) -> str:
+    """Changes whenever anyone (the CLI, a notebook, another tab) writes the SQLite file: its
+    WAL grows or is checkpointed into the main file. Two stats per rerun."""
+    stamps = []
+    for name in (str(path), f"{path}-wal"):
+        try:
+            info = os.stat(name)
+        except OSError:
+            stamps.append("-")
+            continue
+        stamps.append(f"{info.st_mtime_ns}:{info.st_size}")
+    return "/".join(stamps)
 
 
 # cache_resource, not cache_data: one shared frame instead of unpickling a copy per rerun
@@ -348,6 +371,19 @@ def shared_filters(
     return out
 
 
+# --------------------------------------------------------------------------- display
+
+
+def blank_missing(df: pd.DataFrame) -> pd.DataFrame:
+    """Text columns with blanks where a value is missing: tables otherwise show "None"."""
+    out = df.copy()
+    for column in out.columns:
+        dtype = out[column].dtype
+        if pd.api.types.is_object_dtype(dtype) or isinstance(dtype, pd.StringDtype):
+            out[column] = out[column].astype(object).where(out[column].notna(), "")
+    return out
+
+
 # --------------------------------------------------------------------------- downloads
 
 
@@ -374,6 +410,7 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
+    handled: bool = False  # the page has reacted to the end of the job (show_job)
     thread: threading.Thread | None = field(default=None, repr=False)
 
     @property
@@ -423,9 +460,19 @@ def start_job(key: str, label: str, fn: Callable[[Job], Any], *, total: int | No
     return job
 
 
-def show_job(key: str, *, poll_s: float = 0.2, stoppable: bool = True) -> Job | None:
+def show_job(
+    key: str,
+    *,
+    poll_s: float = 0.2,
+    stoppable: bool = True,
+    on_done: Callable[[Job], None] | None = None,
+) -> Job | None:
     """Show the job under ``key``: a progress bar and a Stop button while it runs (the page
-    waits here), then nothing; returns the job (finished) or None when there is none."""
+    waits here), then nothing; returns the job (finished) or None when there is none.
+
+    The first time a finished job is seen, ``on_done(job)`` runs (e.g. rebuild cached frames)
+    and the page is drawn again: what was drawn above it (buttons, counts, "resume") dates from
+    before the job ended."""
     job: Job | None = st.session_state.get(key)
     if job is None:
         return None
@@ -444,6 +491,11 @@ def show_job(key: str, *, poll_s: float = 0.2, stoppable: bool = True) -> Job | 
             bar.progress(job.fraction, text=_job_text(job))
         bar.empty()
         stop_slot.empty()
+    if not job.handled:
+        job.handled = True
+        if on_done is not None:
+            on_done(job)
+        st.rerun()
     if job.error:
         st.error(job.error)
     return job
@@ -466,3 +518,12 @@ def problems_by_field(problems: Iterable[Any]) -> dict[str, str]:
             f"{out[problem.field]}; {problem.reason}" if problem.field in out else problem.reason
         )
     return out
+
+
+def show_field_problems(problems: dict[str, str], slots: dict[str, Any], labels: dict[str, str]):
+    """A form's refused fields: each reason in the slot under its field, named as the form
+    names it, then one line saying nothing was sent."""
+    for name, reason in problems.items():
+        slot = slots.get(name, st)
+        slot.error(f"{labels.get(name, name)} {reason}", icon=":material/error:")
+    st.error("Nothing was sent: fix the fields marked above.")

@@ -231,8 +231,8 @@ def _toolbar(ws) -> None:
                     )
 
                 common.start_job(SYNC_JOB, f"Importing {len(ids)} ids", run_import, total=None)
-    job = common.show_job(SYNC_JOB)
-    if job is not None and not job.running:
+    job = common.show_job(SYNC_JOB, on_done=lambda _job: common.invalidate())
+    if job is not None:
         if not job.error:
             st.success(_sync_summary(job.result), icon=":material/check_circle:")
             details = _sync_details(job.result)
@@ -241,9 +241,6 @@ def _toolbar(ws) -> None:
         if st.button("Dismiss", key=f"{P}_sync_dismiss"):
             del st.session_state[SYNC_JOB]
             st.rerun()
-        if job.finished and not st.session_state.get(f"{P}_sync_seen"):
-            st.session_state[f"{P}_sync_seen"] = True
-            common.invalidate()
 
 
 def _sync_summary(result) -> str:
@@ -374,8 +371,14 @@ def _review(ws, view: pd.DataFrame, key: str) -> None:
             ):
                 st.session_state[f"{P}_reviewing"] = False
                 _apply(edits, ws.client)
-    job = common.show_job(APPLY_JOB)
-    if job is not None and not job.running:
+
+    def applied(_job: common.Job) -> None:
+        # The registry changed: rebuild the table and start from a clean editor.
+        common.invalidate()
+        st.session_state.pop(key, None)
+
+    job = common.show_job(APPLY_JOB, on_done=applied)
+    if job is not None:
         results = job.result if isinstance(job.result, pd.DataFrame) else pd.DataFrame()
         if not results.empty:
             counts = results["status"].value_counts().to_dict()
@@ -386,12 +389,6 @@ def _review(ws, view: pd.DataFrame, key: str) -> None:
                 results.style.apply(_highlight_status, axis=1),
                 hide_index=True,
             )
-        if not st.session_state.get(f"{P}_applied_{id(job)}"):
-            # The registry changed: rebuild the table and start from a clean editor.
-            st.session_state[f"{P}_applied_{id(job)}"] = True
-            common.invalidate()
-            st.session_state.pop(key, None)
-            st.rerun()
         if st.button("Dismiss results", key=f"{P}_apply_dismiss"):
             del st.session_state[APPLY_JOB]
             st.rerun()
@@ -463,6 +460,13 @@ def _detail(ws, frame: pd.DataFrame, coin_config_id: str) -> None:
 def _update_form(ws, before: CoinConfig) -> None:
     cid = before.coin_config_id
     k = f"{P}_upd_{cid}"
+    base = before.to_payload(include_id=False)
+    if st.session_state.get(f"{k}_base") != base:
+        # The configuration changed (here, or through the CLI, a notebook, a refresh): start the
+        # form from its current values, not from what the widgets held before.
+        for suffix in ("amount", "configuration", "company", "event"):
+            st.session_state.pop(f"{k}_{suffix}", None)
+        st.session_state[f"{k}_base"] = base
     c1, c2 = st.columns(2)
     amount = c1.number_input(
         "Coins per event",
@@ -564,11 +568,17 @@ def _history(ws, coin_config_id: str) -> None:
         return
     history = history.sort_values("audit_id", ascending=False)
     st.dataframe(
-        history[[c for c in _HISTORY_COLUMNS if c in history.columns]],
+        common.blank_missing(history[[c for c in _HISTORY_COLUMNS if c in history.columns]]),
         hide_index=True,
         column_config={
             "audit_id": st.column_config.NumberColumn("Entry", format="%d"),
-            "at": st.column_config.DatetimeColumn("When", format="YYYY-MM-DD HH:mm:ss"),
+            "at": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+            "action": st.column_config.TextColumn("Action"),
+            "outcome": st.column_config.TextColumn("Outcome"),
+            "changes": st.column_config.TextColumn("Changes", width="large"),
+            "actor": st.column_config.TextColumn("Actor"),
+            "source": st.column_config.TextColumn("Source"),
+            "message": st.column_config.TextColumn("Message"),
             "reverts_audit_id": st.column_config.NumberColumn("Reverts", format="%d"),
         },
     )

@@ -12,6 +12,13 @@ from toolkit.ui import common
 
 P = "cr"  # widget key prefix of this page
 
+_LABELS = {
+    "companyId": "Company id",
+    "event": "Event",
+    "configuration": "Configuration",
+    "amount": "Coins per event",
+}
+
 
 def _config_table(config) -> pd.DataFrame:
     return pd.DataFrame([config.to_payload()])
@@ -37,11 +44,11 @@ def render() -> None:
         left, right = st.columns(2)
         with left:
             company = st.text_input(
-                "Company id", key=f"{P}_company", placeholder="CEKEKCARDS", max_chars=32
+                _LABELS["companyId"], key=f"{P}_company", placeholder="CEKEKCARDS", max_chars=32
             )
             company_msg = st.empty()
             event = st.text_input(
-                "Event",
+                _LABELS["event"],
                 key=f"{P}_event",
                 placeholder="MEAL_CARD_PAYMENT",
                 help="Upper snake case. Known events: " + ", ".join(events[:30])
@@ -58,15 +65,13 @@ def render() -> None:
                 help="DEFAULT: the standard amount for the event. CUSTOM: a company override.",
             )
             configuration_msg = st.empty()
-            amount = st.number_input(
-                "Coins per event",
+            # Text, not a number widget: a number widget silently refuses -5 or rounds 6.5
+            # (and then the form does not submit); the bulk rules explain both instead.
+            amount = st.text_input(
+                _LABELS["amount"],
                 key=f"{P}_amount",
-                min_value=0,
-                max_value=MAX_AMOUNT,
-                value=None,
-                step=1,
                 placeholder="6",
-                help="A whole number of coins, 0 to 1,000,000 (0 switches the event off).",
+                help=f"A whole number of coins, 0 to {MAX_AMOUNT:,} (0 switches the event off).",
             )
             amount_msg = st.empty()
         submitted = st.form_submit_button("Create", type="primary", icon=":material/add:")
@@ -86,9 +91,7 @@ def render() -> None:
             "configuration": configuration_msg,
             "amount": amount_msg,
         }
-        for name, reason in outcome["problems"].items():
-            slots[name].error(f"{_LABELS[name]} {reason}", icon=":material/error:")
-        st.error("Nothing was sent: fix the fields marked above.")
+        common.show_field_problems(outcome["problems"], slots, _LABELS)
     elif kind == "error":
         st.error(outcome["message"])
     elif kind == "created":
@@ -133,14 +136,6 @@ def _submit(ws, *, company, event, configuration, amount) -> dict:
         return {"kind": "error", "message": common.connection().auth_error or str(error)}
     common.invalidate()
     return {"kind": "created", "config": created}
-
-
-_LABELS = {
-    "companyId": "Company id",
-    "event": "Event",
-    "configuration": "Configuration",
-    "amount": "Coins",
-}
 
 
 def _show_conflict(outcome: dict) -> None:
