@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,9 @@ def left_sending(the_plan: bulk.Plan, client: CoinsClient, registry: Registry, n
             kind=the_plan.kind,
             mode=the_plan.mode,
             server_key=client.server_key,
-            rows=the_plan.frame[["row", "action"]].assign(status="pending"),
+            rows=the_plan.frame.rename(columns={"requestId": "request_id"})
+            .reindex(columns=["row", "action", "request_id"])
+            .assign(status="pending"),
         )
         journal.mark_sending(run_id, the_plan.frame["row"].tolist()[:n])
     return run_id
@@ -532,3 +535,26 @@ def test_running_an_allocation_sheet_again_after_fixing_one_row_allocates_only_t
     assert "give the sheet a new name" in again.frame["message"].iloc[0]
     assert [client.get_balance(f"EKUSER{i}") for i in range(6)] == [6] * 6
     assert len(server_allocations(fresh_sandbox.url)) == 6
+
+
+def test_a_row_sent_before_a_crash_is_resent_with_the_request_id_it_was_sent_with(
+    ws: tuple[CoinsClient, Registry], fresh_sandbox: Any, tmp_path: Path
+) -> None:
+    """The journal, not today's derivation, decides the id of a row already sent (e.g. sent by
+    an older version that derived ids otherwise): resending under a new id would pay twice."""
+    client, registry = ws
+    client.create_config(company_id="CEKA", event="MEAL_CARD_PAYMENT", amount=6)
+    lines = [f"CEKA,MEAL_CARD_PAYMENT,EKUSER{i}" for i in range(3)]
+    path = write_sheet(tmp_path / "a.csv", lines, header="companyId,event,userId")
+    the_plan = plan_allocations(bulk.validate_allocations(bulk.read_allocations(path)), registry)
+    old_ids = the_plan.frame.assign(requestId=["OLD-0", "OLD-1", "OLD-2"])
+    left_sending(replace(the_plan, frame=old_ids), client, registry, 2)
+    client.allocate_coins(
+        company_id="CEKA", event="MEAL_CARD_PAYMENT", user_id="EKUSER0", request_id="OLD-0"
+    )
+
+    result = run(the_plan, client=client, registry=registry)
+
+    assert result.counts["allocated"] == 3
+    assert result.frame["requestId"].tolist()[:2] == ["OLD-0", "OLD-1"]
+    assert [client.get_balance(f"EKUSER{i}") for i in range(3)] == [6, 6, 6]

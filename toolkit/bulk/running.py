@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -414,6 +414,21 @@ def _initial_rows(plan: Plan) -> pd.DataFrame:
     )
 
 
+def _with_sent_request_ids(plan: Plan, state: pd.DataFrame) -> Plan:
+    """The plan, with each row an earlier run already sent keeping the requestId it was sent
+    with (the journal's), whatever the plan derives today: resending under another id could
+    allocate twice."""
+    if "requestId" not in plan.frame.columns:
+        return plan
+    sent = state.loc[(state["attempts"] > 0) & state["request_id"].notna(), ["row", "request_id"]]
+    if sent.empty:
+        return plan
+    frame = plan.frame.copy()
+    journaled = frame["row"].map(sent.set_index("row")["request_id"])
+    frame["requestId"] = journaled.where(journaled.notna(), frame["requestId"]).astype("str")
+    return replace(plan, frame=frame)
+
+
 def _items(plan: Plan, todo: pd.DataFrame) -> list[_Item]:
     """Work items for the rows still to send, in row order."""
     cols = [c for c in plan.frame.columns if c not in ("action", "message")]
@@ -512,6 +527,7 @@ def run(
             journal.set_state(run_id, "running")
         state = journal.rows(run_id)
         state = state[state["row"].isin(plan.frame["row"])]
+        plan = _with_sent_request_ids(plan, state)
         # Rows an earlier run of this file sent and finished: their results are reused.
         reused = int(
             (
