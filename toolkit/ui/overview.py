@@ -100,7 +100,14 @@ def render() -> None:
 
     per_event, gaps, odd = st.tabs(["Per event", "Coverage gaps", "Outliers"])
     with per_event:
-        st.dataframe(views["per_event"], hide_index=True)
+        st.dataframe(
+            views["per_event"],
+            hide_index=True,
+            column_config={
+                "mean": st.column_config.NumberColumn("mean", format="%.1f"),
+                "median": st.column_config.NumberColumn("median", format="%.1f"),
+            },
+        )
     with gaps:
         st.caption("Companies missing events that at least half of the companies configure.")
         st.dataframe(views["coverage"], hide_index=True)
