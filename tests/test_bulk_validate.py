@@ -219,9 +219,10 @@ def test_control_characters_are_visible_in_messages():
 def test_amounts_as_spreadsheets_write_them():
     checked = validate(read_configs(DATA / "amount_forms.csv"))
     frame = checked.frame
-    assert frame.loc[frame["valid"], "amount"].tolist() == [6, 6, 7]
+    # "6.0" is what a column formatted with decimals exports: still a whole number of coins.
+    assert frame.loc[frame["valid"], "amount"].tolist() == [6, 6, 6, 7]
     reasons = dict(zip(checked.problems["value"], checked.problems["reason"], strict=True))
-    assert reasons["6.0"] == "must be a whole number of coins (no decimals)"
+    assert "6.0" not in reasons
     assert reasons["-0"] == "must be 0 or more"
     for value in ("£5", "1,000", "\uff16"):
         assert reasons[value] == "must be a whole number of coins (digits only, e.g. 6)"

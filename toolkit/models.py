@@ -49,7 +49,8 @@ _USER_RE = re.compile(USER_ID_PATTERN)
 _REQUEST_RE = re.compile(REQUEST_ID_PATTERN)
 # ASCII digits only: `\d` would also accept e.g. Arabic-Indic or full-width digits, which the
 # vectorised rules (RE2) and the API's JSON integers do not.
-_WHOLE_RE = re.compile(r"^[+]?[0-9]+$")
+# Whole coins; "6.0" and "6.00" (a spreadsheet column formatted with decimals) are whole too.
+_WHOLE_RE = re.compile(r"^[+]?[0-9]+(?:\.0+)?$")
 _DECIMAL_RE = re.compile(r"^[+-]?([0-9]+\.[0-9]*|\.[0-9]+)$")
 _SUGGEST_EVENT_RE = re.compile(r"[ -]+")
 
@@ -189,11 +190,9 @@ def check_amount(value: Any) -> tuple[int | None, str | None]:
         text = value.strip()
         if text.startswith("-") and _WHOLE_RE.match(text[1:]):
             return None, REASONS["negative"]
-        if _DECIMAL_RE.match(text):
-            return None, REASONS["decimals"]
         if not _WHOLE_RE.match(text):
-            return None, REASONS["digits"]
-        number = int(text)
+            return None, REASONS["decimals"] if _DECIMAL_RE.match(text) else REASONS["digits"]
+        number = int(text.split(".", 1)[0])
     else:
         return None, REASONS["whole"]
     if number < 0:

@@ -40,8 +40,8 @@ _ASCII = r"[\x00-\x7f]*"
 # Letter by letter rather than (?i): RE2's case folding would let `ſ` stand for `s`.
 _DEFAULT = r"[Dd][Ee][Ff][Aa][Uu][Ll][Tt]"
 _CUSTOM = r"[Cc][Uu][Ss][Tt][Oo][Mm]"
-_WHOLE = r"\+?[0-9]+"
-_NEGATIVE = r"-\+?[0-9]+"
+_WHOLE = r"\+?[0-9]+(?:\.0+)?"  # as models: "6.0" is whole
+_NEGATIVE = r"-\+?[0-9]+(?:\.0+)?"
 _DECIMAL = r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+)"
 _MAX_DIGITS = len(str(MAX_AMOUNT))
 # A message quotes at most this many characters of a cell.
@@ -400,7 +400,7 @@ def _check_amount(text: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     whole = _fullmatch(text, _WHOLE)
     # Leading zeros are fine ("007" is 7); more significant digits than MAX_AMOUNT has are
     # too big, which also keeps the cast below inside int64.
-    digits = text.str.lstrip("+").str.lstrip("0")
+    digits = text.str.replace(r"\.0+$", "", regex=True).str.lstrip("+").str.lstrip("0")
     length = digits.str.len().fillna(0).to_numpy(dtype="int64")
     small = whole & (length <= _MAX_DIGITS)
     number = digits.where(small & (length > 0), "0").astype("int64").to_numpy()
