@@ -210,3 +210,15 @@ def test_an_expired_given_token_without_credentials_says_what_to_set(short_lived
             client.get_balance("EKU1")
     assert "ENKASH_ACCESS_TOKEN" in str(caught.value)
     assert "ENKASH_PASSWORD" in str(caught.value)
+
+
+def test_a_base_url_with_no_login_is_a_wrong_address_not_refused_credentials(
+    fresh_sandbox: Any,
+) -> None:
+    with make_client(fresh_sandbox, base_url=fresh_sandbox.url + "/not-the-api-root") as client:
+        with pytest.raises(TransportError) as caught:
+            client.get_balance("EKU1")
+        assert caught.value.http_status == 404
+        assert "ENKASH_BASE_URL" in str(caught.value)
+        # Not remembered as a refusal: nothing was counted against the account.
+        assert client.token_state()["state"] != "refused"

@@ -18,7 +18,7 @@ from typing import Any
 
 import requests
 
-from toolkit.errors import AuthError, EnKashError, redact
+from toolkit.errors import AuthError, EnKashError, TransportError, redact
 
 __all__ = ["BearerAuth", "TokenManager"]
 
@@ -197,6 +197,14 @@ class TokenManager:
                 response,
                 f"Could not log in as {self._username}",
                 secrets=(self._password, self._client_secret),
+            )
+        if status in (404, 405):
+            # No login at that address: a wrong ENKASH_BASE_URL, not a refused password (and
+            # not counted towards a lockout, so it is not remembered either).
+            raise TransportError(
+                f"There is no EnKash login at this server (HTTP {status} from /oauth/token): "
+                "check that ENKASH_BASE_URL is the EnKash API root",
+                http_status=status,
             )
         # Any other answer is a refusal: never retried, remembered (three tries lock the account).
         reason = str(error or f"HTTP {status}")

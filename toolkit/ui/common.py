@@ -86,11 +86,6 @@ def _fingerprint(settings: Settings) -> str:
 
 def auth_message(exc: EnKashError) -> str:
     """One message for a refused login: what EnKash said, then what to do (never the secret)."""
-    if getattr(exc, "http_status", None) == 404:
-        return (
-            f"Could not log in: {exc}. There is no login at that address: check ENKASH_BASE_URL "
-            "(the API root) in `.env` or the environment, then restart the app."
-        )
     return (
         f"EnKash refused the credentials: {exc}. Correct ENKASH_CLIENT_ID, ENKASH_CLIENT_SECRET, "
         "ENKASH_USERNAME and ENKASH_PASSWORD in `.env` or the environment, then restart the app."
