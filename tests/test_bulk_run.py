@@ -558,3 +558,11 @@ def test_a_row_sent_before_a_crash_is_resent_with_the_request_id_it_was_sent_wit
     assert result.counts["allocated"] == 3
     assert result.frame["requestId"].tolist()[:2] == ["OLD-0", "OLD-1"]
     assert [client.get_balance(f"EKUSER{i}") for i in range(3)] == [6, 6, 6]
+
+
+def test_write_results_writes_timestamps_excel_reads_as_dates(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {"at": pd.to_datetime(["2026-11-26T19:24:19.946477+05:30"], utc=True), "n": [1]}
+    )
+    text = write_results(frame, tmp_path / "r.csv").read_text(encoding="utf-8-sig")
+    assert text.splitlines()[1] == "2026-11-26 13:54:19,1"

@@ -26,11 +26,15 @@ def _neutral_text(value: object) -> object:
 
 
 def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy whose text cells (and headers) cannot run as spreadsheet formulas."""
+    """A copy whose text cells (and headers) cannot run as spreadsheet formulas, and whose
+    timestamps (UTC) Excel reads as dates."""
     out = frame.copy()
     for column in out.columns:
         series = out[column]
-        if pd.api.types.is_string_dtype(series) or series.dtype == object:
+        if isinstance(series.dtype, pd.DatetimeTZDtype):
+            # Excel reads "2026-11-26 13:54:19" as a date, not "…19.946477+00:00"; times are UTC.
+            out[column] = series.dt.tz_convert("UTC").dt.strftime("%Y-%m-%d %H:%M:%S")
+        elif pd.api.types.is_string_dtype(series) or series.dtype == object:
             text = series.astype("str")
             if text.str.contains("\x00", regex=False).fillna(False).any():
                 text = text.str.replace("\x00", "\ufffd", regex=False)
