@@ -12,10 +12,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,7 @@ class Lab:
     workdir: Path
     home: Path
     kernel: str
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def environment(self) -> dict[str, str]:
         python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
@@ -125,7 +127,7 @@ class Lab:
                 "ENKASH_USERNAME": settings.username,
                 "ENKASH_PASSWORD": settings.password,
             }
-        return env
+        return env | self.extra_env
 
     def execute(self, name: str, **parameters: Any) -> nbformat.NotebookNode:
         """Run a notebook here (its working directory is the copy's folder) and return it."""
@@ -221,6 +223,44 @@ def _text(notebook: nbformat.NotebookNode) -> str:
     return "\n".join(parts)
 
 
+def _tables(notebook: nbformat.NotebookNode) -> list[str]:
+    """The plain-text form of every table the notebook showed."""
+    return [
+        output.data["text/plain"]
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if "text/html" in output.get("data", {}) and "<table" in output.data["text/html"]
+    ]
+
+
+def _outputs_of(notebook: nbformat.NotebookNode, fragment: str) -> list[Any]:
+    """The outputs of the one code cell whose source contains ``fragment``."""
+    (cell,) = [c for c in notebook.cells if c.cell_type == "code" and fragment in c.source]
+    return cell.outputs
+
+
+def _assert_reads_well(notebook: nbformat.NotebookNode) -> None:
+    """Blank cells, not NaN/<NA>/None; no "Empty DataFrame"; every chart keeps its vega-lite
+    spec; progress bars are one line each, not a stream of redraws."""
+    for table in _tables(notebook):
+        assert not re.search(r"(?<![\w'])(NaN|<NA>|None|NaT)(?![\w'])", table), table
+    text = _text(notebook)
+    assert "Empty DataFrame" not in text
+    assert "alt.Chart(...)" not in text
+    for cell in notebook.cells:
+        streams = [o.text for o in cell.get("outputs", []) if o.output_type == "stream"]
+        assert not any("\r" in t or "%|" in t for t in streams), streams[:3]
+
+
+def _charts(notebook: nbformat.NotebookNode) -> list[dict[str, Any]]:
+    return [
+        output.data["application/vnd.vegalite.v6+json"]
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if "application/vnd.vegalite.v6+json" in output.get("data", {})
+    ]
+
+
 # --------------------------------------------------------------------------- 01 bulk create
 
 
@@ -244,6 +284,39 @@ def test_bulk_create_accounts_for_every_row_and_marks_the_mistakes_invalid(
     text = _text(created)
     assert "197 rows in, 197 rows out" in text
     assert "DEFUALT" in text and "did you mean CEK9QWN4TX?" in text  # the validation table
+
+
+def test_bulk_create_outputs_read_well(created: nbformat.NotebookNode) -> None:
+    _assert_reads_well(created)
+    # The plan lists the invalid rows with what the sheet says, by spreadsheet row.
+    (plan_table,) = [t for t in _tables(created) if "before_amount" in t]
+    assert "cek9qwn4tx" in plan_table and "7.5" in plan_table
+    assert re.search(r"^122\s", plan_table, re.M)
+    # One progress line, at its end.
+    (bar,) = [
+        o.data["text/plain"]
+        for o in _outputs_of(created, "bulk.run(")
+        if o.output_type == "display_data" and "Sending rows" in o.data.get("text/plain", "")
+    ]
+    assert "100%" in bar and "197/197" in bar and "created=192" in bar
+    # The chart of coins per event carries the sheet's 20 events.
+    (chart,) = _charts(created)
+    (data,) = chart["datasets"].values()
+    assert len({d["event"] for d in data}) == 20
+
+
+def test_bulk_create_run_again_sends_nothing_and_says_why(
+    lab: Lab, created: nbformat.NotebookNode
+) -> None:
+    before = lab.sandbox_configs()
+    again = lab.execute("01_bulk_create_from_csv.ipynb")
+    assert len(lab.sandbox_configs()) == len(before)  # nothing created twice
+    results = _read_results(lab.workdir / "data" / "configs_sample.results.csv")
+    assert len(results) == SAMPLE_ROWS
+    text = _text(again)
+    assert "192 unchanged, 5 invalid" in text  # the plan
+    assert "**This sheet was run before**" in text and "0 row(s) were sent now" in text
+    assert "Sent 0 request(s)" in text and "197 rows in, 197 rows out" in text
 
 
 def test_bulk_create_leaves_exactly_the_valid_rows_on_the_sandbox_and_in_the_registry(
@@ -287,7 +360,13 @@ def test_explore_exports_what_the_registry_holds(lab: Lab, created: nbformat.Not
     sheets = pd.read_excel(out / "configurations.xlsx", sheet_name=None)
     assert len(sheets["configurations"]) == len(configs)
     assert set(sheets) >= {"per_event", "company_event_matrix", "coverage_gaps", "outliers"}
-    assert "unchanged" in _text(executed)  # the refresh report: nothing drifted
+    text = _text(executed)
+    assert "Nothing drifted and nothing is gone" in text  # the refresh report
+    assert "outliers.csv` — 1 row\n" in text
+    _assert_reads_well(executed)
+    assert len(_charts(executed)) == 2
+    (matrix,) = [t for t in _tables(executed) if t.startswith("event ")]
+    assert "CEKHYDMART" in matrix and "CEKW5TB2NJ" in matrix
 
 
 # --------------------------------------------------------------------------- 03 allocate
@@ -323,6 +402,9 @@ def test_allocation_awards_each_row_once_even_when_run_again(
     text = _text(executed)
     assert "Balances unchanged: nothing was allocated twice." in text
     assert f"{sum(balances.values()):,} coins awarded to {len(balances)} user(s)" in text
+    _assert_reads_well(executed)
+    assert "EK 6CYE" in "".join(_tables(executed))  # the invalid user id, as the sheet says
+    assert _charts(executed)
 
 
 def test_dry_run_creates_nothing_and_writes_no_results(fresh_lab: Lab) -> None:
@@ -336,18 +418,26 @@ def test_dry_run_creates_nothing_and_writes_no_results(fresh_lab: Lab) -> None:
 
 
 def test_upsert_on_a_second_run_updates_changed_amounts_only(fresh_lab: Lab) -> None:
-    # A sheet that is not in the repo: semicolon-delimited, other header spellings.
+    # A sheet that is not in the repo: Excel's cp1252, semicolons, other header spellings, a
+    # bad row; run with one request at a time.
     sheet = fresh_lab.workdir / "data" / "march.csv"
-    sheet.write_text(
-        "Company ID;Event Name;coins;configuration\n"
-        "CEKPUNE001;MEAL_CARD_PAYMENT;6;DEFAULT\n"
-        "CEKPUNE001;REFERRAL_EVENT;100;DEFAULT\n"
-        "CEKPUNE002;MEAL_CARD_PAYMENT;9;custom\n",
-        encoding="utf-8",
+    sheet.write_bytes(
+        "Company ID;Event Name;coins;configuration;Remarks\r\n"
+        "CEKPUNE001;MEAL_CARD_PAYMENT;6;DEFAULT;Café offer – approved\r\n"
+        "CEKPUNE001;REFERRAL_EVENT;100;DEFAULT;\r\n"
+        "CEKPUNE002;MEAL_CARD_PAYMENT;9;custom;\r\n"
+        "cekpune 3;MEAL_CARD_PAYMENT;six;DEFAULT;two mistakes\r\n".encode("cp1252")
     )
-    fresh_lab.execute("01_bulk_create_from_csv.ipynb", csv_path="data/march.csv")
+    first_run = fresh_lab.execute(
+        "01_bulk_create_from_csv.ipynb", csv_path="data/march.csv", concurrency=1
+    )
     first = _read_results(sheet.with_name("march.results.csv"))
-    assert first["status"].tolist() == ["created"] * 3
+    assert first["status"].tolist() == ["created"] * 3 + ["invalid"]
+    assert first["Remarks"][0] == "Café offer – approved"
+    _assert_reads_well(first_run)
+    (problems,) = [t for t in _tables(first_run) if "reason" in t]
+    assert re.search(r"^5\s+error\s+companyId\s+cekpune 3", problems, re.M)
+    assert re.search(r"^5\s+error\s+amount\s+six", problems, re.M)
 
     sheet.write_text(
         "Company ID;Event Name;coins;configuration\n"
@@ -370,6 +460,31 @@ def test_upsert_on_a_second_run_updates_changed_amounts_only(fresh_lab: Lab) -> 
     assert updates[["companyId", "event", "before_amount", "after_amount"]].values.tolist() == [
         ["CEKPUNE001", "MEAL_CARD_PAYMENT", 6, 8]
     ]
+
+
+def test_a_header_only_sheet_says_there_is_nothing_to_do(fresh_lab: Lab) -> None:
+    (fresh_lab.workdir / "data" / "empty.csv").write_text(
+        "companyId,event,amount\n", encoding="utf-8"
+    )
+    executed = fresh_lab.execute("01_bulk_create_from_csv.ipynb", csv_path="data/empty.csv")
+    text = _text(executed)
+    assert "has a header but no rows below it" in text and "0 rows in, 0 rows out" in text
+    _assert_reads_well(executed)
+    assert len(fresh_lab.sandbox_configs()) == 0
+
+
+def test_refused_credentials_stop_the_run_with_one_sentence_and_every_row_accounted_for(
+    fresh_lab: Lab,
+) -> None:
+    fresh_lab.extra_env = {"ENKASH_PASSWORD": "not-the-password"}
+    executed = fresh_lab.execute("01_bulk_create_from_csv.ipynb")
+    results = _read_results(fresh_lab.workdir / "data" / "configs_sample.results.csv")
+    assert len(results) == SAMPLE_ROWS
+    assert set(results["status"]) <= {"failed", "skipped", "invalid"}
+    text = _text(executed)
+    assert "**Stopped early:**" in text and "refused the login" in text
+    assert "not-the-password" not in json.dumps(executed)
+    assert len(fresh_lab.sandbox_configs()) == 0
 
 
 def test_a_sheet_that_is_not_there_stops_with_one_clear_sentence(fresh_lab: Lab) -> None:

@@ -1,4 +1,5 @@
-"""Display glue for the notebooks in ``notebooks/``: settings lookup and tqdm progress.
+"""Display glue for the notebooks in ``notebooks/``: settings lookup, tqdm progress, tables
+an analyst can read, charts that carry their data.
 
 No business rules live here (those are in ``toolkit.bulk``, ``toolkit.frames`` and
 ``toolkit.registry``); this module only adapts the library to a Jupyter kernel.
@@ -10,13 +11,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from toolkit.settings import Settings
 
 __all__ = [
     "connection_summary",
     "notebook_settings",
     "project_root",
+    "readable",
     "setup_notebook",
+    "show",
     "show_errors_briefly",
     "tqdm_progress",
 ]
@@ -61,30 +66,123 @@ def connection_summary(settings: Settings) -> dict[str, Any]:
     }
 
 
+class _DisplayLine:
+    """A file for tqdm that redraws one notebook output in place (an IPython display handle).
+
+    A text bar written to stderr leaves one output per redraw in a saved notebook (papermill,
+    nbconvert: hundreds of lines for a slow run), and the ipywidgets bar is saved as its first
+    frame ("0%"). Updating one display keeps a single line, live and in the saved file.
+    """
+
+    def __init__(self) -> None:
+        self._handle: Any = None
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").rstrip()
+        if not line:  # tqdm's closing newline, or a clear
+            return
+        from IPython.display import display
+
+        bundle = {"text/plain": line}
+        if self._handle is None:
+            self._handle = display(bundle, raw=True, display_id=True)
+        else:
+            self._handle.update(bundle, raw=True)
+
+    def flush(self) -> None:
+        pass
+
+
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython ships with ipykernel
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
 def tqdm_progress(desc: str, *, unit: str = "row") -> Callable[..., None]:
-    """A ``progress(done, total, ...)`` callback drawing a ``tqdm.auto`` bar.
+    """A ``progress(done, total, ...)`` callback drawing a tqdm bar.
 
     Fits every progress callback of the library: ``Registry.refresh``/``import_ids`` call it
     with ``(done, total)``, ``bulk.run`` with ``(done, total, counts)`` (shown beside the bar).
-    The bar closes itself when ``done`` reaches ``total``.
+    In a notebook the bar is one output updated in place (see ``_DisplayLine``); elsewhere a
+    ``tqdm.auto`` bar. Rows already done at the first call (reused from an earlier run,
+    invalid) are the bar's start, so the rate counts only rows sent now. The bar closes itself
+    when ``done`` reaches ``total``.
     """
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm as auto_tqdm
+    from tqdm.std import tqdm as text_tqdm
 
     state: dict[str, Any] = {"bar": None}
 
     def callback(done: int, total: int, counts: dict[str, int] | None = None, *_: Any) -> None:
         bar = state["bar"]
         if bar is None:
-            bar = state["bar"] = tqdm(total=total, desc=desc, unit=unit)
+            if _in_kernel():
+                bar = text_tqdm(
+                    total=total,
+                    initial=done,
+                    desc=desc,
+                    unit=unit,
+                    file=_DisplayLine(),
+                    ascii=False,  # the file has no encoding for tqdm to look at
+                )
+            else:
+                bar = auto_tqdm(total=total, initial=done, desc=desc, unit=unit)
+            state["bar"] = bar
         bar.total = total
         if counts:
             bar.set_postfix({k: v for k, v in counts.items() if v}, refresh=False)
-        # update() redraws at most every `mininterval`, so a text bar does not flood the cell.
+        # update() redraws at most every `mininterval`; close() draws the final state.
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
 
     return callback
+
+
+def readable(frame: pd.DataFrame, inputs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """A copy of ``frame`` for reading, not for computing.
+
+    Blank cells instead of NaN, <NA> and None; where a plan keeps no value because the
+    analyst's did not pass validation, the analyst's own text from ``inputs`` (same index);
+    times as ``YYYY-MM-DD HH:MM:SS`` (UTC); decimals rounded to 2 places; the spreadsheet's
+    ``row`` as the index, so no second row number sits beside it.
+    """
+    out = frame.copy()
+    if inputs is not None:
+        raw = inputs.reindex(out.index)
+        for column in out.columns.intersection(raw.columns).drop("row", errors="ignore"):
+            missing = out[column].isna()
+            if missing.any():
+                out[column] = out[column].astype(object).where(~missing, raw[column])
+    for column in out.columns:
+        values = out[column]
+        if pd.api.types.is_datetime64_any_dtype(values.dtype):
+            out[column] = values.dt.strftime("%Y-%m-%d %H:%M:%S").astype(object)
+            values = out[column]
+        elif pd.api.types.is_float_dtype(values.dtype):
+            values = out[column] = values.round(2)
+        if values.isna().any():
+            out[column] = values.astype(object).where(values.notna(), "")
+    if "row" in out.columns and out["row"].notna().all():
+        out = out.set_index("row")
+    return out
+
+
+def show(
+    frame: pd.DataFrame, *, empty: str, inputs: pd.DataFrame | None = None, markdown: bool = True
+) -> None:
+    """Display ``readable(frame)``, or the sentence ``empty`` when there is no row to show
+    (an analyst reads "Every row is valid.", not "Empty DataFrame")."""
+    from IPython.display import Markdown, display
+
+    if frame is None or len(frame) == 0:
+        display(Markdown(empty) if markdown else empty)
+    else:
+        display(readable(frame, inputs))
 
 
 def show_errors_briefly() -> None:
@@ -114,18 +212,44 @@ def show_errors_briefly() -> None:
     shell.set_custom_exc((SheetError, EnKashError), handler)
 
 
+def _chart_renderer(spec: dict, **metadata: Any) -> Any:
+    """Altair's HTML output plus the chart's vega-lite spec as a JSON mimebundle.
+
+    The page draws the HTML (JupyterLab 4 has no renderer for vega-lite 6); the saved notebook
+    keeps the spec and its data under ``application/vnd.vegalite.v6+json`` for tools and
+    readers. (Altair's own "mimetype" renderer names it ``….v6.json``, which nbformat refuses
+    to save.) The plain-text form names the chart instead of ``alt.Chart(...)``.
+    """
+    from altair.vegalite.v6.display import VEGALITE_VERSION, html_renderer
+
+    bundle = dict(html_renderer(spec, **metadata))
+    bundle[f"application/vnd.vegalite.v{VEGALITE_VERSION.split('.')[0]}+json"] = spec
+    title = spec.get("title")
+    if isinstance(title, dict):
+        title = title.get("text")
+    bundle["text/plain"] = f"[chart] {title}" if title else "[chart]"
+    return bundle
+
+
 def setup_notebook() -> None:
-    """The first call of every notebook: readable tables, brief errors, quiet progress bars.
+    """The first call of every notebook: readable tables, brief errors, charts with their data.
 
     Without ``ipywidgets`` (not needed to run the notebooks) ``tqdm.auto`` falls back to a text
     bar and warns about it on every import; that warning is noise for an analyst.
     """
     import warnings
 
-    import pandas as pd
     from tqdm import TqdmWarning
 
     warnings.filterwarnings("ignore", message="IProgress not found", category=TqdmWarning)
-    pd.set_option("display.max_colwidth", 160)
+    pd.set_option("display.max_colwidth", None)  # a reason cut at "…" hides its hint
     pd.set_option("display.max_rows", 100)
+    pd.set_option("display.min_rows", 20)
+    try:
+        import altair as alt
+
+        alt.renderers.register("coins-notebook", _chart_renderer)
+        alt.renderers.enable("coins-notebook")
+    except ImportError:  # pragma: no cover - a different altair major: keep its default
+        pass
     show_errors_briefly()
