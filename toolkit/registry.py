@@ -192,6 +192,9 @@ def _clean_request(request: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _describe_changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
+    if not before and after:  # created, imported or first fetched: what it is, not a diff
+        known = [f"{name} {after[name]}" for name in _FIELDS if after.get(name) is not None]
+        return "new: " + ", ".join(known) if known else ""
     before, after = before or {}, after or {}
     parts = []
     for name in _FIELDS:
