@@ -566,3 +566,50 @@ def test_write_results_writes_timestamps_excel_reads_as_dates(tmp_path: Path) ->
     )
     text = write_results(frame, tmp_path / "r.csv").read_text(encoding="utf-8-sig")
     assert text.splitlines()[1] == "2026-11-26 13:54:19,1"
+
+
+def test_a_server_that_stops_answering_stops_the_run_instead_of_retrying_every_row(
+    tmp_path: Path,
+) -> None:
+    handle = start_sandbox(tmp_path / "gone.sqlite3")
+    client = make_client(handle, max_retries=1, backoff_factor=0.01, sleep=lambda s: None)
+    client.login()  # a valid token, then the server goes away: every row fails to connect
+    handle.stop()
+    registry = Registry(tmp_path / "registry.sqlite3", client=client)
+    the_plan = plan_file(write_sheet(tmp_path / "s.csv", config_rows(40)), registry)
+
+    result = run(the_plan, client=client, registry=registry, concurrency=2)
+
+    statuses = Counter(result.frame["status"])
+    assert len(result.frame) == 40  # rows in = rows out
+    assert 5 <= statuses["failed"] < 40
+    assert statuses["failed"] + statuses["skipped"] == 40
+    assert "the run stopped" in str(result.fatal_error)
+    client.close()
+
+
+def test_no_login_at_all_sends_nothing_and_skips_every_row(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead_url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    client = CoinsClient(
+        base_url=dead_url,
+        client_id="SANDBOX",
+        client_secret="sandbox-secret",
+        username="analyst@example.com",
+        password="sandbox-password",
+        backoff_factor=0.01,
+        sleep=lambda seconds: None,
+    )
+    registry = Registry(tmp_path / "registry.sqlite3", client=client)
+    the_plan = plan_file(write_sheet(tmp_path / "s.csv", config_rows(12)), registry)
+
+    result = run(the_plan, client=client, registry=registry, concurrency=4)
+
+    assert len(result.frame) == 12
+    assert set(result.frame["status"]) == {"skipped"}
+    assert result.sent == 0
+    assert "Could not log in" in str(result.fatal_error)
+    client.close()

@@ -18,7 +18,7 @@ from typing import Any
 
 import requests
 
-from toolkit.errors import AuthError, EnKashError, TransportError, redact
+from toolkit.errors import AuthError, EnKashError, LoginUnavailableError, redact
 
 __all__ = ["BearerAuth", "TokenManager"]
 
@@ -201,7 +201,7 @@ class TokenManager:
         if status in (404, 405):
             # No login at that address: a wrong ENKASH_BASE_URL, not a refused password (and
             # not counted towards a lockout, so it is not remembered either).
-            raise TransportError(
+            raise LoginUnavailableError(
                 f"There is no EnKash login at this server (HTTP {status} from /oauth/token): "
                 "check that ENKASH_BASE_URL is the EnKash API root",
                 http_status=status,

@@ -49,6 +49,7 @@ from toolkit.errors import (
     AuthError,
     ConflictError,
     EnKashError,
+    LoginUnavailableError,
     NotFoundError,
     RateLimitError,
     ServerError,
@@ -740,6 +741,8 @@ class CoinsClient:
                 if not ambiguous:
                     raise
                 return self._resolve_create_conflict(exc, payload, what)
+            except LoginUnavailableError:
+                raise  # the create was not sent; the login already spent its own retries
             except (TransportError, ServerError, RateLimitError) as exc:
                 if retries >= self.max_retries:
                     raise
@@ -866,7 +869,7 @@ class CoinsClient:
                 timeout=self.timeout_s,
             )
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-            raise self._transport_error(exc, what) from exc
+            raise LoginUnavailableError(self._transport_error(exc, what).message) from exc
 
     def _transport_error(self, exc: Exception, what: str) -> TransportError:
         reason_exc = (

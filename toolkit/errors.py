@@ -8,6 +8,7 @@
     ├── RateLimitError          429 after the retry budget; carries retry_after
     ├── ServerError             5xx after the retry budget
     └── TransportError          no usable answer: timeout, dropped connection, not JSON
+        └── LoginUnavailableError   the login itself got no usable answer (wrong address, down)
 
 Messages never contain secrets: only what the server said and what we asked for by id.
 """
@@ -22,6 +23,7 @@ __all__ = [
     "AuthError",
     "ConflictError",
     "EnKashError",
+    "LoginUnavailableError",
     "NotFoundError",
     "RateLimitError",
     "ServerError",
@@ -110,6 +112,11 @@ class ServerError(EnKashError):
 
 class TransportError(EnKashError):
     """No usable answer: connection refused or dropped, timeout, or a body that is not JSON."""
+
+
+class LoginUnavailableError(TransportError):
+    """The login got no usable answer (server down, wrong ENKASH_BASE_URL) after its own small
+    retry budget. Nothing else was sent, so callers do not spend their retry budget on it."""
 
 
 def find_config_id(message: str | None) -> str | None:

@@ -29,7 +29,13 @@ import pandas as pd
 from toolkit.bulk.journal import DONE_STATUSES, Journal, make_run_key
 from toolkit.bulk.planning import Plan
 from toolkit.bulk.results import write_results
-from toolkit.errors import AuthError, ConflictError, EnKashError, TransportError
+from toolkit.errors import (
+    AuthError,
+    ConflictError,
+    EnKashError,
+    LoginUnavailableError,
+    TransportError,
+)
 from toolkit.models import CoinConfig, check_configuration
 
 __all__ = [
@@ -330,10 +336,23 @@ def _allocate(client: Any, item: _Item) -> tuple[str, str | None, str]:
     return "allocated", v["coinConfigId"], done.message or "allocated"
 
 
+# Rows in a row that got no usable answer even after the client's retries before the run
+# stops: the server is down, and each further row would spend the whole retry budget too.
+UNREACHABLE_ROWS = 5
+
+
+class _Unreachable:
+    """A row's transport failure: not fatal alone, but several in a row stop the run."""
+
+    def __init__(self, error: TransportError) -> None:
+        self.error = error
+
+
 def _work(
     client: Any, item: _Item, mode: str, stop: threading.Event, limiter: RateLimiter | None
-) -> tuple[int, str, str | None, str, EnKashError | None]:
-    """One row against the API. Returns (row, status, coinConfigId, message, fatal error)."""
+) -> tuple[int, str, str | None, str, EnKashError | _Unreachable | None]:
+    """One row against the API. Returns (row, status, coinConfigId, message, and a fatal error
+    or a transport failure)."""
     if stop.is_set() or (limiter is not None and not limiter.acquire(stop)):
         return item.row, "skipped", None, CANCELLED_MESSAGE, None
     try:
@@ -344,9 +363,9 @@ def _work(
         else:
             status, config_id, message = _allocate(client, item)
         return item.row, status, config_id, message, None
-    except AuthError as exc:
-        # The server refused us before doing anything: the row was not sent, and running the
-        # file again with working credentials sends it.
+    except (AuthError, LoginUnavailableError) as exc:
+        # No login (refused, or no usable answer from the login): the row was not sent, and
+        # running the file again once the login works sends it.
         return item.row, "skipped", None, _stop_reason(exc), exc
     except TransportError as exc:
         return (
@@ -354,7 +373,7 @@ def _work(
             "failed",
             None,
             f"{exc} — no usable answer; run the file again: it is safe, nothing is done twice",
-            None,
+            _Unreachable(exc),
         )
     except EnKashError as exc:
         return item.row, "failed", None, str(exc), None
@@ -618,6 +637,7 @@ def _drive(
     fatal: EnKashError | None = None
     cancelled = False
     sent = 0
+    unreachable = 0  # rows in a row with no usable answer
     counts = {s: 0 for s in statuses}
     for status, _, _ in final.values():
         counts[status] = counts.get(status, 0) + 1
@@ -665,6 +685,18 @@ def _drive(
                     row, status, config_id, message, error = future.result()
                     if status != "skipped":
                         sent += 1
+                    if isinstance(error, _Unreachable):
+                        unreachable += 1
+                        if unreachable >= UNREACHABLE_ROWS and fatal is None:
+                            fatal = TransportError(
+                                f"{unreachable} rows in a row got no usable answer from the "
+                                f"server (last: {error.error.message}); the run stopped",
+                                http_status=error.error.http_status,
+                            )
+                            stop.set()
+                        error = None
+                    elif status != "skipped":
+                        unreachable = 0
                     if error is not None and fatal is None:
                         fatal = error
                         stop.set()
