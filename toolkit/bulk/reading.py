@@ -166,11 +166,14 @@ class Sheet:
 
     def describe(self) -> str:
         """One line for a log or a page: what was read and how."""
-        delimiter = _DELIMITER_NAMES.get(self.delimiter, repr(self.delimiter))
+        if self.encoding == "xlsx":
+            how = "Excel workbook"
+        else:
+            delimiter = _DELIMITER_NAMES.get(self.delimiter, repr(self.delimiter))
+            how = f"{self.encoding}, delimiter {delimiter}"
         return (
             f"{self.source_name}: {len(self):,} {_NOUN[self.kind]} "
-            f"row{'s' if len(self) != 1 else ''}, {self.encoding}, "
-            f"delimiter {delimiter}, header on row {self.header_row}"
+            f"row{'s' if len(self) != 1 else ''}, {how}, header on row {self.header_row}"
         )
 
     def __repr__(self) -> str:

@@ -94,7 +94,9 @@ class RunResult:
 
     def summary(self) -> str:
         parts = [f"{n} {s}" for s, n in self.counts.items() if n]
-        text = f"run {self.run_id}: {len(self.frame)} rows — " + ", ".join(parts)
+        text = f"run {self.run_id}: {len(self.frame)} rows"
+        if parts:
+            text += " — " + ", ".join(parts)
         if self.reused:
             text += f" ({self.reused} from an earlier run of this file)"
         if self.cancelled:
