@@ -492,3 +492,28 @@ def test_what_the_registry_records_comes_back_as_the_same_frame(items):
     got = frame[list(expected.columns)].sort_values("coinConfigId").reset_index(drop=True)
     expected = expected.sort_values("coinConfigId").reset_index(drop=True)
     pd.testing.assert_frame_equal(got, expected)
+
+
+def test_a_client_from_the_environment_records_into_the_registry_by_default(
+    fresh_sandbox, tmp_path, monkeypatch
+):
+    """The checker's path: create through `CoinsClient.from_env()`, read `Registry()`."""
+    for name, value in {
+        "ENKASH_BASE_URL": fresh_sandbox.url,
+        **{f"ENKASH_{k.upper()}": v for k, v in fresh_sandbox.credentials.items()},
+        "COINS_HOME": str(tmp_path / "home"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+    with CoinsClient.from_env() as client:
+        made = client.create_config(company_id="CEKFROMENV", event="MEAL_CARD_PAYMENT", amount=6)
+        client.update_config(made.coin_config_id, amount=9)
+
+    registry = Registry()
+    frame = registry.to_frame()
+    row = frame.set_index("coinConfigId").loc[made.coin_config_id]
+    assert (row["companyId"], row["event"], row["amount"]) == ("CEKFROMENV", "MEAL_CARD_PAYMENT", 9)
+    assert sorted(registry.history(made.coin_config_id)["action"]) == ["create", "update"]
+    with CoinsClient.from_env(record=False) as quiet:
+        assert quiet.recorder is None

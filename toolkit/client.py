@@ -472,8 +472,15 @@ class CoinsClient:
     # -- construction from settings -------------------------------------------------------
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> CoinsClient:
-        """A client for ``settings``; with no base URL, for the embedded sandbox in its home."""
+    def from_settings(
+        cls, settings: Settings, *, record: bool = True, **overrides: Any
+    ) -> CoinsClient:
+        """A client for ``settings``; with no base URL, for the embedded sandbox in its home.
+
+        With ``record`` (the default, unless a ``recorder`` is given) the client records into
+        the registry under ``COINS_HOME``, as every surface does: what it creates, fetches and
+        changes is then in ``Registry().to_frame()`` and the audit log.
+        """
         kwargs: dict[str, Any] = {
             "base_url": settings.base_url,
             "client_id": settings.client_id,
@@ -499,12 +506,19 @@ class CoinsClient:
             )
             overrides = {k: v for k, v in overrides.items() if k != "base_url"}
         kwargs.update(overrides)
-        return cls(**kwargs)
+        client = cls(**kwargs)
+        if record and client.recorder is None:
+            # The state layer sits above the transport: imported here, at construction only.
+            from toolkit.registry import Registry
+
+            Registry(settings.registry_path, client=client, actor=settings.actor)
+        return client
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> CoinsClient:
-        """A client from the environment and `.env` (see `toolkit.settings`)."""
-        return cls.from_settings(Settings.from_env(), **overrides)
+    def from_env(cls, *, record: bool = True, **overrides: Any) -> CoinsClient:
+        """A client from the environment and `.env` (see `toolkit.settings`), recording into
+        the registry under ``COINS_HOME`` unless ``record=False``."""
+        return cls.from_settings(Settings.from_env(), record=record, **overrides)
 
     # -- lifecycle --------------------------------------------------------------------------
 

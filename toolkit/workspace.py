@@ -47,7 +47,7 @@ def connect(settings: Settings | None = None, *, source: str = "library") -> Wor
     from toolkit.registry import Registry
 
     settings = settings or Settings.from_env()
-    client = CoinsClient.from_settings(settings, source=source, actor=settings.actor)
+    client = CoinsClient.from_settings(settings, record=False, source=source, actor=settings.actor)
     registry = Registry(settings.registry_path, client=client, actor=settings.actor)
     if settings.uses_sandbox:
         _import_sandbox_ids(settings, registry, source)
