@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as dt
 import enum
 import io
 import json
@@ -37,6 +36,7 @@ from toolkit.errors import (
     TransportError,
     ValidationError,
 )
+from toolkit.models import check_amount, check_configuration
 
 __all__ = ["build_parser", "command_names", "main"]
 
@@ -87,9 +87,7 @@ def _plain(value: Any) -> Any:
                 return None
         except (TypeError, ValueError):
             pass
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if hasattr(value, "isoformat"):
+    if hasattr(value, "isoformat"):  # datetime, date, pandas Timestamp
         return value.isoformat()
     if hasattr(value, "item"):  # numpy scalar
         return value.item()
@@ -304,9 +302,7 @@ def _workspace(args: argparse.Namespace) -> Iterator[Any]:
         yield ws
     finally:
         ws.close()
-        closer = getattr(ws.registry, "close", None)
-        if callable(closer):
-            closer()
+        ws.registry.close()
 
 
 # --------------------------------------------------------------------------- single calls
@@ -447,16 +443,18 @@ def _read_ids(path: Path) -> list[str]:
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         return []
-    header = lines[0].lower().replace("_", "").replace(" ", "")
+
+    def key(text: str) -> str:
+        return text.strip().lower().replace("_", "").replace(" ", "")
+
     ids: list[str] = []
-    if "coinconfigid" in header:
+    if "coinconfigid" in key(lines[0]):
         try:
             dialect = csv.Sniffer().sniff(lines[0], delimiters=",;\t")
         except csv.Error:
             dialect = csv.excel
         reader = csv.reader(io.StringIO("\n".join(lines)), dialect)
-        names = [h.strip().lower().replace("_", "").replace(" ", "") for h in next(reader)]
-        col = names.index("coinconfigid")
+        col = [key(h) for h in next(reader)].index("coinconfigid")
         ids = [row[col].strip() for row in reader if len(row) > col and row[col].strip()]
     else:
         ids = [line.strip() for line in lines if not line.lstrip().startswith("#")]
@@ -813,22 +811,20 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, max_help_position=32)
 
 
-def _amount(text: str) -> int:
-    from toolkit.models import check_amount
+def _checked(check: Callable[[Any], tuple[Any, str | None]], cast: type) -> Callable[[str], Any]:
+    """An argparse type from one of the models' checks: their rule and reason, none of ours."""
 
-    value, reason = check_amount(text)
-    if reason is not None:
-        raise argparse.ArgumentTypeError(f"{text!r} {reason}")
-    return int(value)  # type: ignore[arg-type]
+    def parse(text: str) -> Any:
+        value, reason = check(text)
+        if reason is not None:
+            raise argparse.ArgumentTypeError(f"{text!r} {reason}")
+        return cast(value)
+
+    return parse
 
 
-def _configuration(text: str) -> str:
-    from toolkit.models import check_configuration
-
-    value, reason = check_configuration(text)
-    if reason is not None:
-        raise argparse.ArgumentTypeError(f"{text!r} {reason}")
-    return str(value)
+_amount = _checked(check_amount, int)
+_configuration = _checked(check_configuration, str)
 
 
 def _positive_int(text: str) -> int:
