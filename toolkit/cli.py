@@ -618,11 +618,10 @@ def _read_sheet(path: str, kind: str) -> Any:
     return reader(path)
 
 
-def _validate(sheet: Any, kind: str, ws: Any) -> Any:
+def _validate(sheet: Any, ws: Any) -> Any:
+    """Either kind of sheet: `bulk.validate` hands an allocation sheet on by itself."""
     from toolkit import bulk
 
-    if kind == "allocations":
-        return bulk.validate_allocations(sheet)
     return bulk.validate(sheet, registry=ws.registry)
 
 
@@ -644,7 +643,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     kind = "allocations" if args.allocations else "configs"
     sheet = _read_sheet(args.file, kind)
     with _workspace(args) as ws:
-        validation = _validate(sheet, kind, ws)
+        validation = _validate(sheet, ws)
     counts = _validation_counts(validation)
     problems = validation.problems
     shown = ["row", "severity", "column", "value", "reason"]
@@ -680,7 +679,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     sheet = _read_sheet(args.file, "configs")
     with _workspace(args) as ws:
-        plan = _plan(args, "configs", _validate(sheet, "configs", ws), ws)
+        plan = _plan(args, "configs", _validate(sheet, ws), ws)
     return _show_plan(args, sheet, plan)
 
 
@@ -718,7 +717,7 @@ def _bulk(args: argparse.Namespace, kind: str) -> int:
     if not args.dry_run:
         _check_results_path(out, Path(args.file))
     with _workspace(args) as ws:
-        plan = _plan(args, kind, _validate(sheet, kind, ws), ws)
+        plan = _plan(args, kind, _validate(sheet, ws), ws)
         if args.dry_run:
             return _show_plan(args, sheet, plan)
         _hint(args, f"{sheet.describe()}; {plan.to_send:,} to send")

@@ -151,11 +151,11 @@ def validate(
     median of the file's valid rows, or ``known_medians[event]``; with a ``registry`` (and no
     ``known_medians``) the medians of the configurations it knows.
     """
-    if known_medians is None and registry is not None:
-        known_medians = registry_medians(registry)
     sheet = _as_sheet(sheet_or_frame, "configs")
     if sheet.kind == "allocations":
         return validate_allocations(sheet)
+    if known_medians is None and registry is not None:
+        known_medians = registry_medians(registry)
     data = sheet.frame
     checks = _Checks(data["row"].to_numpy(dtype="int64"))
 

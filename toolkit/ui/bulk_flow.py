@@ -65,12 +65,6 @@ def _read(kind: str, data: bytes, name: str):
     return reader(data, filename=name)
 
 
-def _validate(kind: str, sheet):
-    if kind == "configs":
-        return bulk.validate(sheet, registry=common.workspace().registry)
-    return bulk.validate_allocations(sheet)
-
-
 def _plan(kind: str, validation, registry, mode: str):
     if kind == "configs":
         return bulk.plan(validation, registry, mode=mode)
@@ -199,7 +193,7 @@ def render(ws, *, kind: str, prefix: str) -> None:
                 st.session_state.pop(state_key, None)
                 st.error(str(exc), icon=":material/block:")
                 return
-            validation = _validate(kind, sheet)
+            validation = bulk.validate(sheet, registry=ws.registry)  # either kind
         state = {"digest": digest, "name": upload.name, "sheet": sheet, "validation": validation}
         st.session_state[state_key] = state
         st.session_state.pop(job_key, None)
