@@ -19,16 +19,6 @@ def _audit(key: str) -> pd.DataFrame:
     return common.workspace().registry.audit_frame()
 
 
-def _column(df: pd.DataFrame, *names: str) -> str | None:
-    return next((n for n in names if n in df.columns), None)
-
-
-def _options(df: pd.DataFrame, column: str | None) -> list[str]:
-    if column is None or df.empty:
-        return []
-    return sorted(str(v) for v in df[column].dropna().unique())
-
-
 def render() -> None:
     st.title("Activity")
     st.caption(
@@ -42,34 +32,21 @@ def render() -> None:
         st.info("Nothing recorded yet.", icon=":material/info:")
         return
 
-    at_col = _column(audit, "at", "timestamp", "created_at")
-    action_col = _column(audit, "action")
-    outcome_col = _column(audit, "outcome", "status")
-    source_col = _column(audit, "source")
-    actor_col = _column(audit, "actor")
-
+    # audit_frame always has every one of the registry's AUDIT_COLUMNS.
     df = common.shared_filters(audit, prefix=P, columns=("company", "event"), cache_key=key)
-    c1, c2, c3, c4 = st.columns(4)
-    picks = {}
-    for col, name, column in (
-        (c1, "Action", action_col),
-        (c2, "Outcome", outcome_col),
-        (c3, "Source", source_col),
-        (c4, "Actor", actor_col),
-    ):
-        if column is not None:
-            picks[column] = col.multiselect(
-                name, _options(audit, column), key=f"{P}_{name.lower()}", placeholder="All"
-            )
-    for column, values in picks.items():
+    for col, column in zip(st.columns(4), ("action", "outcome", "source", "actor"), strict=True):
+        options = common.column_options(audit, column, cache_key=key)
+        values = col.multiselect(
+            column.capitalize(), options, key=f"{P}_{column}", placeholder="All"
+        )
         if values:
             df = df[df[column].astype("string").isin(values)]
     d1, d2 = st.columns([1, 3])
     search = d2.text_input(
         "Configuration id or request id contains", key=f"{P}_search", placeholder="WCC…"
     )
-    if at_col is not None and not df.empty:
-        times = pd.to_datetime(df[at_col], utc=True)
+    if not df.empty:
+        times = pd.to_datetime(df["at"], utc=True)
         first, last = times.min().date(), times.max().date()
         days = d1.date_input(
             "Between", value=(first, last), key=f"{P}_days", min_value=None, max_value=None
@@ -92,17 +69,15 @@ def render() -> None:
             )
         df = df[hit]
 
-    if at_col is not None:
-        # Newest first; entries of one batch share a time, so the entry number breaks ties.
-        order = [at_col] + (["audit_id"] if "audit_id" in df.columns else [])
-        df = df.sort_values(order, ascending=False, kind="stable")
+    # Newest first; entries of one batch share a time, so the entry number breaks ties.
+    df = df.sort_values(["at", "audit_id"], ascending=False, kind="stable")
     st.caption(
         f"{len(df):,} of {len(audit):,} entries"
         + (f" · showing the latest {SHOWN_ROWS:,}" if len(df) > SHOWN_ROWS else "")
     )
     shown = df.head(SHOWN_ROWS)
     st.dataframe(
-        common.blank_missing(shown).style.apply(_outcome_style(outcome_col), axis=1),
+        common.blank_missing(shown).style.apply(_outcome_style, axis=1),
         hide_index=True,
         height=520,
         column_order=[c for c in _SHOWN if c in shown.columns],
@@ -152,13 +127,10 @@ _SHOWN = (
 )
 
 
-def _outcome_style(column: str | None):
-    def style(row: pd.Series) -> list[str]:
-        value = str(row.get(column, "")) if column else ""
-        bad = value.lower() not in ("", "ok", "success", "done", "succeeded", "none", "nan")
-        return ["background-color: #FDECEA" if bad else ""] * len(row)
-
-    return style
+def _outcome_style(row: pd.Series) -> list[str]:
+    value = str(row.get("outcome", ""))
+    bad = value.lower() not in ("", "ok", "success", "done", "succeeded", "none", "nan")
+    return ["background-color: #FDECEA" if bad else ""] * len(row)
 
 
 render()

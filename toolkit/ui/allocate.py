@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 
-import pandas as pd
 import streamlit as st
 
 from toolkit.errors import ConflictError
@@ -29,19 +28,12 @@ def _new_request_id() -> str:
     return "COIN_REQ" + uuid.uuid4().hex[:16].upper()
 
 
-def _pairs(df: pd.DataFrame) -> tuple[list[str], list[str]]:
-    if df.empty:
-        return [], []
-    companies = sorted(str(v) for v in df["companyId"].dropna().unique())
-    events = sorted(str(v) for v in df["event"].dropna().unique())
-    return companies, events
-
-
 def _allocate_one(ws) -> None:
     if REQUEST_KEY not in st.session_state:
         st.session_state[REQUEST_KEY] = _new_request_id()
-    frame = common.configs_frame()
-    companies, events = _pairs(frame)
+    frame, key = common.configs_frame(), common.data_key()
+    companies = common.column_options(frame, "companyId", cache_key=key)
+    events = common.column_options(frame, "event", cache_key=key)
     with st.form(f"{P}_form", enter_to_submit=False):
         a, b = st.columns(2)
         with a:

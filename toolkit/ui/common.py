@@ -35,6 +35,7 @@ __all__ = [
     "api",
     "blank_missing",
     "call",
+    "column_options",
     "configs_frame",
     "connection",
     "data_key",
@@ -296,6 +297,12 @@ def _column_options(key: str, column: str, _df: pd.DataFrame) -> list[str]:
     return _options(_df, column)
 
 
+def column_options(df: pd.DataFrame, column: str, *, cache_key: str | None = None) -> list[str]:
+    """The distinct values of ``column``, sorted, for a picker. ``cache_key`` (e.g.
+    `data_key()`) names ``df`` so they are computed once, not on every rerun."""
+    return _column_options(cache_key, column, df) if cache_key else _options(df, column)
+
+
 def invalidate() -> None:
     """The app changed something: rebuild cached frames on the next read."""
     conn = connection()
@@ -341,7 +348,7 @@ def shared_filters(
     cols = st.columns(len(names))
     for col, name in zip(cols, names, strict=True):
         column = FILTER_COLUMNS[name]
-        options = _column_options(cache_key, column, df) if cache_key else _options(df, column)
+        options = column_options(df, column, cache_key=cache_key)
         key = f"{prefix}_filter_{name}"
         if key not in st.session_state:
             st.session_state[key] = [v for v in state[name] if v in set(options)]

@@ -24,13 +24,6 @@ def _config_table(config) -> pd.DataFrame:
     return pd.DataFrame([config.to_payload()])
 
 
-def _known_events() -> list[str]:
-    df = common.configs_frame()
-    if df.empty:
-        return []
-    return sorted(str(v) for v in df["event"].dropna().unique())
-
-
 def render() -> None:
     st.title("Create a configuration")
     st.caption(
@@ -38,7 +31,7 @@ def render() -> None:
         "per company and event; to change an existing one, use **Configurations**."
     )
     ws = common.workspace()
-    events = _known_events()
+    events = common.column_options(common.configs_frame(), "event", cache_key=common.data_key())
 
     with st.form(f"{P}_form", clear_on_submit=False, enter_to_submit=False):
         left, right = st.columns(2)
