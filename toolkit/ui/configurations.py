@@ -15,6 +15,7 @@ import streamlit as st
 
 from toolkit.errors import AuthError, EnKashError
 from toolkit.models import MAX_AMOUNT, CoinConfig, Configuration, validate_config_fields
+from toolkit.registry import REVERTIBLE_ACTIONS
 from toolkit.ui import common
 
 P = "cfg"  # widget key prefix of this page
@@ -457,6 +458,12 @@ def _detail(ws, frame: pd.DataFrame, coin_config_id: str) -> None:
         _history(ws, coin_config_id)
 
 
+def _clear_form(k: str) -> None:
+    """Forget the update form's widget values: it starts again from the configuration's."""
+    for suffix in ("amount", "configuration", "company", "event"):
+        st.session_state.pop(f"{k}_{suffix}", None)
+
+
 def _update_form(ws, before: CoinConfig) -> None:
     cid = before.coin_config_id
     k = f"{P}_upd_{cid}"
@@ -464,8 +471,7 @@ def _update_form(ws, before: CoinConfig) -> None:
     if st.session_state.get(f"{k}_base") != base:
         # The configuration changed (here, or through the CLI, a notebook, a refresh): start the
         # form from its current values, not from what the widgets held before.
-        for suffix in ("amount", "configuration", "company", "event"):
-            st.session_state.pop(f"{k}_{suffix}", None)
+        _clear_form(k)
         st.session_state[f"{k}_base"] = base
     c1, c2 = st.columns(2)
     amount = c1.number_input(
@@ -540,8 +546,7 @@ def _update_form(ws, before: CoinConfig) -> None:
             st.session_state[f"{P}_updated"] = f"Updated {cid}: " + ", ".join(
                 f"{n} {old.get(n)} → {v}" for n, v in changed.items()
             )
-            for suffix in ("amount", "configuration", "company", "event"):
-                st.session_state.pop(f"{k}_{suffix}", None)
+            _clear_form(k)
             st.rerun()
     message = st.session_state.pop(f"{P}_updated", None)
     if message:
@@ -583,7 +588,7 @@ def _history(ws, coin_config_id: str) -> None:
         },
     )
     changes = history[
-        history["action"].astype("string").isin(["update", "revert", "drift"])
+        history["action"].astype("string").isin(REVERTIBLE_ACTIONS)
         & (history["outcome"].astype("string") == "ok")
     ]
     if changes.empty:
