@@ -28,7 +28,6 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, urlsplit
 
@@ -66,7 +65,7 @@ from toolkit.models import (
     validate_allocation_fields,
     validate_config_fields,
 )
-from toolkit.settings import Settings
+from toolkit.settings import Settings, sandbox_server_key
 
 __all__ = ["ApiCall", "CoinsClient", "Recorder", "error_from_response"]
 
@@ -502,7 +501,7 @@ class CoinsClient:
                 base_url=handle.url,
                 access_token=None,
                 cookie=None,
-                server_key="sandbox:" + str(Path(db_path).resolve()),
+                server_key=sandbox_server_key(db_path),
             )
             overrides = {k: v for k, v in overrides.items() if k != "base_url"}
         kwargs.update(overrides)

@@ -34,7 +34,7 @@ from toolkit import db
 from toolkit.errors import EnKashError, NotFoundError, ValidationError
 from toolkit.frames import CONFIGURATION_DTYPE, configs_to_frame
 from toolkit.models import Allocation, CoinConfig, check_configuration
-from toolkit.settings import Settings
+from toolkit.settings import Settings, sandbox_server_key
 
 if TYPE_CHECKING:
     from toolkit.client import ApiCall, CoinsClient
@@ -264,9 +264,7 @@ class Registry:
             server_key = client.server_key
         if server_key is None:
             assert settings is not None
-            server_key = settings.base_url or (
-                "sandbox:" + str(Path(settings.sandbox_db_path).resolve())
-            )
+            server_key = settings.base_url or sandbox_server_key(settings.sandbox_db_path)
         self.path = Path(path) if path is not None else settings.registry_path  # type: ignore[union-attr]
         self.server_key = server_key
         # An actor given here wins over the client's; otherwise the client's, then settings'.

@@ -23,7 +23,7 @@ from typing import Any
 
 from dotenv import dotenv_values
 
-__all__ = ["SANDBOX_CREDENTIALS", "Settings", "mask"]
+__all__ = ["SANDBOX_CREDENTIALS", "Settings", "mask", "sandbox_server_key"]
 
 # The sandbox's default credentials (documented in the README; not secrets of anyone's).
 SANDBOX_CREDENTIALS: dict[str, str] = {
@@ -34,6 +34,12 @@ SANDBOX_CREDENTIALS: dict[str, str] = {
 }
 
 _SECRET_FIELDS = frozenset({"client_secret", "password", "access_token", "cookie"})
+
+
+def sandbox_server_key(db_path: str | Path) -> str:
+    """What registries key an embedded sandbox's rows by: its database file, never its port
+    (each process runs its own sandbox on the same file)."""
+    return "sandbox:" + str(Path(db_path).resolve())
 
 
 def mask(value: str | None, *, keep: int = 0) -> str:
