@@ -247,7 +247,13 @@ def render(ws, *, kind: str, prefix: str) -> None:
             key=f"{prefix}_mode",
             horizontal=True,
         )
-    plan = _plan(kind, validation, ws.registry, mode)
+    # The plan and the journal's earlier run depend on the registry file (the journal lives in
+    # it too): worked out again only when it or the mode changed, not on every widget rerun.
+    planned_for = (mode, common.data_key())
+    if state.get("planned_for") != planned_for:
+        plan = _plan(kind, validation, ws.registry, mode)
+        state.update(planned_for=planned_for, plan=plan, earlier=_earlier_run(ws, plan))
+    plan, earlier = state["plan"], state["earlier"]
     counts = plan.counts
     cols = st.columns(len(counts))
     for col, (action, n) in zip(cols, counts.items(), strict=True):
@@ -266,7 +272,6 @@ def render(ws, *, kind: str, prefix: str) -> None:
 
     # ---- 3. run
     st.subheader("3 · Run", divider="gray")
-    earlier = _earlier_run(ws, plan)
     resume = False
     if earlier is not None:
         found, done_counts = earlier
