@@ -21,7 +21,7 @@ import math
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from toolkit.models import ResponseCode
@@ -238,8 +238,3 @@ async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
     delay = when - loop.time()
     if delay > 0:
         await asyncio.sleep(delay)
-
-
-def fault_fields() -> tuple[str, ...]:
-    """Names accepted by ``PUT /_sandbox/faults`` (the faults and ``fault_seed``)."""
-    return (*(f.name for f in fields(Faults)), "fault_seed")
