@@ -6,6 +6,11 @@
 - ``api``: a ``requests.Session`` on ``fresh_sandbox`` holding a valid bearer token; relative
   paths are joined to the sandbox URL (``api.get("/api/v0/coins/balance", params=...)``).
 - ``make_api``: ``make_api(handle, token=True)`` gives such a session for any handle.
+
+Every test also runs isolated from the checkout and the shell it was started from: no
+``ENKASH_*``/``COINS_*`` variable leaks in (only the test switches ``COINS_REQUIRE_BROWSER`` and
+``COINS_CHROMIUM`` are kept), and the working directory is a fresh empty folder, so a stray
+``.env`` is never read and nothing (a ``.coins/`` registry, a results CSV) lands in the repo.
 """
 
 from __future__ import annotations
@@ -13,10 +18,36 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import os
+
 import pytest
 import requests
 
 from toolkit.sandbox import SandboxHandle, start_sandbox
+
+# Variables that steer the test run itself, not the toolkit.
+_TEST_SWITCHES = {"COINS_REQUIRE_BROWSER", "COINS_CHROMIUM"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_settings_from_the_outside() -> Iterator[None]:
+    """Settings come from each test, never from the shell that started pytest."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in list(os.environ):
+            if name.startswith("ENKASH_") or (
+                name.startswith("COINS_") and name not in _TEST_SWITCHES
+            ):
+                mp.delenv(name)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _cwd_outside_the_repo(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh, empty working directory: no stray `.env`, and relative defaults (`.coins/`,
+    results files) land there, not in the checkout or in another test's folder."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
 class ApiSession(requests.Session):

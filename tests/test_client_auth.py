@@ -145,8 +145,10 @@ def test_a_refused_access_token_falls_back_to_one_login(fresh_sandbox: Any) -> N
 
 
 def test_a_login_without_an_answer_is_not_a_refusal(fresh_sandbox: Any) -> None:
-    with make_client(fresh_sandbox, timeout_s=0.3) as client:
-        fresh_sandbox.set_faults(latency_ms=800)
+    # The same timeout bounds the successful call at the end: it must leave room for a busy
+    # machine, and the injected latency must stay far above it.
+    with make_client(fresh_sandbox, timeout_s=1.0) as client:
+        fresh_sandbox.set_faults(latency_ms=5000)
         with pytest.raises(TransportError, match="Could not log in"):
             client.get_balance("EKU1")
         assert client.token_state()["state"] == "none"
@@ -162,9 +164,10 @@ def test_allocation_whose_retry_meets_an_expired_token_is_made_once(short_lived:
         short_lived.set_faults(slow_after_commit_rate=0.0)
         time.sleep(1.1)
 
-    with make_client(short_lived, timeout_s=0.4, sleep=sleep) as client:
+    # A timeout well above a normal answer on a busy machine, well below the slow answer.
+    with make_client(short_lived, timeout_s=1.0, sleep=sleep) as client:
         client.create_config(company_id="CEKTTL2", event="MEAL_CARD_PAYMENT", amount=6)
-        short_lived.set_faults(slow_after_commit_rate=1.0, slow_after_commit_ms=1000)
+        short_lived.set_faults(slow_after_commit_rate=1.0, slow_after_commit_ms=4000)
         allocation = client.allocate_coins(
             company_id="CEKTTL2", event="MEAL_CARD_PAYMENT", user_id="EKTTL2"
         )

@@ -224,10 +224,12 @@ def test_dropped_connections_after_the_budget_are_transport_errors(fresh_sandbox
 
 
 def test_no_answer_in_time_is_a_transport_error(fresh_sandbox: Any) -> None:
-    with make_client(fresh_sandbox, timeout_s=0.2, max_retries=0) as client:
+    # The timeout also bounds the warm-up call (login + balance), so it must leave room for a
+    # busy machine; the injected latency is far above it, so the second call can never make it.
+    with make_client(fresh_sandbox, timeout_s=1.5, max_retries=0) as client:
         client.get_balance("EKU1")
-        fresh_sandbox.set_faults(latency_ms=600)
-        with pytest.raises(TransportError, match=r"no answer within 0\.2 s"):
+        fresh_sandbox.set_faults(latency_ms=6000)
+        with pytest.raises(TransportError, match=r"no answer within 1\.5 s"):
             client.get_balance("EKU1")
 
 

@@ -35,7 +35,9 @@ def test_thousand_creates_under_faults_leave_exactly_a_thousand_configs(
     client = CoinsClient(
         base_url=faulty_sandbox.url,
         **faulty_sandbox.credentials,
-        timeout_s=0.5,
+        # Well above a normal answer on a busy 2-core machine (16 client threads share the GIL
+        # with the sandbox), well below a slow-after-commit answer: those stay ambiguous.
+        timeout_s=2.0,
         max_retries=8,
         backoff_factor=0.05,
         backoff_max=0.5,
@@ -46,7 +48,7 @@ def test_thousand_creates_under_faults_leave_exactly_a_thousand_configs(
         error_rate=0.10,
         rate_limit_rate=0.05,
         slow_after_commit_rate=0.03,
-        slow_after_commit_ms=1500,
+        slow_after_commit_ms=5000,
         drop_rate=0.02,
     )
 
@@ -82,7 +84,7 @@ def test_allocations_under_faults_and_a_one_second_token_are_each_made_once() ->
         client = CoinsClient(
             base_url=sandbox.url,
             **sandbox.credentials,
-            timeout_s=0.3,
+            timeout_s=1.5,  # above a normal answer on a busy machine, below a slow one
             backoff_factor=0.05,
             backoff_max=0.3,
             pool_maxsize=16,
@@ -93,7 +95,7 @@ def test_allocations_under_faults_and_a_one_second_token_are_each_made_once() ->
             error_rate=0.10,
             rate_limit_rate=0.05,
             slow_after_commit_rate=0.03,
-            slow_after_commit_ms=600,
+            slow_after_commit_ms=4000,
             drop_rate=0.02,
         )
         users = [f"EKSOAK{n % 20:02d}" for n in range(400)]
