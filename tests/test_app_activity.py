@@ -30,3 +30,20 @@ def test_audit_log_filters_and_export(monkeypatch, tmp_path, fresh_sandbox):
     assert export.proto.label == "Export CSV"
     secret = fresh_sandbox.credentials["client_secret"]
     assert all(secret not in str(v) for v in log.astype(str).to_numpy().ravel())
+
+
+def test_search_finds_an_allocation_by_its_request_id(monkeypatch, tmp_path, fresh_sandbox):
+    ws = workspace_for(tmp_path, fresh_sandbox)
+    ws.client.create_config(company_id="CEKACT3", event="EV_C", amount=5)
+    ws.client.allocate_coins(
+        company_id="CEKACT3", event="EV_C", user_id="EKACT01", request_id="COIN_REQ_FINDME"
+    )
+    ws.close()
+    point_app_at(monkeypatch, tmp_path, fresh_sandbox)
+
+    at = open_page("activity")
+    at.text_input(key="act_search").set_value("coin_req_findme").run()
+
+    found = at.dataframe[0].value
+    assert not at.exception
+    assert found["action"].tolist() == ["allocate"]

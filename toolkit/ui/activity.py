@@ -57,16 +57,11 @@ def render() -> None:
             df = df[(times >= start) & (times < end)]
     if search.strip():
         needle = search.strip().upper()
-        text_cols = [c for c in ("coinConfigId", "coin_config_id", "request_id") if c in df]
+        # The request id of an allocation lives in the request that was sent.
         hit = pd.Series(False, index=df.index)
-        for column in text_cols:
-            hit |= (
-                df[column]
-                .astype("string")
-                .str.upper()
-                .str.contains(needle, regex=False)
-                .fillna(False)
-            )
+        for column in ("coinConfigId", "request"):
+            text = df[column].map(lambda v: "" if v is None else str(v), na_action="ignore")
+            hit |= text.astype("string").str.upper().str.contains(needle, regex=False).fillna(False)
         df = df[hit]
 
     # Newest first; entries of one batch share a time, so the entry number breaks ties.
