@@ -15,10 +15,9 @@ Every test also runs isolated from the checkout and the shell it was started fro
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
-
-import os
 
 import pytest
 import requests

@@ -9,6 +9,7 @@ except when COINS_REQUIRE_BROWSER=1 (CI), where a missing browser fails.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -163,12 +164,10 @@ def _rerun_done(pg, states_before: int) -> None:
     start is bounded (the app is idle again by then), the wait for its end is not."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    try:
+    with contextlib.suppress(PlaywrightTimeout):
         pg.wait_for_function(
             "(before) => window.__coinsRunStates > before", arg=states_before, timeout=10_000
         )
-    except PlaywrightTimeout:
-        pass
     _idle(pg)
 
 
