@@ -517,3 +517,27 @@ def test_a_client_from_the_environment_records_into_the_registry_by_default(
     assert sorted(registry.history(made.coin_config_id)["action"]) == ["create", "update"]
     with CoinsClient.from_env(record=False) as quiet:
         assert quiet.recorder is None
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("WCC817428\nWCC024845\n", ["WCC817428", "WCC024845"]),
+        ("WCC817428, WCC024845; WCC817428", ["WCC817428", "WCC024845"]),
+        ("# exported from Postman\n\n  WCC817428  \n", ["WCC817428"]),
+        ("Name;Coin Config ID\nfirst;WCC817428\nsecond;\n", ["WCC817428"]),
+        ("name,coin_config_id\nx,WCC1\n".encode("utf-16"), ["WCC1"]),
+        ("", []),
+    ],
+)
+def test_read_ids_takes_pasted_lists_and_csv_exports(given, expected):
+    from toolkit.registry import read_ids
+
+    assert read_ids(given) == expected
+
+
+def test_read_ids_refuses_binary_data():
+    from toolkit.registry import read_ids
+
+    with pytest.raises(ValueError, match="not text"):
+        read_ids(b"\x89PNG\r\n\x1a\n\x00\x00\x00")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import enum
-import io
 import json
 import math
 import os
@@ -428,37 +427,12 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 
 def _read_ids(path: Path) -> list[str]:
-    """Ids from a text file (one a line) or a CSV with a coinConfigId column, in order, once."""
-    raw = path.read_bytes()
-    if b"\x00" in raw[:4096] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise CliError(f"{path} is not a text file of coinConfigIds")
-    for encoding in ("utf-8-sig", "utf-16", "cp1252"):
-        try:
-            text = raw.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:  # pragma: no cover - cp1252 decodes nearly everything
-        raise CliError(f"{path}: cannot read the text encoding")
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
-        return []
+    from toolkit.registry import read_ids
 
-    def key(text: str) -> str:
-        return text.strip().lower().replace("_", "").replace(" ", "")
-
-    ids: list[str] = []
-    if "coinconfigid" in key(lines[0]):
-        try:
-            dialect = csv.Sniffer().sniff(lines[0], delimiters=",;\t")
-        except csv.Error:
-            dialect = csv.excel
-        reader = csv.reader(io.StringIO("\n".join(lines)), dialect)
-        col = [key(h) for h in next(reader)].index("coinconfigid")
-        ids = [row[col].strip() for row in reader if len(row) > col and row[col].strip()]
-    else:
-        ids = [line.strip() for line in lines if not line.lstrip().startswith("#")]
-    return list(dict.fromkeys(ids))
+    try:
+        return read_ids(path.read_bytes())
+    except ValueError as exc:
+        raise CliError(f"{path}: {exc}") from None
 
 
 def cmd_import_ids(args: argparse.Namespace) -> int:

@@ -17,8 +17,11 @@ secrets. Timestamps are UTC.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -46,6 +49,7 @@ __all__ = [
     "Registry",
     "RevertRefused",
     "RevertResult",
+    "read_ids",
     "report_summary",
 ]
 
@@ -154,6 +158,58 @@ class RevertResult:
             f"{self.coin_config_id}: {changes or 'no change'} "
             f"(audit entry {self.audit_id} reverts {self.reverted_audit_id})"
         )
+
+
+# --------------------------------------------------------------------------- reading ids
+
+_ID_SEPARATORS = re.compile(r"[\s,;]+")
+
+
+def _id_key(text: str) -> str:
+    return text.strip().lower().replace("_", "").replace(" ", "")
+
+
+def read_ids(data: str | bytes) -> list[str]:
+    """coinConfigIds from what an analyst has: pasted text or a file's bytes.
+
+    A CSV with a ``coinConfigId`` column (any case, ``coin_config_id``, ``Coin Config ID``) gives
+    that column; otherwise every token separated by lines, spaces, commas or semicolons, with
+    ``#`` comment lines skipped. Each id once, in order. ``ValueError`` for binary data.
+    """
+    if isinstance(data, bytes):
+        if b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise ValueError("this is not text: expected coinConfigIds, one a line, or a CSV")
+        for encoding in ("utf-8-sig", "utf-16", "cp1252"):
+            try:
+                text = data.decode(encoding)
+                break
+            except UnicodeDecodeError:
+                continue
+        else:  # pragma: no cover - cp1252 decodes nearly everything
+            text = data.decode("latin-1")
+    else:
+        text = data
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return []
+    if "coinconfigid" in _id_key(lines[0]):
+        try:
+            dialect: Any = csv.Sniffer().sniff(lines[0], delimiters=",;\t")
+        except csv.Error:
+            dialect = csv.excel
+        reader = csv.reader(io.StringIO("\n".join(lines)), dialect)
+        header = [_id_key(h) for h in next(reader)]
+        column = next(i for i, name in enumerate(header) if "coinconfigid" in name)
+        ids = [row[column].strip() for row in reader if len(row) > column and row[column].strip()]
+    else:
+        ids = [
+            token
+            for line in lines
+            if not line.lstrip().startswith("#")
+            for token in _ID_SEPARATORS.split(line.strip())
+            if token
+        ]
+    return list(dict.fromkeys(ids))
 
 
 # --------------------------------------------------------------------------- helpers

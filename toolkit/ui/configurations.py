@@ -8,14 +8,13 @@ analyst has seen exactly what will be PATCHed.
 from __future__ import annotations
 
 import hashlib
-import re
 
 import pandas as pd
 import streamlit as st
 
 from toolkit.errors import AuthError, EnKashError
 from toolkit.models import MAX_AMOUNT, CoinConfig, Configuration, validate_config_fields
-from toolkit.registry import REVERTIBLE_ACTIONS
+from toolkit.registry import REVERTIBLE_ACTIONS, read_ids
 from toolkit.ui import common
 
 P = "cfg"  # widget key prefix of this page
@@ -24,7 +23,6 @@ APPLY_JOB = f"{P}_apply_job"
 SYNC_JOB = f"{P}_sync_job"
 PAGE_SIZES = (100, 500, 1000)
 EDITABLE = ("configuration", "amount")
-_ID_RE = re.compile(r"[A-Za-z0-9_\-]+")
 
 
 # --------------------------------------------------------------------------- edits
@@ -217,12 +215,16 @@ def _toolbar(ws) -> None:
             "…or a file", type=["txt", "csv"], key=f"{P}_import_file", accept_multiple_files=False
         )
         if st.button("Import", key=f"{P}_import", icon=":material/download:"):
-            raw = text or ""
-            if upload is not None:
-                raw += "\n" + upload.getvalue().decode("utf-8-sig", errors="replace")
-            ids = list(dict.fromkeys(t for t in _ID_RE.findall(raw) if t.upper().startswith("W")))
+            try:
+                ids = read_ids(text or "")
+                if upload is not None:
+                    ids = list(dict.fromkeys(ids + read_ids(upload.getvalue())))
+            except ValueError as exc:
+                ids, problem = [], f"The file could not be read: {exc}."
+            else:
+                problem = "No coinConfigIds found (they look like WCC817428)."
             if not ids:
-                st.error("No coinConfigIds found (they look like WCC817428).")
+                st.error(problem)
             else:
                 registry = ws.registry
 
