@@ -301,7 +301,6 @@ def _workspace(args: argparse.Namespace) -> Iterator[Any]:
         yield ws
     finally:
         ws.close()
-        ws.registry.close()
 
 
 # --------------------------------------------------------------------------- single calls

@@ -32,7 +32,9 @@ class Workspace:
         return self.settings.uses_sandbox
 
     def close(self) -> None:
+        """Close the client's connections and the registry's file."""
         self.client.close()
+        self.registry.close()
 
     def __enter__(self) -> Workspace:
         return self
