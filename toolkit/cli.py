@@ -238,37 +238,22 @@ def _error(message: object) -> None:
     print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
 
 
-class _Progress:
-    """A tqdm bar on stderr, off when stderr is not a terminal or with --quiet.
-
-    Callable as ``progress(done, total)``: the library reports, the bar follows.
-    """
-
-    def __init__(self, args: argparse.Namespace, desc: str, unit: str = "row") -> None:
-        from tqdm import tqdm
-
-        disabled = bool(args.quiet) or not sys.stderr.isatty()
-        self.bar = tqdm(desc=desc, unit=unit, file=sys.stderr, disable=disabled, leave=False)
-
-    def __call__(
-        self, done: int, total: int | None = None, counts: Mapping[str, int] | None = None
-    ) -> None:
-        if total is not None and self.bar.total != total:
-            self.bar.total = total
-        if counts:
-            self.bar.set_postfix({k: v for k, v in counts.items() if v}, refresh=False)
-        if done is not None and done > self.bar.n:
-            self.bar.update(done - self.bar.n)
-        else:
-            self.bar.refresh()
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 @contextmanager
-def _progress(args: argparse.Namespace, desc: str, unit: str = "row") -> Iterator[_Progress]:
-    bar = _Progress(args, desc, unit)
+def _progress(args: argparse.Namespace, desc: str, unit: str = "row") -> Iterator[Any]:
+    """The library's tqdm progress callback on stderr; off when stderr is not a terminal or
+    with --quiet, and closed however the work ends."""
+    from tqdm import tqdm
+
+    from toolkit.bulk import ProgressBar
+
+    bar = ProgressBar(
+        tqdm_class=tqdm,
+        desc=desc,
+        unit=unit,
+        file=sys.stderr,
+        disable=bool(args.quiet) or not sys.stderr.isatty(),
+        leave=False,
+    )
     try:
         yield bar
     finally:

@@ -103,44 +103,21 @@ def _in_kernel() -> bool:
 
 
 def tqdm_progress(desc: str, *, unit: str = "row") -> Callable[..., None]:
-    """A ``progress(done, total, ...)`` callback drawing a tqdm bar.
+    """The library's tqdm progress callback (`toolkit.bulk.ProgressBar`), drawn for a notebook.
 
-    Fits every progress callback of the library: ``Registry.refresh``/``import_ids`` call it
-    with ``(done, total)``, ``bulk.run`` with ``(done, total, counts)`` (shown beside the bar).
-    In a notebook the bar is one output updated in place (see ``_DisplayLine``); elsewhere a
-    ``tqdm.auto`` bar. Rows already done at the first call (reused from an earlier run,
-    invalid) are the bar's start, so the rate counts only rows sent now. The bar closes itself
-    when ``done`` reaches ``total``.
+    In a notebook the bar is one output updated in place (see ``_DisplayLine``), so a saved
+    notebook keeps its final state, not one output per redraw; elsewhere a ``tqdm.auto`` bar.
     """
-    from tqdm.auto import tqdm as auto_tqdm
     from tqdm.std import tqdm as text_tqdm
 
-    state: dict[str, Any] = {"bar": None}
+    from toolkit.bulk import ProgressBar
 
-    def callback(done: int, total: int, counts: dict[str, int] | None = None, *_: Any) -> None:
-        bar = state["bar"]
-        if bar is None:
-            if _in_kernel():
-                bar = text_tqdm(
-                    total=total,
-                    initial=done,
-                    desc=desc,
-                    unit=unit,
-                    file=_DisplayLine(),
-                    ascii=False,  # the file has no encoding for tqdm to look at
-                )
-            else:
-                bar = auto_tqdm(total=total, initial=done, desc=desc, unit=unit)
-            state["bar"] = bar
-        bar.total = total
-        if counts:
-            bar.set_postfix({k: v for k, v in counts.items() if v}, refresh=False)
-        # update() redraws at most every `mininterval`; close() draws the final state.
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-
-    return callback
+    if _in_kernel():
+        # ascii=False: the display line has no encoding for tqdm to look at.
+        return ProgressBar(
+            tqdm_class=text_tqdm, desc=desc, unit=unit, file=_DisplayLine(), ascii=False
+        )
+    return ProgressBar(desc=desc, unit=unit)
 
 
 def readable(frame: pd.DataFrame, inputs: pd.DataFrame | None = None) -> pd.DataFrame:

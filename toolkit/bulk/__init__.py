@@ -7,12 +7,13 @@ from toolkit.bulk.journal import Journal
 from toolkit.bulk.planning import Plan, derive_request_id, plan, plan_allocations
 from toolkit.bulk.reading import Sheet, SheetError, read_allocations, read_configs
 from toolkit.bulk.results import write_results
-from toolkit.bulk.running import RateLimiter, RunResult, progress_bar, run
+from toolkit.bulk.running import ProgressBar, RateLimiter, RunResult, progress_bar, run
 from toolkit.bulk.validation import Validation, validate, validate_allocations
 
 __all__ = [
     "Journal",
     "Plan",
+    "ProgressBar",
     "RateLimiter",
     "RunResult",
     "Sheet",

@@ -42,6 +42,7 @@ __all__ = [
     "ALLOCATION_STATUSES",
     "CANCELLED_MESSAGE",
     "CONFIG_STATUSES",
+    "ProgressBar",
     "RateLimiter",
     "RunResult",
     "progress_bar",
@@ -194,23 +195,49 @@ class _Item:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-def progress_bar(**tqdm_kwargs: Any) -> ProgressCallback:
-    """A progress callback drawing a tqdm bar (notebooks and the CLI); closes itself at 100 %."""
-    from tqdm.auto import tqdm
+class ProgressBar:
+    """A tqdm bar as a progress callback: ``progress(done, total[, counts])``.
 
-    state: dict[str, Any] = {"bar": None}
+    Fits every progress callback of the toolkit (``Registry.refresh``/``import_ids`` call it
+    with ``(done, total)``, ``run`` with ``(done, total, counts)``, shown beside the bar). The
+    bar starts at the first call's ``done`` (rows reused from an earlier run or invalid), so
+    its rate counts only rows sent now, and closes itself when ``done`` reaches ``total``.
+    ``tqdm_class`` picks the bar (default ``tqdm.auto``); other keywords go to it.
+    """
 
-    def callback(done: int, total: int, counts: dict[str, int]) -> None:
-        bar = state["bar"]
+    def __init__(self, *, tqdm_class: Any = None, **tqdm_kwargs: Any) -> None:
+        self._tqdm_class = tqdm_class
+        self._kwargs = {"unit": "row", **tqdm_kwargs}
+        self.bar: Any = None
+
+    def __call__(
+        self, done: int, total: int | None = None, counts: dict[str, int] | None = None, *_: Any
+    ) -> None:
+        bar = self.bar
         if bar is None:
-            bar = state["bar"] = tqdm(total=total, unit="row", **tqdm_kwargs)
-        bar.n = done
-        bar.set_postfix({k: v for k, v in counts.items() if v}, refresh=False)
-        bar.refresh()
-        if done >= total:
-            bar.close()
+            if self._tqdm_class is None:
+                from tqdm.auto import tqdm as tqdm_class
+            else:
+                tqdm_class = self._tqdm_class
+            bar = self.bar = tqdm_class(total=total, initial=done, **self._kwargs)
+        if total is not None:
+            bar.total = total
+        if counts:
+            bar.set_postfix({k: v for k, v in counts.items() if v}, refresh=False)
+        # update() redraws at most every `mininterval`; close() draws the final state.
+        if done > bar.n:
+            bar.update(done - bar.n)
+        if total is not None and done >= total:
+            self.close()
 
-    return callback
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def progress_bar(**tqdm_kwargs: Any) -> ProgressBar:
+    """A `ProgressBar` (tqdm) to pass as ``progress=`` to `run`, ``refresh`` or ``import_ids``."""
+    return ProgressBar(**tqdm_kwargs)
 
 
 def _is_blank(value: Any) -> bool:
