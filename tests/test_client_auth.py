@@ -10,23 +10,11 @@ from typing import Any
 
 import pytest
 import requests
+from test_client_contract import make_client  # one quick-failing client for both files
 
 from toolkit.client import CoinsClient
 from toolkit.errors import AuthError, TransportError
 from toolkit.sandbox import start_sandbox
-
-
-def make_client(handle: Any, **overrides: Any) -> CoinsClient:
-    options: dict[str, Any] = {
-        "base_url": handle.url,
-        **handle.credentials,
-        "timeout_s": 2.0,
-        "max_retries": 2,
-        "backoff_factor": 0.01,
-        "sleep": lambda seconds: None,
-    }
-    options.update(overrides)
-    return CoinsClient(**options)
 
 
 def login(handle: Any) -> str:

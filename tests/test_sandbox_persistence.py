@@ -143,6 +143,20 @@ def _launch(tmp_path: Path, *args: str) -> subprocess.Popen:
     )
 
 
+def _login(url: str, client: tuple[str, str] = ("SANDBOX", "sandbox-secret")) -> requests.Response:
+    """The password grant as any OAuth client sends it, with the default user."""
+    return requests.post(
+        url + "/oauth/token",
+        auth=client,
+        data={
+            "username": "analyst@example.com",
+            "password": "sandbox-password",
+            "grant_type": "password",
+        },
+        timeout=10,
+    )
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_cli_prints_one_line_serves_and_exits_cleanly_on_signal(tmp_path: Path, sig: int) -> None:
     process = _launch(tmp_path, "--seed-demo")
@@ -151,16 +165,7 @@ def test_cli_prints_one_line_serves_and_exits_cleanly_on_signal(tmp_path: Path, 
         assert line.startswith("Sandbox listening on http://127.0.0.1:")
         url = line.split()[-1]
         assert int(url.rsplit(":", 1)[1]) > 0
-        answer = requests.post(
-            url + "/oauth/token",
-            auth=("SANDBOX", "sandbox-secret"),
-            data={
-                "username": "analyst@example.com",
-                "password": "sandbox-password",
-                "grant_type": "password",
-            },
-            timeout=10,
-        )
+        answer = _login(url)
         assert answer.status_code == 200
         process.send_signal(sig)
         out, err = process.communicate(timeout=15)
@@ -179,16 +184,7 @@ def test_cli_exits_quietly_on_sigterm_with_a_slow_answer_in_flight(tmp_path: Pat
     outcome: list[BaseException | int] = []
     try:
         url = process.stdout.readline().split()[-1]
-        token = requests.post(
-            url + "/oauth/token",
-            auth=("SANDBOX", "sandbox-secret"),
-            data={
-                "username": "analyst@example.com",
-                "password": "sandbox-password",
-                "grant_type": "password",
-            },
-            timeout=10,
-        ).json()["access_token"]
+        token = _login(url).json()["access_token"]
 
         def waiting_call() -> None:
             try:
@@ -225,16 +221,7 @@ def test_cli_options_set_credentials_and_ttl(tmp_path: Path) -> None:
     )
     try:
         url = process.stdout.readline().split()[-1]
-        answer = requests.post(
-            url + "/oauth/token",
-            auth=("MYCLIENT", "s3"),
-            data={
-                "username": "analyst@example.com",
-                "password": "sandbox-password",
-                "grant_type": "password",
-            },
-            timeout=10,
-        )
+        answer = _login(url, ("MYCLIENT", "s3"))
         assert answer.status_code == 200 and answer.json()["expires_in"] == 7
     finally:
         process.terminate()
