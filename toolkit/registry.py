@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import re
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from toolkit import db
+from toolkit import db, errors
 from toolkit.errors import EnKashError, NotFoundError, ValidationError
 from toolkit.frames import CONFIGURATION_DTYPE, configs_to_frame
 from toolkit.models import Allocation, CoinConfig, check_configuration
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from toolkit.client import ApiCall, CoinsClient
 
 __all__ = [
+    "ALLOCATION_COLUMNS",
+    "ALLOCATION_STATUSES",
     "AUDIT_COLUMNS",
     "MIGRATIONS",
     "REPORT_COLUMNS",
@@ -95,6 +98,52 @@ MIGRATIONS: list[db.Migration] = [
         CREATE INDEX IF NOT EXISTS audit_by_time ON audit (server_key, at);
         """,
     ),
+    (
+        # One row per requestId that awarded (or may have awarded) coins, with the coins the
+        # configuration gave at that moment: what `toolkit.cost` adds up. Earlier successful
+        # allocations are filled in from the audit log (coins from the configuration's values
+        # as last audited before the allocation, else as known now).
+        "registry_0002_allocations",
+        """
+        CREATE TABLE IF NOT EXISTS allocations (
+            server_key      TEXT NOT NULL,
+            request_id      TEXT NOT NULL,
+            at              TEXT NOT NULL,
+            company_id      TEXT,
+            event           TEXT,
+            user_id         TEXT,
+            coin_config_id  TEXT,
+            coins           INTEGER,
+            status          TEXT NOT NULL,
+            source          TEXT,
+            actor           TEXT,
+            audit_id        INTEGER REFERENCES audit (audit_id),
+            confirmed_at    TEXT,
+            PRIMARY KEY (server_key, request_id)
+        );
+        CREATE INDEX IF NOT EXISTS allocations_by_time ON allocations (server_key, at);
+        CREATE INDEX IF NOT EXISTS allocations_by_audit ON allocations (audit_id);
+        INSERT OR IGNORE INTO allocations (server_key, request_id, at, company_id, event,
+            user_id, coin_config_id, coins, status, source, actor, audit_id)
+        SELECT a.server_key, json_extract(a.request_json, '$.requestId'), a.at, a.company_id,
+            a.event, json_extract(a.request_json, '$.userId'), a.coin_config_id,
+            COALESCE(
+                (SELECT json_extract(h.after_json, '$.amount') FROM audit h
+                  WHERE h.server_key = a.server_key AND h.coin_config_id = a.coin_config_id
+                    AND h.outcome = 'ok' AND h.after_json IS NOT NULL AND h.at <= a.at
+                  ORDER BY h.at DESC, h.audit_id DESC LIMIT 1),
+                (SELECT c.amount FROM configs c
+                  WHERE c.server_key = a.server_key AND c.coin_config_id = a.coin_config_id)
+            ),
+            CASE WHEN a.message LIKE 'already allocated earlier%' THEN 'confirmed'
+                 ELSE 'allocated' END,
+            a.source, a.actor, a.audit_id
+        FROM audit a
+        WHERE a.action = 'allocate' AND a.outcome = 'ok' AND json_valid(a.request_json)
+          AND json_extract(a.request_json, '$.requestId') IS NOT NULL
+        ORDER BY a.audit_id;
+        """,
+    ),
 ]
 
 AUDIT_COLUMNS: tuple[str, ...] = (
@@ -117,7 +166,32 @@ AUDIT_COLUMNS: tuple[str, ...] = (
     "before",
     "after",
     "request",
+    # Allocations only: who was awarded, under which request id, the coins the entry awarded
+    # (blank when it awarded nothing new) and the bulk run that sent it.
+    "userId",
+    "requestId",
+    "coins",
+    "bulk_run",
 )
+# Registry.allocations_frame: one row per requestId that awarded coins (toolkit.cost's input).
+ALLOCATION_COLUMNS: tuple[str, ...] = (
+    "at",
+    "companyId",
+    "event",
+    "userId",
+    "requestId",
+    "coinConfigId",
+    "coins",
+    "status",
+    "source",
+    "actor",
+    "bulk_run",
+    "bulk_sheet",
+    "audit_id",
+)
+# Allocation record statuses: `allocated` (the server said so), `confirmed` (a repeat of our
+# requestId proved an earlier send done), `unconfirmed` (the answer was lost; maybe awarded).
+ALLOCATION_STATUSES = ("allocated", "confirmed", "unconfirmed")
 REPORT_COLUMNS: tuple[str, ...] = (
     "coinConfigId",
     "status",
@@ -608,7 +682,7 @@ class Registry:
         company = result.company_id if result else _str_or_none(request.get("companyId"))
         event = result.event if result else _str_or_none(request.get("event"))
         pair = conn.execute(
-            "SELECT coin_config_id FROM configs WHERE server_key = ? AND company_id = ?"
+            "SELECT coin_config_id, amount FROM configs WHERE server_key = ? AND company_id = ?"
             " AND event = ? AND status = 'active' ORDER BY updated_at DESC LIMIT 1",
             (context["server_key"], company, event),
         ).fetchone()
@@ -620,7 +694,7 @@ class Registry:
         else:
             message = str(call.error) if call.error is not None else "no answer"
             outcome = "error"
-        self._audit(
+        audit_id = self._audit(
             conn,
             context,
             action="allocate",
@@ -630,6 +704,57 @@ class Registry:
             event=event,
             request=request,
             message=message,
+        )
+        self._record_award(conn, call, context, result, pair, audit_id)
+
+    def _record_award(
+        self,
+        conn: Any,
+        call: ApiCall,
+        context: dict[str, Any],
+        result: Allocation | None,
+        pair: Any,
+        audit_id: int,
+    ) -> None:
+        """The allocation record `toolkit.cost` counts: once per requestId, with the coins the
+        pair's configuration gave at this moment. A repeat that proves an earlier send done
+        (``already_done``) is ``confirmed`` unless that send is recorded already; a lost answer
+        (`UnconfirmedError`) is ``unconfirmed`` until a later answer settles it."""
+        request = call.request or {}
+        unconfirmed = getattr(errors, "UnconfirmedError", None)
+        if result is not None:
+            status = "confirmed" if result.already_done else "allocated"
+            request_id, user_id = result.request_id, result.user_id
+        elif unconfirmed is not None and isinstance(call.error, unconfirmed):
+            status = "unconfirmed"
+            request_id = _str_or_none(request.get("requestId"))
+            user_id = _str_or_none(request.get("userId"))
+        else:
+            return  # refused: nothing was awarded
+        if not request_id:
+            return
+        conn.execute(
+            "INSERT INTO allocations (server_key, request_id, at, company_id, event, user_id,"
+            " coin_config_id, coins, status, source, actor, audit_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (server_key, request_id) DO UPDATE SET status = excluded.status,"
+            " audit_id = excluded.audit_id, confirmed_at = excluded.at,"
+            " coins = COALESCE(allocations.coins, excluded.coins)"
+            " WHERE allocations.status = 'unconfirmed' AND excluded.status != 'unconfirmed'",
+            (
+                context["server_key"],
+                request_id,
+                context["at"],
+                result.company_id if result else _str_or_none(request.get("companyId")),
+                result.event if result else _str_or_none(request.get("event")),
+                user_id,
+                pair["coin_config_id"] if pair else None,
+                pair["amount"] if pair else None,
+                status,
+                context["source"],
+                context["actor"],
+                audit_id,
+            ),
         )
 
     # -- reading ------------------------------------------------------------------------
@@ -683,6 +808,95 @@ class Registry:
         )
         frame = configs_to_frame(rows, metadata=False)
         return frame.drop_duplicates(["companyId", "event"], keep="last").reset_index(drop=True)
+
+    def allocations_frame(
+        self,
+        *,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        company_id: str | Iterable[str] | None = None,
+        event: str | Iterable[str] | None = None,
+        status: str | Iterable[str] | None = None,
+    ) -> pd.DataFrame:
+        """Every allocation this server's registry recorded, oldest first (ALLOCATION_COLUMNS):
+        one row per requestId, ``coins`` as configured at that moment (blank when the
+        configuration was not known here), ``status`` (ALLOCATION_STATUSES) and the bulk run
+        (journal run id and sheet name) that sent it, if any. ``since`` inclusive, ``until``
+        exclusive; text filters take one value or several."""
+        where = ["server_key = ?"]
+        params: list[Any] = [self.server_key]
+        for column, value in (("company_id", company_id), ("event", event), ("status", status)):
+            values = _as_list(value)
+            if values is not None:
+                where.append(f"{column} IN ({', '.join('?' * len(values))})")
+                params.extend(values)
+        if since is not None:
+            where.append("at >= ?")
+            params.append(_iso_from(since))
+        if until is not None:
+            where.append("at < ?")
+            params.append(_iso_from(until))
+        sql = (
+            "SELECT at, company_id, event, user_id, request_id, coin_config_id, coins, status,"
+            " source, actor, audit_id FROM allocations WHERE "
+            + " AND ".join(where)
+            + " ORDER BY at, audit_id"
+        )
+        with self._lock:
+            cursor = self._conn.cursor()
+            cursor.row_factory = None  # plain tuples: 1,000,000 rows read as columns, fast
+            rows = cursor.execute(sql, params).fetchall()
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 11
+        at, company, event_, user, request, config, coins, state, source, actor, audit = columns
+        runs = self._bulk_runs(list(request)) if rows else {}
+        frame = pd.DataFrame(
+            {
+                "at": pd.to_datetime(pd.Series(at, dtype=object), utc=True, format="ISO8601")
+                .astype("datetime64[us, UTC]")
+                .array,
+                "companyId": pd.array(company, dtype="str"),
+                "event": pd.array(event_, dtype="str"),
+                "userId": pd.array(user, dtype="str"),
+                "requestId": pd.array(request, dtype="str"),
+                "coinConfigId": pd.array(config, dtype="str"),
+                "coins": pd.array(coins, dtype="Int64"),
+                "status": pd.array(state, dtype="str"),
+                "source": pd.array(source, dtype="str"),
+                "actor": pd.array(actor, dtype="str"),
+                "bulk_run": pd.array([runs.get(r, (None, None))[0] for r in request], dtype="str"),
+                "bulk_sheet": pd.array(
+                    [runs.get(r, (None, None))[1] for r in request], dtype="str"
+                ),
+                "audit_id": pd.array(audit, dtype="Int64"),
+            }
+        )
+        return frame[list(ALLOCATION_COLUMNS)]
+
+    def _bulk_runs(self, request_ids: list[str | None]) -> dict[str, tuple[str, str | None]]:
+        """requestId → (run id, sheet name) of the bulk allocation run that first sent it,
+        from the journal in this file (none when the journal lives elsewhere)."""
+        wanted = {r for r in request_ids if r}
+        if not wanted:
+            return {}
+        sql = (
+            "SELECT b.request_id, b.run_id, r.source_name FROM bulk_rows b"
+            " JOIN bulk_runs r ON r.run_id = b.run_id"
+            " WHERE r.kind = 'allocations' AND r.server_key = ? AND b.attempts > 0"
+            " AND b.request_id IS NOT NULL"
+        )
+        params: list[Any] = [self.server_key]
+        if len(wanted) <= 500:
+            sql += f" AND b.request_id IN ({', '.join('?' * len(wanted))})"
+            params.extend(sorted(wanted))
+        try:
+            with self._lock:
+                cursor = self._conn.cursor()
+                cursor.row_factory = None
+                rows = cursor.execute(sql + " ORDER BY r.started_at DESC", params).fetchall()
+        except sqlite3.OperationalError:  # no journal in this file (yet)
+            return {}
+        # Newest first, so the earliest run that sent a requestId is the one kept.
+        return {request: (run, sheet) for request, run, sheet in rows if request in wanted}
 
     # -- fetching -----------------------------------------------------------------------
 
@@ -896,10 +1110,24 @@ class Registry:
         if until is not None:
             where.append("at < ?")
             params.append(_iso_from(until))
-        sql = "SELECT * FROM audit"
+        # The coins an allocate entry awarded live in its allocation record.
+        sql = (
+            "SELECT *, (SELECT al.coins FROM allocations al WHERE al.audit_id = audit.audit_id)"
+            " AS awarded_coins FROM audit"
+        )
         if where:
             sql += " WHERE " + " AND ".join(where)
-        return _audit_frame(self._read(sql + " ORDER BY audit_id", params))
+        frame = _audit_frame(self._read(sql + " ORDER BY audit_id", params))
+        allocations = frame["action"] == "allocate"
+        if allocations.any():
+            runs = self._bulk_runs(frame.loc[allocations, "requestId"].dropna().tolist())
+            if runs:
+                run_ids = [
+                    runs.get(r, (None,))[0] if a else None
+                    for r, a in zip(frame["requestId"].tolist(), allocations.tolist(), strict=True)
+                ]
+                frame["bulk_run"] = pd.array(run_ids, dtype="str")
+        return frame
 
     def history(self, coin_config_id: str) -> pd.DataFrame:
         """Every audit entry of one configuration on this server, oldest first."""
@@ -1029,6 +1257,7 @@ def _str_or_none(value: Any) -> str | None:
 def _audit_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     befores = [json.loads(r["before_json"]) if r["before_json"] else None for r in rows]
     afters = [json.loads(r["after_json"]) if r["after_json"] else None for r in rows]
+    sent = [_allocation_request(r) for r in rows]
 
     def pick(values: list[dict[str, Any] | None], name: str) -> list[Any]:
         return [v.get(name) if v else None for v in values]
@@ -1066,8 +1295,23 @@ def _audit_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         "before": strings([r["before_json"] for r in rows]),
         "after": strings([r["after_json"] for r in rows]),
         "request": strings([r["request_json"] for r in rows]),
+        "userId": strings(pick(sent, "userId")),
+        "requestId": strings(pick(sent, "requestId")),
+        "coins": pd.array([r.get("awarded_coins") for r in rows], dtype="Int64"),
+        "bulk_run": strings([None] * len(rows)),
     }
     return pd.DataFrame(data)[list(AUDIT_COLUMNS)]
+
+
+def _allocation_request(row: dict[str, Any]) -> dict[str, Any] | None:
+    """What an allocate entry sent (userId, requestId, …); None for other actions."""
+    if row["action"] != "allocate" or not row["request_json"]:
+        return None
+    try:
+        sent = json.loads(row["request_json"])
+    except ValueError:
+        return None
+    return {k: _text(v) for k, v in sent.items()} if isinstance(sent, dict) else None
 
 
 def _stripped(value: Any) -> str | None:
