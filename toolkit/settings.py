@@ -10,6 +10,8 @@
 | ENKASH_TIMEOUT_S | per-request timeout | 15 |
 | COINS_HOME | where the registry and sandbox files live | .coins/ |
 | COINS_ACTOR | who the audit log names | the OS user |
+| COINS_RUPEES_PER_COIN | the value of one coin in rupees | unset: ₹1 assumed, and said |
+| COINS_MONTHLY_BUDGET | ₹ a month per company: `150000`, or `CEKEKCARDS=150000,*=50000` | unset |
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ class Settings:
     timeout_s: float = 15.0
     home: Path = Path(".coins")
     actor: str = field(default_factory=_default_actor)
+    rupees_per_coin: float | None = None  # None: cost figures assume ₹1 and say so
+    monthly_budget: str | None = None  # parsed by toolkit.cost.Budgets.parse
 
     @classmethod
     def from_env(
@@ -123,6 +127,17 @@ class Settings:
                 ) from None
             if kwargs["timeout_s"] <= 0:
                 raise ValueError("ENKASH_TIMEOUT_S must be more than 0 seconds")
+        rupees = get("COINS_RUPEES_PER_COIN")
+        if rupees is not None:
+            try:
+                kwargs["rupees_per_coin"] = float(rupees.replace("₹", "").replace(",", ""))
+            except ValueError:
+                raise ValueError(
+                    f"COINS_RUPEES_PER_COIN must be rupees per coin (e.g. 0.25), not {rupees!r}"
+                ) from None
+            if not 0 <= kwargs["rupees_per_coin"] < float("inf"):
+                raise ValueError("COINS_RUPEES_PER_COIN must be 0 or more rupees")
+        kwargs["monthly_budget"] = get("COINS_MONTHLY_BUDGET")
         home = get("COINS_HOME")
         if home is not None:
             kwargs["home"] = Path(home).expanduser()
