@@ -1,19 +1,23 @@
 """The EnKash coins app: `streamlit run app.py` (or `make run`).
 
-The shell only: page config, the connection (sidebar and sandbox banner on every page) and the
-navigation. Each page is a module under `toolkit/ui/` that calls the library.
+The shell only: page config, who may use it (`toolkit.ui.access`: private to this machine
+unless sign-in is configured), the connection (sidebar and sandbox banner on every page) and
+the navigation. Each page is a module under `toolkit/ui/` that calls the library.
 """
 
 import streamlit as st
 
-from toolkit.ui import common
+from toolkit.ui import access, common
 
 st.set_page_config(
     page_title="EnKash coins",
     page_icon=":material/toll:",
     layout="wide",
-    initial_sidebar_state="expanded",
+    initial_sidebar_state="auto",  # open on a desktop, collapsed on a phone
 )
+
+who = access.gate()  # stops here unless this visitor may see the app
+
 
 PAGES = [
     st.Page(
@@ -50,5 +54,5 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
-common.shell()
+common.shell(who)
 page.run()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,10 @@ TIMEOUT = 60
 def point_app_at(
     monkeypatch: pytest.MonkeyPatch, home: Path, handle: Any = None, **overrides: Any
 ) -> None:
-    """Environment for the app: ``handle``'s sandbox as "EnKash", or the embedded one."""
+    """Environment for the app: ``handle``'s sandbox as "EnKash", or the embedded one. The
+    server options are the shipped `.streamlit/config.toml`'s (AppTest does not read it):
+    bound to loopback, so the app serves without sign-in."""
+    serve_as_shipped(monkeypatch)
     for name in list(os.environ):
         if name.startswith(("ENKASH_", "COINS_")):
             monkeypatch.delenv(name, raising=False)
@@ -46,6 +50,20 @@ def point_app_at(
         monkeypatch.setenv("ENKASH_CLIENT_SECRET", settings.client_secret)
         monkeypatch.setenv("ENKASH_USERNAME", settings.username)
         monkeypatch.setenv("ENKASH_PASSWORD", settings.password)
+
+
+def serve_as_shipped(monkeypatch: pytest.MonkeyPatch, **options: Any) -> None:
+    """Streamlit's server options as `.streamlit/config.toml` sets them, then ``options``
+    (``address="0.0.0.0"``), each put back after the test."""
+    import tomllib
+
+    from streamlit import config
+
+    shipped = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]
+    wanted = {k: shipped[k] for k in ("address", "allowedHosts")} | options
+    for name, value in wanted.items():
+        option = config.get_config_options()[f"server.{name}"]
+        monkeypatch.setattr(option, "_get_val_func", lambda value=value: value)
 
 
 def open_page(page: str) -> AppTest:
@@ -65,8 +83,17 @@ def workspace_for(home: Path, handle: Any):
     return connect(handle.settings(home=home), source="test")
 
 
+_ESCAPED = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|<>~:$&=^\"'])")
+
+
+def shown(markdown: str) -> str:
+    """Markdown source as the page shows it: backslash escapes (`common.esc`) removed."""
+    return _ESCAPED.sub(r"\1", markdown)
+
+
 def texts(at: AppTest, kind: str) -> list[str]:
-    return [str(e.value) for e in getattr(at, kind)]
+    """The text of every element of ``kind`` (info, error, caption …) as shown."""
+    return [shown(str(e.value)) for e in getattr(at, kind)]
 
 
 def all_text(at: AppTest) -> str:

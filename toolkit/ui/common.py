@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -39,6 +40,7 @@ __all__ = [
     "configs_frame",
     "connection",
     "data_key",
+    "esc",
     "excel_safe_csv",
     "invalidate",
     "shared_filters",
@@ -71,6 +73,8 @@ class Connection:
     notice: str | None = None  # a transient problem worth showing (e.g. server unreachable)
     version: int = 0  # bumped by the app's own writes, so cached frames are rebuilt
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # (actor, read_only) -> that person's view of `workspace` (see personal_workspace)
+    personal: dict[tuple[str, bool], Any] = field(default_factory=dict, repr=False)
 
     @property
     def ready(self) -> bool:
@@ -139,11 +143,58 @@ def connection() -> Connection:
 
 
 def workspace() -> Workspace:
-    """The workspace, or stop the page (the shell has already said why)."""
+    """The workspace of the person using this session, or stop the page (the shell has
+    already said why). Signed in, its client and registry audit under their e-mail, and a
+    viewer's client refuses every write, whatever a page asks of it."""
     conn = connection()
     if conn.workspace is None:
         st.stop()
-    return conn.workspace
+    from toolkit.ui import access
+
+    who = access.current()
+    if not who.signed_in:
+        return conn.workspace  # the one local user: the settings' actor, as before
+    if who.role is None:
+        st.stop()
+    return personal_workspace(conn, who.actor, read_only=not who.can_edit)
+
+
+class NotAllowedError(EnKashError):
+    """A write refused in the app because the signed-in person's role does not allow it."""
+
+
+def _refuse(*_: Any, **__: Any) -> Any:
+    raise NotAllowedError("not sent: a viewer cannot change anything")
+
+
+def personal_workspace(conn: Connection, actor: str, *, read_only: bool) -> Workspace:
+    """The shared workspace seen as ``actor``: the same connection pool, token and server, but
+    a client and registry that name ``actor`` in the audit log. ``read_only``: its client's
+    create, update and allocate refuse before sending (a forged rerun cannot reach them)."""
+    import copy
+
+    from toolkit.registry import Registry
+    from toolkit.workspace import Workspace
+
+    base = conn.workspace
+    assert base is not None
+    key = (actor, read_only)
+    with conn.lock:
+        found = conn.personal.get(key)
+        if found is not None:
+            return found
+        client = copy.copy(base.client)  # shares the session and the token manager
+        client.actor = actor
+        client.recorder = None
+        if read_only:
+            for name in ("create_config", "update_config", "allocate_coins"):
+                setattr(client, name, _refuse)
+        registry = Registry(base.registry.path, client=client, actor=actor)
+        ws = Workspace(settings=base.settings.with_(actor=actor), client=client, registry=registry)
+        if len(conn.personal) >= 256:  # bounded: the oldest is forgotten (never closed: shared)
+            conn.personal.pop(next(iter(conn.personal)))
+        conn.personal[key] = ws
+        return ws
 
 
 # --------------------------------------------------------------------------- shell
@@ -183,42 +234,48 @@ def banner(conn: Connection) -> None:
             icon=":material/science:",
         )
     if conn.error:
-        st.error(conn.error)
+        st.error(esc(conn.error))
     if conn.auth_error:
-        st.error(conn.auth_error, icon=":material/lock:")
+        st.error(esc(conn.auth_error), icon=":material/lock:")
     if conn.notice:
-        st.warning(conn.notice)
+        st.warning(esc(conn.notice))
 
 
-def sidebar(conn: Connection) -> None:
+def sidebar(conn: Connection, who: Any = None) -> None:
     settings = conn.settings
     with st.sidebar:
+        if who is not None:
+            from toolkit.ui import access
+
+            access.sidebar(who)
         st.markdown("### Connection")
         if settings is None:
             st.caption("Settings could not be read.")
             return
         if settings.uses_sandbox:
             st.markdown(":orange-badge[:material/science: Sandbox]")
-            st.caption(f"Server: embedded sandbox  \nFiles: `{settings.home}`")
+            st.caption(f"Server: embedded sandbox  \nFiles: {esc(settings.home)}")
         else:
             st.markdown(":green-badge[:material/cloud_done: EnKash]")
-            st.caption(f"Server: `{settings.base_url}`")
+            st.caption(f"Server: {esc(settings.base_url)}")
         token = (
             "refused" if conn.auth_error else (_token_text(conn.workspace) if conn.ready else "—")
         )
+        actor = who.actor if who is not None else settings.actor
         st.caption(
-            f"User: `{_mask_user(settings.username)}`  \n"
-            f"Client: `{mask(settings.client_id, keep=3)}`  \n"
-            f"Token: {token}  \n"
-            f"Audit actor: `{settings.actor}`"
+            f"User: {esc(_mask_user(settings.username))}  \n"
+            f"Client: {esc(mask(settings.client_id, keep=3))}  \n"
+            f"Token: {esc(token)}  \n"
+            f"Audit actor: {esc(actor)}"
         )
 
 
-def shell() -> None:
-    """The parts of every page: sandbox banner, connection problems, sidebar."""
+def shell(who: Any = None) -> None:
+    """The parts of every page: sandbox banner, connection problems, sidebar (with who is
+    signed in, when someone is)."""
     conn = connection()
     banner(conn)
-    sidebar(conn)
+    sidebar(conn, who)
 
 
 # --------------------------------------------------------------------------- API calls
@@ -243,7 +300,7 @@ def api(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     result, error = call(fn, *args, **kwargs)
     if error is not None:
         conn = connection()
-        st.error(conn.auth_error if isinstance(error, AuthError) else str(error))
+        st.error(esc(conn.auth_error if isinstance(error, AuthError) else str(error)))
         return None
     return result
 
@@ -374,6 +431,29 @@ def shared_filters(
 
 
 # --------------------------------------------------------------------------- display
+
+# Every character Streamlit's Markdown gives a meaning: emphasis, links, code, HTML, math ($),
+# directives (:red[...], :material/x:), tables (|), headings and lists at a line start.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$&=^\"'])")
+SHOWN_CHARS = 300  # a value longer than this is cut in messages (the tables hold it whole)
+
+
+def esc(value: Any, *, limit: int | None = SHOWN_CHARS) -> str:
+    """``value`` as literal text inside Markdown (alerts, captions, button labels): what a
+    user typed, a file held or a server said is shown, never interpreted. Control characters
+    are shown as visible marks and over-long values are cut with their length said."""
+    text = "" if value is None else str(value)
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + f"… ({len(text):,} characters)"
+    text = "".join(
+        ch
+        if ch.isprintable()
+        else " "
+        if ch in "\t\r\n"
+        else ("\u2400" if ch == "\x00" else "\ufffd")
+        for ch in text
+    )
+    return _MARKDOWN.sub(r"\\\1", text)
 
 
 def blank_missing(df: pd.DataFrame) -> pd.DataFrame:
