@@ -7,7 +7,13 @@
 
 or from a shell: ``python -m toolkit.sandbox --port 8765 --seed-demo``.
 
-Modules: ``app`` (the routes), ``store`` (SQLite state), ``faults`` (fault injection),
+Dialects (``start_sandbox(dialect="enkash")``, ``--dialect enkash``) change how it answers,
+not what it stores: ``project``, ``enkash``, ``spring``, ``lenient``, ``cdn`` (see
+``docs/api.md``). ``DEFAULT_DIALECT`` is the one used when none is named.
+
+Modules: ``app`` (wiring and error handlers), ``routes/`` (``oauth``, ``coins``, ``admin``),
+``dialects`` (every answer's rendering), ``parsing`` and ``auth`` (reading requests),
+``store`` (SQLite state), ``faults`` (fault injection), ``limiter`` (token bucket, counters),
 ``demo`` (demo data), ``server`` (in-process runner). Uses only the standard library,
 FastAPI/Starlette/uvicorn and ``toolkit.models``.
 """
@@ -15,13 +21,19 @@ FastAPI/Starlette/uvicorn and ``toolkit.models``.
 from __future__ import annotations
 
 from toolkit.sandbox.app import SandboxApp, SandboxConfig, create_app
+from toolkit.sandbox.dialects import DEFAULT_DIALECT, DIALECTS, RATE_LIMIT_STYLES
 from toolkit.sandbox.faults import FAULT_NAMES, ConnectionDropped, Faults
+from toolkit.sandbox.limiter import RateLimit
 from toolkit.sandbox.server import SandboxHandle, embedded, start_sandbox
 
 __all__ = [
+    "DEFAULT_DIALECT",
+    "DIALECTS",
     "FAULT_NAMES",
+    "RATE_LIMIT_STYLES",
     "ConnectionDropped",
     "Faults",
+    "RateLimit",
     "SandboxApp",
     "SandboxConfig",
     "SandboxHandle",

@@ -20,19 +20,28 @@ import uvicorn
 
 from toolkit.sandbox.app import DEFAULT_CREDENTIALS, SandboxConfig, create_app
 from toolkit.sandbox.demo import seed_demo
+from toolkit.sandbox.dialects import DEFAULT_DIALECT, DIALECTS, RATE_LIMIT_STYLES
 from toolkit.sandbox.faults import Faults
-from toolkit.sandbox.server import bind_socket, url_for, uvicorn_config
+from toolkit.sandbox.limiter import RateLimit
+from toolkit.sandbox.server import bind_socket, bind_warning, url_for, uvicorn_config
 
 EXAMPLE = """\
 example:
   python -m toolkit.sandbox --host 127.0.0.1 --port 8765 --db .coins/sandbox.sqlite3 --seed-demo
   python -m toolkit.sandbox --port 0 --error-rate 0.1 --drop-rate 0.02 --fault-seed 7
+  python -m toolkit.sandbox --dialect cdn --rate-limit 40 --burst 10
 
-Faults: --latency-ms delays every answer; the error, 429, slow-after-commit and drop faults
-apply to /api/* only (never to /oauth/token or /_sandbox/*). Change them while running with
-PUT /_sandbox/faults and a JSON object of the same names (e.g. {"error_rate": 0.1}).
-Test-only admin routes: POST /_sandbox/reset, GET /_sandbox/configs, GET /_sandbox/allocations,
-GET|PUT /_sandbox/faults, POST /_sandbox/seed-demo.
+Dialects (how answers look; the state rules are the same): project, enkash, spring, lenient
+(no per-pair uniqueness, repeated requestIds answered as success), cdn. See docs/api.md.
+Faults: --latency-ms delays every answer; the error, 429, slow-after-commit, drop and
+token-expiry faults apply to /api/* only, the challenge fault to /api/* and /oauth/token; each
+is answered in the dialect's style. Change them while running with PUT /_sandbox/faults and a
+JSON object of the same names (e.g. {"error_rate": 0.1}); the rate limit with
+PUT /_sandbox/rate-limit ({"rate": 40, "burst": 10, "style": null}).
+Test-only admin routes (loopback clients only, unless --admin-anywhere): POST /_sandbox/reset,
+GET /_sandbox/configs, GET /_sandbox/allocations, GET|PUT /_sandbox/faults,
+POST /_sandbox/seed-demo, POST /_sandbox/expire-tokens, GET /_sandbox/stats,
+GET|PUT /_sandbox/rate-limit.
 """
 
 
@@ -56,6 +65,10 @@ def _bounded(
 _rate = _bounded(float, 0.0, 1.0, "a number", "{text} must be between 0 and 1")
 _millis = _bounded(float, 0.0, 600_000, "a number", "{text} must be between 0 and 600000 ms")
 _port = _bounded(int, 0, 65535, "a port number", "{text} must be 0-65535 (0 = any free port)")
+_per_second = _bounded(
+    float, 0.001, 1_000_000, "a number", "{text} must be between 0.001 and 1000000 a second"
+)
+_burst = _bounded(float, 1, 1_000_000, "a number", "{text} must be between 1 and 1000000")
 _ttl = _bounded(
     int, 1, None, "a whole number of seconds", "the token TTL must be at least 1 second"
 )
@@ -70,7 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; any other address prints a warning: "
+        "the sandbox has no real authentication)",
+    )
     parser.add_argument(
         "--port", type=_port, default=8765, help="port (0 = any free port; default 8765)"
     )
@@ -85,15 +103,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--username", default=DEFAULT_CREDENTIALS["username"])
     parser.add_argument("--password", default=DEFAULT_CREDENTIALS["password"])
     parser.add_argument(
+        "--dialect",
+        choices=list(DIALECTS),
+        default=DEFAULT_DIALECT,
+        help=f"how the sandbox answers (default {DEFAULT_DIALECT})",
+    )
+    parser.add_argument(
+        "--admin-anywhere",
+        action="store_true",
+        help="let non-loopback clients use the /_sandbox/* admin routes (reset, faults)",
+    )
+    parser.add_argument(
         "--seed-demo",
         action="store_true",
         help="load demo companies, events and balances if the database is empty",
     )
     faults = parser.add_argument_group("faults (rates are probabilities from 0 to 1)")
     faults.add_argument("--latency-ms", type=_millis, default=0.0, help="delay every answer")
-    faults.add_argument("--error-rate", type=_rate, default=0.0, help="answer 500/503 at once")
     faults.add_argument(
-        "--rate-limit-rate", type=_rate, default=0.0, help="answer 429 with Retry-After: 1"
+        "--error-rate", type=_rate, default=0.0, help="answer the dialect's 5xx at once"
+    )
+    faults.add_argument(
+        "--rate-limit-rate",
+        type=_rate,
+        default=0.0,
+        help="answer the dialect's throttling answer (project: 429 with Retry-After: 1)",
     )
     faults.add_argument(
         "--slow-after-commit-rate",
@@ -105,7 +139,37 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument(
         "--drop-rate", type=_rate, default=0.0, help="close the connection without answering"
     )
+    faults.add_argument(
+        "--token-expiry-rate",
+        type=_rate,
+        default=0.0,
+        help="the request's token dies now and is answered as expired",
+    )
+    faults.add_argument(
+        "--challenge-rate", type=_rate, default=0.0, help="answer a CDN's 403 challenge page"
+    )
     faults.add_argument("--fault-seed", type=int, default=None, help="repeatable fault draws")
+    limit = parser.add_argument_group("rate limit (a token bucket on /api/*)")
+    limit.add_argument(
+        "--rate-limit",
+        type=_per_second,
+        default=None,
+        metavar="R",
+        help="at most R requests a second on average (default: no limit)",
+    )
+    limit.add_argument(
+        "--burst",
+        type=_burst,
+        default=None,
+        metavar="B",
+        help="bucket size: B requests at once after a quiet spell (default: R, at least 1)",
+    )
+    limit.add_argument(
+        "--rate-limit-style",
+        choices=list(RATE_LIMIT_STYLES),
+        default=None,
+        help="over-limit answer (default: the dialect's own throttling answer)",
+    )
     return parser
 
 
@@ -127,7 +191,13 @@ def main(argv: list[str] | None = None) -> int:
         slow_after_commit_rate=args.slow_after_commit_rate,
         slow_after_commit_ms=args.slow_after_commit_ms,
         drop_rate=args.drop_rate,
+        token_expiry_rate=args.token_expiry_rate,
+        challenge_rate=args.challenge_rate,
     )
+    if args.burst is not None and args.rate_limit is None:
+        print("sandbox: --burst needs --rate-limit", file=sys.stderr)
+        return 2
+    limit = RateLimit(args.rate_limit, args.burst, args.rate_limit_style)
     config = SandboxConfig(
         client_id=args.client_id,
         client_secret=args.client_secret,
@@ -136,7 +206,15 @@ def main(argv: list[str] | None = None) -> int:
         token_ttl=args.token_ttl,
     )
     try:
-        app = create_app(args.db, config=config, faults=faults, fault_seed=args.fault_seed)
+        app = create_app(
+            args.db,
+            config=config,
+            faults=faults,
+            fault_seed=args.fault_seed,
+            dialect=args.dialect,
+            rate_limit=limit,
+            admin_anywhere=args.admin_anywhere,
+        )
     except Exception as exc:  # unreadable path, not a database, ...
         print(f"sandbox: cannot open the database {args.db}: {exc}", file=sys.stderr)
         return 1
@@ -150,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"user {config.username} / {config.password}",
                 file=sys.stderr,
             )
+        warning = bind_warning(args.host, admin_anywhere=args.admin_anywhere)
+        if warning is not None:
+            print(warning, file=sys.stderr, flush=True)
         try:
             sock = bind_socket(args.host, args.port)
         except OSError as exc:

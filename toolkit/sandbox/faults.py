@@ -8,23 +8,32 @@
 | ``slow_after_commit_rate`` | ``/api/*`` | work done and committed, then the answer waits |
 |   + ``slow_after_commit_ms`` |  | that much longer (a client timeout fires: ambiguous) |
 | ``drop_rate`` | ``/api/*`` | the TCP connection is closed with no answer, before doing anything |
+| ``token_expiry_rate`` | ``/api/*`` | the request's bearer token dies now; answered as expired |
+| ``challenge_rate`` | ``/api/*``, ``/oauth/token`` | a CDN's 403 HTML challenge page |
 
-``/oauth/token`` and ``/_sandbox/*`` only ever get the latency, never an injected failure.
-Faults live in memory, per process; ``fault_seed`` makes the draws repeatable.
+Every injected answer is rendered by the active dialect (``error_rate`` → its 5xx,
+``rate_limit_rate`` → its throttling answer, ``token_expiry_rate`` → its expired-token answer).
+``/_sandbox/*`` only ever gets the latency, and ``/oauth/token`` only the latency and the
+challenge. Faults live in memory, per process; ``fault_seed`` makes the draws repeatable.
+The token-bucket rate limit (``limiter.py``) runs in the same middleware, after the challenge.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from toolkit.models import ResponseCode
+from starlette.requests import Request
+
+from toolkit.sandbox.auth import bearer_token
+
+if TYPE_CHECKING:
+    from toolkit.sandbox.app import SandboxState
 
 __all__ = [
     "FAULT_NAMES",
@@ -34,7 +43,14 @@ __all__ = [
     "Faults",
 ]
 
-_RATES = ("error_rate", "rate_limit_rate", "slow_after_commit_rate", "drop_rate")
+_RATES = (
+    "error_rate",
+    "rate_limit_rate",
+    "slow_after_commit_rate",
+    "drop_rate",
+    "token_expiry_rate",
+    "challenge_rate",
+)
 _DURATIONS = ("latency_ms", "slow_after_commit_ms")
 _MAX_MS = 600_000.0
 FAULT_NAMES: tuple[str, ...] = (
@@ -44,6 +60,8 @@ FAULT_NAMES: tuple[str, ...] = (
     "slow_after_commit_rate",
     "slow_after_commit_ms",
     "drop_rate",
+    "token_expiry_rate",
+    "challenge_rate",
 )
 
 Scope = dict[str, Any]
@@ -67,6 +85,8 @@ class Faults:
     slow_after_commit_rate: float = 0.0
     slow_after_commit_ms: float = 1000.0
     drop_rate: float = 0.0
+    token_expiry_rate: float = 0.0
+    challenge_rate: float = 0.0
 
     def updated(self, changes: Mapping[str, Any]) -> Faults:
         """A copy with ``changes`` applied; ``ValueError`` naming every bad name or value."""
@@ -136,24 +156,6 @@ def _is_api(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
 
 
-async def _answer(send: Send, status: int, code: ResponseCode, message: str, headers=()) -> None:
-    body = json.dumps(
-        {"payload": None, "response_code": int(code), "response_message": message}
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
 def _drop(send: Send) -> None:
     """Close the client's TCP connection without a byte of answer.
 
@@ -171,48 +173,68 @@ def _drop(send: Send) -> None:
 
 
 class FaultMiddleware:
-    """Pure ASGI middleware; must wrap the app outermost so ``send`` is the server's own."""
+    """Pure ASGI middleware; must wrap the app outermost so ``send`` is the server's own.
 
-    def __init__(self, app: ASGIApp, state: FaultState) -> None:
+    Runs, in order, for ``/api/*``: the challenge fault, the token bucket, then the drop, error,
+    rate-limit and token-expiry faults (each answered before anything is done) and the
+    slow-after-commit fault; latency applies to every answer.
+    """
+
+    def __init__(self, app: ASGIApp, sandbox: SandboxState) -> None:
         self.app = app
-        self.state = state
+        self.sandbox = sandbox
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        state = self.state
+        sandbox = self.sandbox
+        state = sandbox.faults
         faults = state.faults
         loop = asyncio.get_running_loop()
         ready_at = loop.time() + faults.latency_ms / 1000.0
+        path = scope.get("path", "")
         slow_s = 0.0
-        if _is_api(scope.get("path", "")):
+
+        async def answer(response: Any) -> None:
+            await _sleep_until(loop, ready_at)
+            await response(scope, receive, send)
+
+        is_api = _is_api(path)
+        if (is_api or path == "/oauth/token") and state.draw(faults.challenge_rate):
+            sandbox.stats.count("challenged")
+            await answer(sandbox.dialect.challenge(path))
+            return
+        if is_api:
+            dialect, stats = sandbox.dialect, sandbox.stats
+            stats.count("api_requests")
+            if not sandbox.bucket.take():
+                stats.count("throttled")
+                style = sandbox.bucket.limit.style
+                await answer(dialect.throttle(path, "bucket", style))
+                return
             if state.draw(faults.drop_rate):
+                stats.count("dropped")
                 await _sleep_until(loop, ready_at)
                 _drop(send)
                 return
             if state.draw(faults.error_rate):
-                await _sleep_until(loop, ready_at)
-                if state.rng.random() < 0.5:
-                    status, code, what = 500, ResponseCode.SERVER_ERROR, "internal server error"
-                else:
-                    status, code, what = 503, ResponseCode.UNAVAILABLE, "service unavailable"
-                await _answer(
-                    send, status, code, f"Sandbox fault: {what} (error_rate); nothing was done"
-                )
+                stats.count("server_faults")
+                await answer(dialect.server_fault(path, state.rng))
                 return
             if state.draw(faults.rate_limit_rate):
-                await _sleep_until(loop, ready_at)
-                await _answer(
-                    send,
-                    429,
-                    ResponseCode.RATE_LIMITED,
-                    "Too many requests: retry after 1 second (sandbox rate_limit_rate)",
-                    headers=[(b"retry-after", b"1")],
-                )
+                stats.count("throttled_by_fault")
+                await answer(dialect.throttle(path, "fault"))
                 return
+            if state.draw(faults.token_expiry_rate):
+                token = bearer_token(Request(scope))
+                if token is not None and sandbox.store.expire_token(token):
+                    stats.count("token_expired")
+                    await answer(dialect.token_expired(token, path))
+                    return
             if state.draw(faults.slow_after_commit_rate):
                 slow_s = faults.slow_after_commit_ms / 1000.0
+            stats.count("accepted")
         if faults.latency_ms <= 0 and slow_s <= 0:
             await self.app(scope, receive, send)
             return

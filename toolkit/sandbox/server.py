@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import ipaddress
+import logging
 import shutil
 import socket
 import tempfile
@@ -17,12 +19,24 @@ import uvicorn
 
 from toolkit.sandbox import demo as _demo
 from toolkit.sandbox.app import DEFAULT_CREDENTIALS, SandboxApp, SandboxConfig, create_app
+from toolkit.sandbox.dialects import dialect_named
 from toolkit.sandbox.faults import Faults
+from toolkit.sandbox.limiter import RateLimit
 
 if TYPE_CHECKING:
     from toolkit.settings import Settings
 
-__all__ = ["SandboxHandle", "bind_socket", "embedded", "start_sandbox", "url_for"]
+__all__ = [
+    "SandboxHandle",
+    "bind_socket",
+    "bind_warning",
+    "embedded",
+    "is_loopback_host",
+    "start_sandbox",
+    "url_for",
+]
+
+logger = logging.getLogger(__name__)
 
 _START_TIMEOUT_S = 15.0
 _embedded: dict[Path, SandboxHandle] = {}
@@ -44,6 +58,42 @@ def bind_socket(host: str, port: int) -> socket.socket:
         raise
     sock.set_inheritable(True)
     return sock
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when ``host`` (an address or ``localhost``) is reachable only from this machine."""
+    if host.lower() in ("localhost", "localhost.", "ip6-localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False  # any other name may resolve to a public address
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def bind_warning(host: str, *, admin_anywhere: bool = False) -> str | None:
+    """The warning to give before listening on ``host``, or None for a loopback address."""
+    if is_loopback_host(host) and not admin_anywhere:
+        return None
+    if is_loopback_host(host):
+        return (
+            "WARNING: --admin-anywhere: the sandbox's admin routes (/_sandbox/reset, faults, "
+            "rate limit) answer to every client that can reach it."
+        )
+    admin = (
+        "its admin routes (/_sandbox/*: reset, faults) answer to ANY client"
+        if admin_anywhere
+        else "its admin routes (/_sandbox/*) still answer only to this machine "
+        "(--admin-anywhere opens them)"
+    )
+    return (
+        f"WARNING: the sandbox is listening on {host}, a non-loopback address: it has no real "
+        "authentication (its credentials are public defaults) and anyone who can reach this "
+        f"address can create configurations and allocate coins; {admin}. Use it only on a "
+        "network you trust."
+    )
 
 
 def url_for(host: str, port: int) -> str:
@@ -110,6 +160,38 @@ class SandboxHandle:
         """The live faults (and fault_seed) of this sandbox."""
         return self.app.sandbox.faults.as_dict()
 
+    @property
+    def dialect(self) -> str:
+        """The name of the dialect this sandbox answers in (fixed for its life)."""
+        return self.app.sandbox.dialect.name
+
+    @property
+    def rate_limit(self) -> dict[str, Any]:
+        """The token bucket's settings: ``{"rate", "burst", "style"}`` (rate None = off)."""
+        return self.app.sandbox.bucket.limit.as_dict()
+
+    def set_rate_limit(
+        self, rate: float | None, burst: float | None = None, style: str | None = None
+    ) -> dict[str, Any]:
+        """Limit /api/* to ``rate`` requests a second (None = off), bursts of ``burst`` (None =
+        one second's worth); over-limit answers in the dialect's style, or ``style`` (one of
+        ``RATE_LIMIT_STYLES``). The bucket starts full. ``ValueError`` on a bad value."""
+        self.app.sandbox.bucket.set(RateLimit(rate, burst, style))
+        return self.rate_limit
+
+    def stats(self) -> dict[str, int]:
+        """Counters of /api requests: api_requests, accepted, throttled (by the bucket),
+        throttled_by_fault, server_faults, dropped, token_expired, challenged."""
+        return self.app.sandbox.stats.snapshot()
+
+    def clear_stats(self) -> None:
+        self.app.sandbox.stats.clear()
+
+    def expire_tokens(self, *, include_refresh: bool = True) -> int:
+        """Every issued token expires now (refresh tokens too unless told otherwise): the next
+        /api request is answered in the dialect's token-expired style. How many expired."""
+        return self.app.sandbox.store.expire_tokens(include_refresh=include_refresh)
+
     def settings(self, **overrides: Any) -> Settings:
         """Toolkit ``Settings`` pointing at this sandbox with its credentials."""
         from toolkit.settings import Settings  # lazy: settings pulls in python-dotenv
@@ -169,7 +251,8 @@ class SandboxHandle:
         state = "running" if self.running else "stopped"
         return (
             f"SandboxHandle(url={self.url!r}, db_path={str(self.db_path)!r}, "
-            f"client_id={cfg.client_id!r}, username={cfg.username!r}, {state})"
+            f"dialect={self.dialect!r}, client_id={cfg.client_id!r}, "
+            f"username={cfg.username!r}, {state})"
         )
 
 
@@ -185,14 +268,28 @@ def start_sandbox(
     password: str = DEFAULT_CREDENTIALS["password"],
     seed_demo: bool = False,
     fault_seed: int | None = None,
+    dialect: str | None = None,
+    rate_limit: float | None = None,
+    burst: float | None = None,
+    rate_limit_style: str | None = None,
+    admin_anywhere: bool = False,
     **faults: Any,
 ) -> SandboxHandle:
     """Run a sandbox under uvicorn in a daemon thread and return its handle once it serves.
 
-    ``db_path`` None uses a temporary file removed at ``stop()``. ``faults`` are the fault
-    names (``latency_ms``, ``error_rate``, ...); a bad name or value raises ``ValueError``.
+    ``db_path`` None uses a temporary file removed at ``stop()``. ``dialect`` names how it
+    answers (``dialects.DIALECTS``; None = ``DEFAULT_DIALECT``). ``rate_limit`` (requests a
+    second on /api/*, None = off), ``burst`` and ``rate_limit_style`` set the token bucket.
+    ``admin_anywhere`` opens /_sandbox/* to non-loopback clients. ``faults`` are the fault
+    names (``latency_ms``, ``error_rate``, ...). A bad name or value raises ``ValueError``.
+    A non-loopback ``host`` logs a warning: the sandbox has no real authentication.
     """
     initial = Faults().updated(faults)
+    dialect_named(dialect)  # a bad name fails before anything is created
+    limit = RateLimit(rate_limit, burst, rate_limit_style)
+    warning = bind_warning(host, admin_anywhere=admin_anywhere)
+    if warning is not None:
+        logger.warning("%s", warning)
     temp_dir: Path | None = None
     if db_path is None:
         temp_dir = Path(tempfile.mkdtemp(prefix="coins-sandbox-"))
@@ -205,7 +302,15 @@ def start_sandbox(
         password=password,
         token_ttl=int(token_ttl),
     )
-    app = create_app(db_path, config=config, faults=initial, fault_seed=fault_seed)
+    app = create_app(
+        db_path,
+        config=config,
+        faults=initial,
+        fault_seed=fault_seed,
+        dialect=dialect,
+        rate_limit=limit,
+        admin_anywhere=admin_anywhere,
+    )
     if seed_demo:
         _demo.seed_demo(app.sandbox.store)
     try:
@@ -251,11 +356,15 @@ def _stop_at_exit(ref: weakref.ref[SandboxHandle]) -> None:
         handle.stop()
 
 
-def embedded(home: str | Path, *, seed_demo: bool = True) -> SandboxHandle:
+def embedded(
+    home: str | Path, *, seed_demo: bool = True, dialect: str | None = None
+) -> SandboxHandle:
     """The one sandbox of this process for ``home`` (on ``home/sandbox.sqlite3``).
 
-    Started on first use; demo data is loaded only when that database file is new. Later calls
-    return the same running handle.
+    Started on first use, in ``dialect`` (None = ``DEFAULT_DIALECT``); demo data is loaded only
+    when that database file is new. Later calls return the same running handle, whatever its
+    dialect when ``dialect`` is None; naming a different dialect than the running one's is a
+    ``ValueError`` (stop that handle first).
     """
     home = Path(home).expanduser()
     home.mkdir(parents=True, exist_ok=True)
@@ -263,9 +372,14 @@ def embedded(home: str | Path, *, seed_demo: bool = True) -> SandboxHandle:
     with _embedded_lock:
         handle = _embedded.get(key)
         if handle is not None and handle.running:
+            if dialect is not None and dialect != handle.dialect:
+                raise ValueError(
+                    f"the embedded sandbox for {key} already runs the {handle.dialect!r} "
+                    f"dialect, not {dialect!r}: stop it first"
+                )
             return handle
         db_path = key / "sandbox.sqlite3"
         is_new = not db_path.exists() or db_path.stat().st_size == 0
-        handle = start_sandbox(db_path, seed_demo=seed_demo and is_new)
+        handle = start_sandbox(db_path, seed_demo=seed_demo and is_new, dialect=dialect)
         _embedded[key] = handle
         return handle

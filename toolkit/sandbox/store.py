@@ -15,6 +15,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ID_STYLES",
     "LOCKOUT_AFTER",
     "ConfigConflict",
     "ConfigNotFound",
@@ -80,7 +82,35 @@ _MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        # Per-pair uniqueness becomes a rule of the write (BEGIN IMMEDIATE check-then-insert)
+        # rather than a constraint, so the lenient dialect can keep two configurations of a pair.
+        "0002_pairs_not_unique",
+        """
+        CREATE TABLE configs_new (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            coin_config_id TEXT NOT NULL UNIQUE,
+            company_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            configuration TEXT NOT NULL,
+            amount INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        INSERT INTO configs_new (seq, coin_config_id, company_id, event, configuration, amount,
+            created_at, updated_at)
+            SELECT seq, coin_config_id, company_id, event, configuration, amount, created_at,
+            updated_at FROM configs ORDER BY seq;
+        DROP TABLE configs;
+        ALTER TABLE configs_new RENAME TO configs;
+        CREATE INDEX IF NOT EXISTS configs_by_pair ON configs (company_id, event, seq)
+        """,
+    ),
 )
+
+# How new coinConfigIds look: WCC + digits (EnKash's examples), a whole number, or a UUID.
+ID_STYLES: tuple[str, ...] = ("wcc", "int", "uuid")
+_FIRST_INT_ID = 1001
 
 
 class ConfigConflict(Exception):
@@ -198,7 +228,22 @@ class Store:
 
     # ---- configurations ----------------------------------------------------------------------
 
-    def _new_config_id(self, conn: sqlite3.Connection, rng: random.Random | None = None) -> str:
+    def _new_config_id(
+        self,
+        conn: sqlite3.Connection,
+        rng: random.Random | None = None,
+        id_style: str = "wcc",
+    ) -> str:
+        if id_style == "uuid":
+            return str(uuid.uuid4())
+        if id_style == "int":
+            # Past the highest whole-number id (never reused, even after a reset).
+            top = conn.execute(
+                "SELECT MAX(CAST(coin_config_id AS INTEGER)) FROM configs"
+                " WHERE coin_config_id GLOB '[0-9]*' AND coin_config_id NOT GLOB '*[^0-9]*'"
+            ).fetchone()[0]
+            seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'configs'").fetchone()
+            return str(max(int(top or 0) + 1, _FIRST_INT_ID + int(seq[0] if seq else 0)))
         rng = rng or self._ids
         digits = _ID_DIGITS
         while True:
@@ -213,7 +258,8 @@ class Store:
 
     def _holder(self, conn: sqlite3.Connection, company_id: str, event: str) -> str | None:
         row = conn.execute(
-            "SELECT coin_config_id FROM configs WHERE company_id = ? AND event = ?",
+            "SELECT coin_config_id FROM configs WHERE company_id = ? AND event = ?"
+            " ORDER BY seq DESC LIMIT 1",
             (company_id, event),
         ).fetchone()
         return None if row is None else row[0]
@@ -225,14 +271,21 @@ class Store:
         event: str,
         configuration: str,
         amount: int,
+        unique_pairs: bool = True,
+        id_style: str = "wcc",
         _rng: random.Random | None = None,
     ) -> dict[str, Any]:
-        """Insert a configuration; ``ConfigConflict`` when the (company, event) has one."""
+        """Insert a configuration; ``ConfigConflict`` when the (company, event) has one.
+
+        With ``unique_pairs`` False a pair may hold several configurations (allocation uses the
+        newest). ``id_style`` is one of ``ID_STYLES``.
+        """
         with self._write() as conn:
-            existing = self._holder(conn, company_id, event)
-            if existing is not None:
-                raise ConfigConflict(existing, company_id, event)
-            config_id = self._new_config_id(conn, _rng)
+            if unique_pairs:
+                existing = self._holder(conn, company_id, event)
+                if existing is not None:
+                    raise ConfigConflict(existing, company_id, event)
+            config_id = self._new_config_id(conn, _rng, id_style)
             now = _now_iso()
             conn.execute(
                 "INSERT INTO configs (coin_config_id, company_id, event, configuration, amount,"
@@ -254,7 +307,9 @@ class Store:
             ).fetchone()
         return None if row is None else _config_row(row)
 
-    def update_config(self, coin_config_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    def update_config(
+        self, coin_config_id: str, changes: dict[str, Any], *, unique_pairs: bool = True
+    ) -> dict[str, Any]:
         """Apply ``changes`` (camelCase keys); ``ConfigNotFound`` or ``ConfigConflict``."""
         with self._write() as conn:
             row = conn.execute(
@@ -264,7 +319,7 @@ class Store:
                 raise ConfigNotFound(coin_config_id)
             merged = _config_row(row) | changes
             company_id, event = merged["companyId"], merged["event"]
-            if (company_id, event) != (row["company_id"], row["event"]):
+            if unique_pairs and (company_id, event) != (row["company_id"], row["event"]):
                 holder = self._holder(conn, company_id, event)
                 if holder is not None and holder != coin_config_id:
                     raise ConfigConflict(holder, company_id, event)
@@ -301,7 +356,8 @@ class Store:
             ).fetchone():
                 raise DuplicateRequest(request_id)
             row = conn.execute(
-                "SELECT coin_config_id, amount FROM configs WHERE company_id = ? AND event = ?",
+                "SELECT coin_config_id, amount FROM configs WHERE company_id = ? AND event = ?"
+                " ORDER BY seq DESC LIMIT 1",
                 (company_id, event),
             ).fetchone()
             if row is None:
@@ -410,6 +466,29 @@ class Store:
         """Issue an access and a refresh token without a login (tests, fuzzing)."""
         with self._write() as conn:
             return self._issue(conn, username, client_id, ttl_s)
+
+    def expire_tokens(self, *, include_refresh: bool = True) -> int:
+        """Every live access token (and refresh token) expires now; how many did."""
+        now = time.time()
+        kinds = ("access", "refresh") if include_refresh else ("access",)
+        with self._write() as conn:
+            cursor = conn.execute(
+                f"UPDATE tokens SET expires_at = ? WHERE expires_at > ?"
+                f" AND kind IN ({', '.join('?' * len(kinds))})",
+                (now - 1.0, now, *kinds),
+            )
+            return cursor.rowcount
+
+    def expire_token(self, token: str) -> bool:
+        """This one token expires now (kept, so it is answered as expired); True if it lived."""
+        now = time.time()
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE tokens SET expires_at = ? WHERE token = ? AND kind = 'access'"
+                " AND expires_at > ?",
+                (now - 1.0, token, now),
+            )
+            return cursor.rowcount > 0
 
     def token_info(self, token: str) -> TokenInfo | None:
         with self._lock:

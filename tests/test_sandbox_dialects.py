@@ -1,0 +1,557 @@
+"""Every dialect answers the documented way, over real HTTP; faults speak the dialect too.
+
+One sandbox per dialect for the module (reset before each test), raw ``requests`` calls, no
+client code of ours in between. The exact answers are those of docs/api.md.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import pytest
+import requests
+
+from toolkit.models import ResponseCode
+from toolkit.sandbox import DEFAULT_DIALECT, DIALECTS, SandboxHandle, start_sandbox
+
+CREATE = "/api/v0/enkash-coins/create-coins-config"
+ALLOCATE = "/api/v0/enkash-coins/allocate-coin"
+BALANCE = "/api/v0/coins/balance"
+SPRING_KEYS = {"timestamp", "status", "error", "message", "path"}
+ENVELOPE_KEYS = {"payload", "response_code", "response_message"}
+
+
+def one(coin_config_id: Any) -> str:
+    return f"/api/v0/enkash-coins/{coin_config_id}"
+
+
+class Api:
+    """Raw HTTP against one sandbox: relative paths, a bearer token read in any token style."""
+
+    def __init__(self, handle: SandboxHandle) -> None:
+        self.handle = handle
+        self.session = requests.Session()
+        self.token = ""
+        self.refresh = ""
+
+    def token_answer(self, *, password: str | None = None, secret: str | None = None, **form):
+        creds = self.handle.credentials
+        data = {
+            "username": creds["username"],
+            "password": creds["password"] if password is None else password,
+            "grant_type": "password",
+            "clientId": creds["client_id"],
+        } | form
+        return requests.post(
+            self.handle.url + "/oauth/token",
+            auth=(creds["client_id"], creds["client_secret"] if secret is None else secret),
+            data=data,
+            timeout=10,
+        )
+
+    def login(self) -> str:
+        answer = self.token_answer()
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        self.token = body.get("access_token") or body["accessToken"]
+        self.refresh = body.get("refresh_token") or body["refreshToken"]
+        self.session.headers["Authorization"] = f"Bearer {self.token}"
+        return self.token
+
+    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 10)
+        return self.session.request(method, self.handle.url + path, **kwargs)
+
+    def create(
+        self, company="CEKEKCARDS", event="MEAL_CARD_PAYMENT", amount: Any = 6, timeout=10.0
+    ) -> requests.Response:
+        body = {"configuration": "DEFAULT", "companyId": company, "event": event}
+        return self.call("POST", CREATE, json=body | {"amount": amount}, timeout=timeout)
+
+    def allocate(self, request_id: str, user="EKQZVMQK", company="CEKEKCARDS", event=None):
+        body = {
+            "companyId": company,
+            "event": event or "MEAL_CARD_PAYMENT",
+            "requestId": request_id,
+            "userId": user,
+        }
+        return self.call("POST", ALLOCATE, json=body)
+
+    def balance(self, user="EKQZVMQK") -> requests.Response:
+        return self.call("GET", BALANCE, params={"userId": user})
+
+
+@pytest.fixture(scope="module")
+def sandboxes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, SandboxHandle]]:
+    started: dict[str, SandboxHandle] = {}
+    try:
+        for name in DIALECTS:
+            path = tmp_path_factory.mktemp(f"dialect-{name}") / "sandbox.sqlite3"
+            started[name] = start_sandbox(path, dialect=name)
+        yield started
+    finally:
+        for handle in started.values():
+            handle.stop()
+
+
+def _fresh(sandboxes: dict[str, SandboxHandle], name: str) -> Api:
+    handle = sandboxes[name]
+    handle.reset()
+    handle.set_rate_limit(None)
+    handle.clear_stats()
+    api = Api(handle)
+    api.login()
+    return api
+
+
+@pytest.fixture
+def enkash(sandboxes: dict[str, SandboxHandle]) -> Iterator[Api]:
+    api = _fresh(sandboxes, "enkash")
+    yield api
+    api.handle.clear_faults()
+
+
+@pytest.fixture
+def spring(sandboxes: dict[str, SandboxHandle]) -> Iterator[Api]:
+    api = _fresh(sandboxes, "spring")
+    yield api
+    api.handle.clear_faults()
+
+
+@pytest.fixture
+def lenient(sandboxes: dict[str, SandboxHandle]) -> Iterator[Api]:
+    api = _fresh(sandboxes, "lenient")
+    yield api
+    api.handle.clear_faults()
+
+
+@pytest.fixture
+def cdn(sandboxes: dict[str, SandboxHandle]) -> Iterator[Api]:
+    api = _fresh(sandboxes, "cdn")
+    yield api
+    api.handle.clear_faults()
+
+
+@pytest.fixture(params=list(DIALECTS))
+def any_dialect(request: pytest.FixtureRequest, sandboxes: dict[str, SandboxHandle]):
+    api = _fresh(sandboxes, request.param)
+    yield api
+    api.handle.clear_faults()
+
+
+def envelope(answer: requests.Response, status: int, code: int, message: str | None = None):
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith("application/json")
+    body = answer.json()
+    assert set(body) == ENVELOPE_KEYS, body
+    assert body["response_code"] == code, body
+    if message is not None:
+        assert body["response_message"] == message, body
+    return body
+
+
+def spring_error(answer: requests.Response, status: int, *words: str) -> dict[str, Any]:
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert set(body) == SPRING_KEYS, body
+    assert body["status"] == status
+    for word in words:
+        assert word in body["message"], body
+    return body
+
+
+def configs(handle: SandboxHandle) -> list[dict[str, Any]]:
+    return requests.get(handle.url + "/_sandbox/configs", timeout=10).json()["payload"]
+
+
+def assert_token_refused(dialect: str, answer: requests.Response, token: str) -> None:
+    """The dialect's answer to an expired (or unknown) bearer token; never the whole token."""
+    assert token not in answer.text
+    if dialect == "project":
+        envelope(answer, 401, ResponseCode.UNAUTHORIZED)
+    elif dialect in ("enkash", "cdn"):
+        assert answer.status_code == 401
+        assert answer.json() == {
+            "error": "invalid_token",
+            "error_description": f"Access token expired: {token[:8]}…",
+        }
+    elif dialect == "spring":
+        body = spring_error(answer, 401)
+        assert body["error"] == "Unauthorized"
+        assert body["message"] == "Invalid or expired token"
+    else:
+        assert dialect == "lenient"
+        assert answer.status_code == 200
+        assert answer.json() == {
+            "payload": None,
+            "response_code": 401,
+            "response_message": "Token expired or invalid",
+        }
+
+
+# ---- the default ---------------------------------------------------------------------------
+
+
+def test_the_default_dialect_is_the_constant_and_names_the_handle(tmp_path: Any) -> None:
+    with start_sandbox(tmp_path / "default.sqlite3") as handle:
+        assert handle.dialect == DEFAULT_DIALECT
+        assert DEFAULT_DIALECT in DIALECTS
+        assert f"dialect={DEFAULT_DIALECT!r}" in repr(handle)
+        root = requests.get(handle.url + "/", timeout=10).json()["payload"]
+        assert root["dialect"] == DEFAULT_DIALECT
+
+
+def test_an_unknown_dialect_is_refused_naming_the_known_ones(tmp_path: Any) -> None:
+    with pytest.raises(ValueError, match="known: project, enkash, spring, lenient, cdn"):
+        start_sandbox(tmp_path / "x.sqlite3", dialect="enkahs")
+    assert not (tmp_path / "x.sqlite3").exists()
+
+
+# ---- enkash --------------------------------------------------------------------------------
+
+
+def test_enkash_success_is_the_envelope_with_code_0(enkash: Api) -> None:
+    body = envelope(enkash.create(), 200, 0, "Success")
+    created = body["payload"]
+    assert created["coinConfigId"].startswith("WCC")
+    assert created | {"coinConfigId": "x"} == {
+        "coinConfigId": "x",
+        "configuration": "DEFAULT",
+        "companyId": "CEKEKCARDS",
+        "event": "MEAL_CARD_PAYMENT",
+        "amount": 6,
+    }
+    got = envelope(enkash.call("GET", one(created["coinConfigId"])), 200, 0, "Success")
+    assert got["payload"] == created
+    updated = envelope(
+        enkash.call("PATCH", one(created["coinConfigId"]), json={"amount": 10}), 200, 0
+    )["payload"]
+    assert "companyId" not in updated and updated["amount"] == 10
+    assert envelope(enkash.allocate("COIN_REQ1"), 200, 0)["payload"] == (
+        "Successfully allocated enkash Coins"
+    )
+    assert envelope(enkash.balance(), 200, 0)["payload"] == 10
+
+
+def test_enkash_validation_is_http_200_code_412_naming_the_field(enkash: Api) -> None:
+    body = envelope(enkash.create(amount="six"), 200, 412)
+    assert body["response_message"].startswith("Missing or invalid parameters: amount")
+    assert body["payload"] is None
+    body = envelope(enkash.balance(user=""), 200, 412)
+    assert "userId" in body["response_message"]
+    assert configs(enkash.handle) == []
+
+
+def test_enkash_a_body_that_is_not_json_is_422_invalid_request_format(enkash: Api) -> None:
+    answer = enkash.call(
+        "POST", CREATE, data=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    envelope(answer, 422, 422, "Invalid request format")
+
+
+def test_enkash_create_of_an_existing_pair_is_409_naming_the_id(enkash: Api) -> None:
+    first = enkash.create().json()["payload"]["coinConfigId"]
+    body = envelope(enkash.create(amount=9), 200, 409)
+    assert body["response_message"] == (
+        "Coin configuration already exists for company CEKEKCARDS and event "
+        f"MEAL_CARD_PAYMENT (coinConfigId {first})"
+    )
+    assert body["payload"] == {"coinConfigId": first}
+    assert len(configs(enkash.handle)) == 1
+
+
+def test_enkash_unknown_id_is_http_200_code_1_not_found(enkash: Api) -> None:
+    for answer in (
+        enkash.call("GET", one("WCC000000")),
+        enkash.call("PATCH", one("WCC000000"), json={"amount": 3}),
+    ):
+        body = envelope(answer, 200, 1, "Coin configuration not found")
+        assert body["payload"] is None
+
+
+def test_enkash_allocation_without_configuration_is_code_412(enkash: Api) -> None:
+    body = envelope(enkash.allocate("COIN_REQ1"), 200, 412)
+    assert "CEKEKCARDS" in body["response_message"]
+    assert envelope(enkash.balance(), 200, 0)["payload"] == 0
+
+
+def test_enkash_repeated_request_id_is_code_38_not_naming_it(enkash: Api) -> None:
+    enkash.create()
+    envelope(enkash.allocate("COIN_REQ77"), 200, 0)
+    body = envelope(enkash.allocate("COIN_REQ77"), 200, 38, "Duplicate referenceId provided")
+    assert "COIN_REQ77" not in body["response_message"]
+    assert envelope(enkash.balance(), 200, 0)["payload"] == 6
+
+
+def test_enkash_token_is_spring_oauth2_with_86399_shown_and_the_real_life_kept(
+    enkash: Api,
+) -> None:
+    answer = enkash.token_answer()
+    assert answer.status_code == 200
+    body = answer.json()
+    assert set(body) == {"access_token", "token_type", "refresh_token", "expires_in", "scope"}
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 86399
+    assert body["scope"] == "read write trust"
+    info = enkash.handle.app.sandbox.store.token_info(body["access_token"])
+    assert info is not None
+    assert info.expires_at - time.time() <= 300  # lives token_ttl, not what it says
+
+
+def test_enkash_bad_credentials_and_bad_client_are_spring_oauth2_errors(enkash: Api) -> None:
+    answer = enkash.token_answer(password="wrong")
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "invalid_grant", "error_description": "Bad credentials"}
+    answer = enkash.token_answer(secret="wrong")
+    assert answer.status_code == 401
+    assert answer.json()["error"] == "invalid_client"
+
+
+def test_enkash_expired_and_unknown_tokens_are_invalid_token_naming_8_chars(enkash: Api) -> None:
+    token = enkash.token
+    enkash.handle.expire_tokens()
+    assert_token_refused("enkash", enkash.balance(), token)
+    enkash.session.headers["Authorization"] = "Bearer made-up-token-0123456789"
+    assert_token_refused("enkash", enkash.balance(), "made-up-token-0123456789")
+
+
+def test_enkash_throttling_is_http_200_velocity_codes_36_and_37(enkash: Api) -> None:
+    enkash.handle.set_faults(rate_limit_rate=1)
+    codes = set()
+    for _ in range(4):
+        answer = enkash.create()
+        assert answer.status_code == 200
+        body = answer.json()
+        assert body["response_message"] == "Velocity limit breached"
+        codes.add(body["response_code"])
+    assert codes == {36, 37}
+    assert configs(enkash.handle) == []
+
+
+def test_enkash_server_faults_are_500_or_503_with_code_1(enkash: Api) -> None:
+    enkash.handle.set_faults(error_rate=1, fault_seed=3)
+    statuses = set()
+    for _ in range(12):
+        answer = enkash.create()
+        statuses.add(answer.status_code)
+        envelope(answer, answer.status_code, 1)
+    assert statuses == {500, 503}
+    assert configs(enkash.handle) == []
+
+
+# ---- spring --------------------------------------------------------------------------------
+
+
+def test_spring_success_has_integer_ids_and_amounts_and_balance_as_text(spring: Api) -> None:
+    created = envelope(spring.create(amount=100), 200, 0, "Success")["payload"]
+    config_id = created["coinConfigId"]
+    assert isinstance(config_id, int) and config_id > 1000
+    assert created["amount"] == "100"
+    got = envelope(spring.call("GET", one(config_id)), 200, 0)["payload"]
+    assert got == created
+    spring.create(event="REFERRAL_EVENT", amount=6)
+    envelope(spring.allocate("COIN_REQ1"), 200, 0)
+    envelope(spring.allocate("COIN_REQ2", event="REFERRAL_EVENT"), 200, 0)
+    assert envelope(spring.balance(), 200, 0)["payload"] == "106.0"
+    updated = envelope(spring.call("PATCH", one(config_id), json={"amount": 7}), 200, 0)
+    assert updated["payload"] == {
+        "coinConfigId": config_id,
+        "configuration": "DEFAULT",
+        "event": "MEAL_CARD_PAYMENT",
+        "amount": "7",
+    }
+
+
+def test_spring_errors_are_spring_boot_bodies_without_envelope(spring: Api) -> None:
+    body = spring_error(spring.create(amount="six"), 400, "amount")
+    assert body["error"] == "Bad Request"
+    assert body["path"] == CREATE
+    spring_error(spring.call("GET", one(999999)), 404)
+    spring_error(spring.call("PATCH", one(999999), json={"amount": 1}), 404)
+    spring_error(spring.allocate("COIN_REQ1"), 404)
+
+
+def test_spring_conflict_names_the_id_as_a_bare_number(spring: Api) -> None:
+    first = spring.create().json()["payload"]["coinConfigId"]
+    body = spring_error(spring.create(), 409)
+    assert body["message"] == f"Configuration already exists: id {first}"
+
+
+def test_spring_duplicate_request_id_is_409_naming_it(spring: Api) -> None:
+    spring.create()
+    envelope(spring.allocate("COIN_REQ55"), 200, 0)
+    body = spring_error(spring.allocate("COIN_REQ55"), 409)
+    assert body["message"] == "Duplicate requestId COIN_REQ55"
+    assert envelope(spring.balance(), 200, 0)["payload"] == "6.0"
+
+
+def test_spring_token_is_camel_case_and_refusals_are_oauth(spring: Api) -> None:
+    body = spring.token_answer().json()
+    assert set(body) == {"accessToken", "tokenType", "expiresIn", "refreshToken"}
+    assert body["expiresIn"] == 300 and body["tokenType"] == "bearer"
+    answer = spring.token_answer(password="wrong")
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+
+
+def test_spring_expired_token_is_401_unauthorized(spring: Api) -> None:
+    token = spring.token
+    spring.handle.expire_tokens()
+    assert_token_refused("spring", spring.balance(), token)
+
+
+def test_spring_throttling_is_429_without_retry_after(spring: Api) -> None:
+    spring.handle.set_faults(rate_limit_rate=1)
+    answer = spring.create()
+    spring_error(answer, 429)
+    assert "Retry-After" not in answer.headers
+    spring.handle.set_faults(rate_limit_rate=0, error_rate=1, fault_seed=1)
+    statuses = set()
+    for _ in range(10):
+        answer = spring.create()
+        statuses.add(spring_error(answer, answer.status_code)["status"])
+    assert statuses == {500, 503}
+    assert configs(spring.handle) == []
+
+
+# ---- lenient -------------------------------------------------------------------------------
+
+
+def test_lenient_second_create_makes_a_second_configuration_and_the_newest_allocates(
+    lenient: Api,
+) -> None:
+    first = envelope(lenient.create(amount=6), 200, 0)["payload"]["coinConfigId"]
+    second = envelope(lenient.create(amount=9), 200, 0)["payload"]["coinConfigId"]
+    assert first != second
+    for config_id in (first, second):
+        assert str(uuid.UUID(config_id)) == config_id
+    assert [c["coinConfigId"] for c in configs(lenient.handle)] == [first, second]
+    envelope(lenient.allocate("COIN_REQ1"), 200, 0)
+    assert envelope(lenient.balance(), 200, 0)["payload"] == 9
+
+
+def test_lenient_repeated_request_id_is_plain_success_allocating_nothing(lenient: Api) -> None:
+    lenient.create()
+    first = envelope(lenient.allocate("COIN_REQ9"), 200, 0, "Success")
+    again = envelope(lenient.allocate("COIN_REQ9"), 200, 0, "Success")
+    assert again == first
+    assert envelope(lenient.balance(), 200, 0)["payload"] == 6
+
+
+def test_lenient_unknown_id_get_is_success_with_null_payload(lenient: Api) -> None:
+    missing = str(uuid.uuid4())
+    assert envelope(lenient.call("GET", one(missing)), 200, 0)["payload"] is None
+    envelope(lenient.call("PATCH", one(missing), json={"amount": 1}), 200, 1)
+
+
+def test_lenient_expired_token_is_http_200_code_401(lenient: Api) -> None:
+    token = lenient.token
+    lenient.handle.expire_tokens()
+    assert_token_refused("lenient", lenient.balance(), token)
+
+
+# ---- cdn -----------------------------------------------------------------------------------
+
+
+def test_cdn_server_faults_are_html_502_503_504(cdn: Api) -> None:
+    cdn.handle.set_faults(error_rate=1)
+    statuses = set()
+    for _ in range(3):
+        answer = cdn.create()
+        assert answer.headers["content-type"].startswith("text/html")
+        assert "<html" in answer.text
+        statuses.add(answer.status_code)
+    assert statuses == {502, 503, 504}
+    assert configs(cdn.handle) == []
+
+
+def test_cdn_throttling_is_429_with_every_retry_after_form(cdn: Api) -> None:
+    cdn.handle.set_faults(rate_limit_rate=1)
+    forms = set()
+    for _ in range(4):
+        answer = cdn.create()
+        assert answer.status_code == 429
+        assert answer.headers["content-type"].startswith("text/html")
+        value = answer.headers.get("Retry-After")
+        if value is None:
+            forms.add("absent")
+        elif value.isdigit():
+            forms.add("seconds")
+        elif value.replace(".", "", 1).isdigit():
+            forms.add("decimal")
+        else:
+            assert parsedate_to_datetime(value).tzinfo is not None
+            forms.add("date")
+    assert forms == {"seconds", "decimal", "date", "absent"}
+    assert configs(cdn.handle) == []
+
+
+def test_cdn_challenge_is_a_403_html_page_before_anything(cdn: Api) -> None:
+    cdn.handle.set_faults(challenge_rate=1)
+    for answer in (cdn.create(), cdn.token_answer()):
+        assert answer.status_code == 403
+        assert answer.headers["content-type"].startswith("text/html")
+        assert answer.headers["cf-mitigated"] == "challenge"
+        assert "Just a moment..." in answer.text
+    assert configs(cdn.handle) == []
+    assert cdn.handle.stats()["challenged"] == 2
+
+
+def test_cdn_other_answers_are_enkash_ones(cdn: Api) -> None:
+    cdn.create()
+    envelope(cdn.create(), 200, 409)
+    envelope(cdn.call("GET", one("WCC000000")), 200, 1, "Coin configuration not found")
+
+
+# ---- faults in every dialect ---------------------------------------------------------------
+
+
+def test_error_fault_is_a_5xx_in_every_dialect_and_does_nothing(any_dialect: Api) -> None:
+    any_dialect.handle.set_faults(error_rate=1)
+    for _ in range(3):
+        assert any_dialect.create().status_code >= 500
+    assert configs(any_dialect.handle) == []
+    assert any_dialect.handle.stats()["server_faults"] == 3
+
+
+def test_drop_fault_closes_the_connection_in_every_dialect(any_dialect: Api) -> None:
+    any_dialect.handle.set_faults(drop_rate=1)
+    with pytest.raises(requests.ConnectionError):
+        any_dialect.create()
+    any_dialect.handle.clear_faults()
+    assert configs(any_dialect.handle) == []
+
+
+def test_token_expiry_fault_kills_the_token_in_the_dialects_style(any_dialect: Api) -> None:
+    name, handle = any_dialect.handle.dialect, any_dialect.handle
+    token = any_dialect.token
+    handle.set_faults(token_expiry_rate=1)
+    assert_token_refused(name, any_dialect.create(), token)
+    handle.clear_faults()
+    assert_token_refused(name, any_dialect.create(), token)  # it stays dead
+    assert configs(handle) == []
+    assert handle.stats()["token_expired"] == 1
+    any_dialect.login()  # a new login works
+    assert any_dialect.create().status_code == 200
+    assert len(configs(handle)) == 1
+
+
+def test_expire_tokens_kills_access_and_refresh_tokens(any_dialect: Api) -> None:
+    handle = any_dialect.handle
+    token, refresh = any_dialect.token, any_dialect.refresh
+    assert handle.expire_tokens() >= 2
+    assert_token_refused(handle.dialect, any_dialect.balance(), token)
+    answer = any_dialect.token_answer(grant_type="refresh_token", refresh_token=refresh)
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+    any_dialect.login()
+    assert any_dialect.balance().status_code == 200
+
+
+def test_slow_after_commit_commits_in_every_dialect(any_dialect: Api) -> None:
+    any_dialect.handle.set_faults(slow_after_commit_rate=1, slow_after_commit_ms=4000)
+    with pytest.raises(requests.Timeout):
+        any_dialect.create(timeout=1.5)
+    assert len(configs(any_dialect.handle)) == 1
