@@ -555,3 +555,148 @@ def test_slow_after_commit_commits_in_every_dialect(any_dialect: Api) -> None:
     with pytest.raises(requests.Timeout):
         any_dialect.create(timeout=1.5)
     assert len(configs(any_dialect.handle)) == 1
+
+
+# ---- the token-bucket rate limit -----------------------------------------------------------
+
+# A bucket that refills one token every 1,000 s: within a test, only the burst gets through.
+SLOW = 0.001
+
+
+def test_rate_limit_lets_the_burst_through_then_throttles_before_doing_anything(
+    tmp_path: Any,
+) -> None:
+    with start_sandbox(tmp_path / "rl.sqlite3", rate_limit=SLOW, burst=3) as handle:
+        api = Api(handle)
+        api.login()
+        events = ["MEAL_CARD_PAYMENT", "REFERRAL_EVENT", "INVOICE_PAYMENT", "GST_PAYMENT"]
+        answers = [api.create(event=event) for event in [*events, "KYC_COMPLETED"]]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429, 429]
+        assert answers[3].headers["Retry-After"] == "1"
+        envelope(answers[3], 429, ResponseCode.RATE_LIMITED)
+        assert [c["event"] for c in configs(handle)] == events[:3]
+        # /oauth/token and /_sandbox/* are never limited
+        assert api.token_answer().status_code == 200
+        stats = handle.stats()
+        assert stats["api_requests"] == 5
+        assert stats["accepted"] == 3
+        assert stats["throttled"] == 2
+        assert handle.rate_limit == {"rate": SLOW, "burst": 3.0, "style": None}
+
+
+@pytest.mark.parametrize(
+    ("dialect", "status", "codes", "retry_after"),
+    [
+        ("project", 429, {ResponseCode.RATE_LIMITED}, {"1"}),
+        ("enkash", 200, {36, 37}, {None}),
+        ("lenient", 200, {36, 37}, {None}),
+        ("spring", 429, None, {None}),
+    ],
+)
+def test_rate_limit_answers_in_the_dialects_style(
+    sandboxes: dict[str, SandboxHandle],
+    dialect: str,
+    status: int,
+    codes: set[int] | None,
+    retry_after: set[str | None],
+) -> None:
+    api = _fresh(sandboxes, dialect)
+    api.handle.set_rate_limit(SLOW, burst=1)
+    try:
+        assert api.balance().status_code == 200
+        seen_codes, seen_after = set(), set()
+        for _ in range(4):
+            answer = api.balance()
+            assert answer.status_code == status
+            seen_after.add(answer.headers.get("Retry-After"))
+            if codes is None:
+                spring_error(answer, 429)
+            else:
+                seen_codes.add(answer.json()["response_code"])
+        assert seen_after == retry_after
+        if codes is not None:
+            assert seen_codes == codes
+        assert api.handle.stats()["throttled"] == 4
+    finally:
+        api.handle.set_rate_limit(None)
+
+
+def test_rate_limit_behind_the_cdn_is_html_429_with_rotating_retry_after(cdn: Api) -> None:
+    cdn.handle.set_rate_limit(SLOW, burst=1)
+    cdn.balance()
+    answers = [cdn.balance() for _ in range(4)]
+    assert {a.status_code for a in answers} == {429}
+    assert all(a.headers["content-type"].startswith("text/html") for a in answers)
+    assert len({a.headers.get("Retry-After", "absent")[:3] for a in answers}) == 4
+
+
+@pytest.mark.parametrize(
+    ("style", "status", "retry_after"),
+    [
+        ("retry-after", 429, "1"),
+        ("retry-after-decimal", 429, "0.5"),
+        ("no-retry-after", 429, None),
+        ("velocity", 200, None),
+    ],
+)
+def test_rate_limit_style_forces_the_over_limit_answer(
+    sandboxes: dict[str, SandboxHandle], style: str, status: int, retry_after: str | None
+) -> None:
+    for dialect in ("project", "enkash", "spring"):
+        api = _fresh(sandboxes, dialect)
+        api.handle.set_rate_limit(SLOW, burst=1, style=style)
+        try:
+            api.balance()
+            answer = api.balance()
+            assert answer.status_code == status, (dialect, answer.text)
+            assert answer.headers.get("Retry-After") == retry_after
+            if style == "velocity":
+                envelope(answer, 200, 36, "Velocity limit breached")
+        finally:
+            api.handle.set_rate_limit(None)
+
+
+def test_rate_limit_off_again_and_bad_settings_refused(enkash: Api) -> None:
+    handle = enkash.handle
+    handle.set_rate_limit(SLOW, burst=1)
+    enkash.balance()
+    assert enkash.balance().json()["response_code"] in (36, 37)
+    handle.set_rate_limit(None)
+    assert all(enkash.balance().json()["response_code"] == 0 for _ in range(5))
+    for bad in ({"rate": -1}, {"rate": 0}, {"rate": 1, "style": "polite"}, {"burst": 2}):
+        with pytest.raises(ValueError):
+            handle.set_rate_limit(bad.get("rate"), bad.get("burst"), bad.get("style"))
+    assert handle.rate_limit["rate"] is None
+
+
+def test_rate_limit_and_stats_over_the_admin_routes(enkash: Api) -> None:
+    url = enkash.handle.url + "/_sandbox"
+    answer = requests.put(url + "/rate-limit", json={"rate": SLOW, "burst": 2}, timeout=5)
+    assert answer.json()["payload"] == {"rate": SLOW, "burst": 2.0, "style": None}
+    try:
+        codes = [enkash.balance().json()["response_code"] for _ in range(3)]
+        assert codes[:2] == [0, 0] and codes[2] in (36, 37)
+        stats = requests.get(url + "/stats", timeout=5).json()["payload"]
+        assert (stats["accepted"], stats["throttled"]) == (2, 1)
+        bad = requests.put(url + "/rate-limit", json={"rate": "fast"}, timeout=5)
+        assert bad.status_code == 400
+    finally:
+        requests.put(url + "/rate-limit", json={"rate": None}, timeout=5)
+    assert requests.get(url + "/rate-limit", timeout=5).json()["payload"]["rate"] is None
+    expired = requests.post(url + "/expire-tokens", timeout=5).json()["payload"]["expired"]
+    assert expired >= 2
+    assert_token_refused("enkash", enkash.balance(), enkash.token)
+
+
+def test_token_bucket_refills_at_its_rate_up_to_its_burst() -> None:
+    from toolkit.sandbox.limiter import RateLimit, TokenBucket
+
+    now = [100.0]
+    bucket = TokenBucket(RateLimit(rate=10, burst=5), clock=lambda: now[0])
+    assert [bucket.take() for _ in range(6)] == [True] * 5 + [False]
+    now[0] += 0.25  # 2.5 tokens flowed in
+    assert [bucket.take() for _ in range(3)] == [True, True, False]
+    now[0] += 1000  # never more than the burst
+    assert sum(bucket.take() for _ in range(10)) == 5
+    assert RateLimit(rate=40).capacity == 40
+    assert RateLimit(rate=0.5).capacity == 1
