@@ -6,6 +6,11 @@ client code of ours in between. The exact answers are those of docs/api.md.
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -700,3 +705,165 @@ def test_token_bucket_refills_at_its_rate_up_to_its_burst() -> None:
     assert sum(bucket.take() for _ in range(10)) == 5
     assert RateLimit(rate=40).capacity == 40
     assert RateLimit(rate=0.5).capacity == 1
+
+
+# ---- network safety ------------------------------------------------------------------------
+
+
+def _non_loopback_address() -> str | None:
+    """This machine's address on its default route, if it has one (no packet is sent)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))
+        address = probe.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return None if address.startswith("127.") else address
+
+
+async def _asgi_get(app: Any, path: str, client: tuple[str, int]) -> Any:
+    import httpx
+
+    transport = httpx.ASGITransport(app=app, client=client)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as http:
+        return await http.get(path)
+
+
+@pytest.mark.parametrize("admin_anywhere", [False, True])
+def test_admin_routes_answer_only_loopback_clients_unless_told(
+    tmp_path: Any, admin_anywhere: bool
+) -> None:
+    from toolkit.sandbox import create_app
+
+    app = create_app(tmp_path / "asgi.sqlite3", admin_anywhere=admin_anywhere)
+    try:
+        for host in ("127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"):
+            answer = asyncio.run(_asgi_get(app, "/_sandbox/configs", (host, 5000)))
+            assert answer.status_code == 200, host
+        for host in ("203.0.113.5", "192.168.1.20", "2001:db8::1", "testclient"):
+            answer = asyncio.run(_asgi_get(app, "/_sandbox/configs", (host, 5000)))
+            if admin_anywhere:
+                assert answer.status_code == 200, host
+            else:
+                body = envelope(answer, 403, 4030)
+                assert "--admin-anywhere" in body["response_message"]
+        # the API itself is not restricted by address
+        answer = asyncio.run(_asgi_get(app, BALANCE + "?userId=U1", ("203.0.113.5", 5000)))
+        assert answer.status_code == 401
+    finally:
+        app.sandbox.store.close()
+
+
+def test_a_non_loopback_bind_warns_and_keeps_admin_on_loopback(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    address = _non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to bind")
+    with (
+        caplog.at_level("WARNING", logger="toolkit.sandbox.server"),
+        start_sandbox(tmp_path / "net.sqlite3", host=address, dialect="enkash") as handle,
+    ):
+        assert any("no real authentication" in r.getMessage() for r in caplog.records)
+        assert handle.url.startswith(f"http://{address}:")
+        # a request from that address is not a loopback client
+        answer = requests.get(handle.url + "/_sandbox/configs", timeout=5)
+        assert answer.status_code == 403
+        api = Api(handle)
+        api.login()
+        assert api.balance().status_code == 200
+
+
+def test_a_loopback_bind_says_nothing(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    with (
+        caplog.at_level("WARNING", logger="toolkit.sandbox.server"),
+        start_sandbox(tmp_path / "lo.sqlite3", host="127.0.0.1"),
+    ):
+        pass
+    assert not caplog.records
+
+
+def test_bind_warning_words() -> None:
+    from toolkit.sandbox.server import bind_warning
+
+    assert bind_warning("127.0.0.1") is None
+    assert bind_warning("localhost") is None
+    assert bind_warning("::1") is None
+    for host in ("0.0.0.0", "::", "192.168.1.4", "sandbox.example.com"):
+        text = bind_warning(host)
+        assert text is not None and "no real authentication" in text and host in text
+        assert "only to this machine" in text
+    assert "ANY client" in (bind_warning("0.0.0.0", admin_anywhere=True) or "")
+    assert "admin routes" in (bind_warning("127.0.0.1", admin_anywhere=True) or "")
+
+
+def _serve(*args: str) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "toolkit.sandbox", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = process.stdout.readline() if process.stdout else ""
+    if not line.startswith("Sandbox listening on "):
+        process.kill()
+        raise AssertionError(f"no listening line: {line!r} {process.stderr.read()!r}")
+    return process, line.split(" on ", 1)[1].strip()
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    return err
+
+
+def test_the_command_line_takes_a_dialect_and_a_rate_limit(tmp_path: Any) -> None:
+    process, url = _serve(
+        "--db", str(tmp_path / "cli.sqlite3"), "--dialect", "spring",
+        "--rate-limit", "0.001", "--burst", "2",
+    )  # fmt: skip
+    try:
+        handle = _UrlOnly(url)
+        api = Api(handle)  # type: ignore[arg-type]
+        api.login()
+        assert [api.balance().status_code for _ in range(3)] == [200, 200, 429]
+        assert api.balance().json()["status"] == 429  # a Spring Boot body
+        assert requests.get(url + "/", timeout=5).json()["payload"]["dialect"] == "spring"
+    finally:
+        _stop(process)
+
+
+def test_the_command_line_warns_on_a_non_loopback_host(tmp_path: Any) -> None:
+    address = _non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to bind")
+    process, url = _serve("--db", str(tmp_path / "net.sqlite3"), "--host", address)
+    try:
+        assert requests.get(url + "/_sandbox/faults", timeout=5).status_code == 403
+    finally:
+        err = _stop(process)
+    assert "no real authentication" in err
+
+
+def test_the_command_line_refuses_an_unknown_dialect() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "toolkit.sandbox", "--dialect", "soap"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "invalid choice: 'soap'" in result.stderr
+
+
+class _UrlOnly:
+    """What ``Api`` needs of a handle, for a sandbox in another process."""
+
+    def __init__(self, url: str) -> None:
+        from toolkit.sandbox.app import DEFAULT_CREDENTIALS
+
+        self.url = url
+        self.credentials = dict(DEFAULT_CREDENTIALS)
