@@ -307,6 +307,35 @@ def test_enkash_token_is_spring_oauth2_with_86399_shown_and_the_real_life_kept(
     assert info.expires_at - time.time() <= 300  # lives token_ttl, not what it says
 
 
+def test_enkash_token_says_86399_but_dies_at_its_ttl(tmp_path: Any) -> None:
+    with start_sandbox(tmp_path / "ttl.sqlite3", dialect="enkash", token_ttl=1) as handle:
+        api = Api(handle)
+        assert api.token_answer().json()["expires_in"] == 86399
+        token = api.login()
+        assert api.balance().status_code == 200
+        time.sleep(1.2)
+        assert_token_refused("enkash", api.balance(), token)
+
+
+def test_embedded_takes_a_dialect_and_keeps_it(tmp_path: Any) -> None:
+    from toolkit.sandbox import embedded
+
+    handle = embedded(tmp_path / "home", dialect="lenient", seed_demo=False)
+    try:
+        assert handle.dialect == "lenient"
+        assert embedded(tmp_path / "home") is handle
+        assert embedded(tmp_path / "home", dialect="lenient") is handle
+        with pytest.raises(ValueError, match="already runs the 'lenient' dialect"):
+            embedded(tmp_path / "home", dialect="spring")
+    finally:
+        handle.stop()
+    again = embedded(tmp_path / "home", seed_demo=False)
+    try:
+        assert again.dialect == DEFAULT_DIALECT
+    finally:
+        again.stop()
+
+
 def test_enkash_bad_credentials_and_bad_client_are_spring_oauth2_errors(enkash: Api) -> None:
     answer = enkash.token_answer(password="wrong")
     assert answer.status_code == 400
