@@ -21,6 +21,8 @@ from test_cli_support import (
     write_configs,
 )
 
+from toolkit.settings import SANDBOX_CREDENTIALS
+
 ROWS = 240
 
 
@@ -189,9 +191,10 @@ def test_coins_sandbox_serves_in_the_foreground_until_ctrl_c(tmp_path: Path) -> 
         line = process.stdout.readline()
         assert line.startswith("Sandbox listening on http://127.0.0.1:"), line
         url = line.rsplit(" ", 1)[1].strip()
-        served = run_coins(
-            "balance", "EKU1", env={**env, "ENKASH_BASE_URL": url}, cwd=tmp_path, timeout=60
-        )
+        # A base URL needs its credentials: the sandbox's are never filled in for one.
+        creds = {f"ENKASH_{k.upper()}": v for k, v in SANDBOX_CREDENTIALS.items()}
+        served_env = {**env, **creds, "ENKASH_BASE_URL": url}
+        served = run_coins("balance", "EKU1", env=served_env, cwd=tmp_path, timeout=60)
         assert served.code == 0, served.err
     finally:
         process.send_signal(signal.SIGINT)

@@ -265,8 +265,11 @@ def _progress(args: argparse.Namespace, desc: str, unit: str = "row") -> Iterato
 
 def _connect(args: argparse.Namespace) -> Any:
     """The workspace from the environment; says which server it is when at a terminal."""
+    from toolkit.settings import check_dotenv_permissions
     from toolkit.workspace import connect
 
+    if warning := check_dotenv_permissions():  # .env holds the secrets
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
     ws = connect(source="cli")
     if ws.is_sandbox:
         _note(

@@ -23,7 +23,7 @@ import pandas as pd
 import streamlit as st
 
 from toolkit.errors import AuthError, EnKashError
-from toolkit.settings import Settings, mask
+from toolkit.settings import Settings, check_dotenv_permissions, mask
 
 if TYPE_CHECKING:
     from toolkit.workspace import Workspace
@@ -239,6 +239,8 @@ def banner(conn: Connection) -> None:
         st.error(esc(conn.auth_error), icon=":material/lock:")
     if conn.notice:
         st.warning(esc(conn.notice))
+    if dotenv := check_dotenv_permissions(once=False):  # .env holds the secrets
+        st.warning(esc(dotenv), icon=":material/lock_open:")
 
 
 def sidebar(conn: Connection, who: Any = None) -> None:
