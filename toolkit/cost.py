@@ -21,6 +21,7 @@ are written the Indian way (`format_inr`: ₹45,000 · ₹1.2 lakh · ₹3.4 cro
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -193,8 +194,11 @@ class Budgets:
             return cls()
         per_company: dict[str, float] = {}
         default: float | None = None
-        for part in str(text).replace(";", ",").split(","):
-            part = part.strip()
+        text = str(text).strip()
+        # Amounts may be grouped with commas (1,50,000): split only before the next "NAME=".
+        parts = re.split(r"[,;]\s*(?=[^,;=]+=)", text) if "=" in text else [text]
+        for part in parts:
+            part = part.strip().rstrip(",;").strip()
             if not part:
                 continue
             name, sep, amount = part.rpartition("=")
