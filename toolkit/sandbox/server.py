@@ -366,8 +366,9 @@ def embedded(
     dialect when ``dialect`` is None; naming a different dialect than the running one's is a
     ``ValueError`` (stop that handle first).
     """
-    home = Path(home).expanduser()
-    home.mkdir(parents=True, exist_ok=True)
+    from toolkit.files import private_dir  # COINS_HOME is the user's alone: 0700
+
+    home = private_dir(Path(home).expanduser(), tighten=True)
     key = home.resolve()
     with _embedded_lock:
         handle = _embedded.get(key)

@@ -177,7 +177,9 @@ class Store:
 
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        from toolkit.files import private_dir, private_file  # 0700 folder, 0600 database
+
+        private_file(private_dir(self.path.parent) / self.path.name)
         self._lock = threading.RLock()
         self._ids = random.Random()
         self._conn = sqlite3.connect(
