@@ -147,12 +147,15 @@ def _install_handlers(app: SandboxApp) -> None:
                 "method_not_allowed",
                 f"Method not allowed: {where} (allowed: {allowed or 'none'})",
                 status=405,
-                headers=exc.headers,
+                headers=dict(exc.headers or {}),
                 allow=allowed,
             )
         else:
             refusal = Refusal(
-                "http", f"{where}: {exc.detail}", status=exc.status_code, headers=exc.headers
+                "http",
+                f"{where}: {exc.detail}",
+                status=exc.status_code,
+                headers=dict(exc.headers) if exc.headers else None,
             )
         return _dialect_for(request).refuse(refusal, request.url.path)
 

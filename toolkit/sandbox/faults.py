@@ -167,7 +167,7 @@ def _drop(send: Send) -> None:
     transport = getattr(cycle, "transport", None)
     if transport is None or not hasattr(transport, "close"):
         raise ConnectionDropped("sandbox drop fault: connection closed without an answer")
-    if hasattr(cycle, "disconnected"):
+    if cycle is not None and hasattr(cycle, "disconnected"):
         cycle.disconnected = True
     transport.close()
 

@@ -305,7 +305,7 @@ def expired_token_refusal(token: str) -> Refusal:
     )
 
 
-_PROJECT_CODES: dict[str, tuple[int, ResponseCode]] = {
+_PROJECT_CODES: dict[str, tuple[int, int]] = {
     "invalid": (400, ResponseCode.INVALID_REQUEST),
     "bad_format": (400, ResponseCode.INVALID_REQUEST),
     "too_large": (413, ResponseCode.INVALID_REQUEST),
