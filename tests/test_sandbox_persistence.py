@@ -267,3 +267,50 @@ def test_cli_refuses_bad_fault_rates(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert result.returncode == 2 and "between 0 and 1" in result.stderr
+
+
+# The first schema of the sandbox's database, as files made before dialects hold it.
+_SCHEMA_0001 = """
+CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT);
+INSERT INTO _migrations VALUES ('0001_initial', '2026-01-01T00:00:00.000Z');
+CREATE TABLE configs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, coin_config_id TEXT NOT NULL UNIQUE,
+    company_id TEXT NOT NULL, event TEXT NOT NULL, configuration TEXT NOT NULL,
+    amount INTEGER NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    UNIQUE (company_id, event));
+CREATE TABLE allocations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL, company_id TEXT NOT NULL, event TEXT NOT NULL,
+    coin_config_id TEXT NOT NULL, amount INTEGER NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE tokens (token TEXT PRIMARY KEY, kind TEXT NOT NULL, username TEXT NOT NULL,
+    client_id TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE login_failures (username TEXT PRIMARY KEY, failures INTEGER NOT NULL,
+    last_failure_at REAL NOT NULL);
+INSERT INTO configs VALUES (1, 'WCC817428', 'CEKEKCARDS', 'MEAL_CARD_PAYMENT', 'DEFAULT', 6,
+    '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');
+INSERT INTO allocations VALUES (1, 'REQ0', 'EKQZVMQK', 'CEKEKCARDS', 'MEAL_CARD_PAYMENT',
+    'WCC817428', 6, '2026-01-01T00:00:00.000Z');
+"""
+
+
+def test_a_database_from_before_dialects_is_migrated_keeping_its_rows(
+    tmp_path: Path, make_api: Any
+) -> None:
+    import sqlite3
+
+    db = tmp_path / "old.sqlite3"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(_SCHEMA_0001)
+    conn.close()
+    with start_sandbox(db) as handle:
+        api = make_api(handle)
+        assert api.get(BALANCE, params={"userId": "EKQZVMQK"}).json()["payload"] == 6
+        got = api.get("/api/v0/enkash-coins/WCC817428").json()["payload"]
+        assert got["amount"] == 6
+        assert api.post(CREATE, json=BODY).status_code == 409  # the rule still holds
+    with start_sandbox(db, dialect="lenient") as handle:
+        api = make_api(handle)
+        second = api.post(CREATE, json=BODY | {"amount": 9})
+        assert second.status_code == 200  # the constraint is gone: lenient may keep two
+        api.post(ALLOCATE, json=ALLOCATION)
+        assert api.get(BALANCE, params={"userId": "EKQZVMQK"}).json()["payload"] == 15
