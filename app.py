@@ -51,6 +51,7 @@ PAGES = [
     st.Page(
         "toolkit/ui/activity.py", title="Activity", icon=":material/history:", url_path="activity"
     ),
+    st.Page("toolkit/ui/cost.py", title="Cost", icon=":material/payments:", url_path="cost"),
 ]
 
 page = st.navigation(PAGES)

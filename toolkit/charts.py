@@ -380,7 +380,7 @@ def monthly_cost_chart(
     """Projected monthly cost per event (or company) from a `toolkit.cost.projection`,
     largest first; the rest are summed into one "other" bar. The coin's value is the
     projection's own unless ``value`` is given."""
-    value = value or frame.attrs.get("value") or cost.CoinValue()
+    value = value or cost.CoinValue.from_attrs(frame.attrs) or cost.CoinValue()
     per = frame.groupby(by, as_index=False)[["monthly_coins", "monthly_rupees"]].sum()
     per = per.sort_values(["monthly_rupees", by], ascending=[False, True])
     n = len(per)

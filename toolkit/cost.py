@@ -160,6 +160,13 @@ class CoinValue:
     def from_settings(cls, settings: Any) -> CoinValue:
         return cls.of(getattr(settings, "rupees_per_coin", None))
 
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> CoinValue | None:
+        """The value a `projection` frame was made with (its ``attrs``), if it says."""
+        if "rupees_per_coin" not in attrs:
+            return None
+        return cls(float(attrs["rupees_per_coin"]), assumed=bool(attrs.get("value_assumed")))
+
     @property
     def note(self) -> str:
         """Said beside every rupee figure."""
@@ -468,7 +475,9 @@ def projection(
     amount = merged["amount"].to_numpy(dtype="float64", na_value=0.0)
     merged["monthly_coins"] = amount * merged["monthly_count"].to_numpy()
     merged["monthly_rupees"] = merged["monthly_coins"] * value.rupees_per_coin
-    merged.attrs["value"] = value
+    # Plain values (attrs travel into Arrow/JSON): `CoinValue.from_attrs` reads them back.
+    merged.attrs["rupees_per_coin"] = value.rupees_per_coin
+    merged.attrs["value_assumed"] = value.assumed
     return merged
 
 

@@ -258,6 +258,9 @@ def render(ws, *, kind: str, prefix: str) -> None:
     cols = st.columns(len(counts))
     for col, (action, n) in zip(cols, counts.items(), strict=True):
         col.metric(action.capitalize(), f"{n:,}")
+    from toolkit.ui import cost as cost_lines  # the Cost page's module: its cost line
+
+    cost_lines.plan_cost(plan)
     actions = [a for a, n in counts.items() if n]
     pick = st.multiselect("Show actions", actions, default=actions, key=f"{prefix}_plan_actions")
     shown = _for_display(plan, plan.frame[plan.frame["action"].isin(pick)].head(SHOWN_ROWS))

@@ -1,0 +1,614 @@
+"""What the programme costs and what a change would cost: coins awarded over time, per company
+and the top movers; the monthly projection; a what-if panel whose change goes to the normal
+review → apply flow as a sheet; budgets.
+
+Every figure comes from `toolkit.cost` over the registry's allocation records and the volumes
+(`toolkit.bulk.volumes`): the allocations of the last N days, or a volumes sheet uploaded here.
+Heavy work is cached per data version and choice, so a rerun with 1,000,000 allocation records
+costs about what it does with 1,000.
+
+Also the cost lines other pages show (``plan_cost``, ``update_cost``, ``edits_cost``): the page
+runs only as a Streamlit page (``__main__``), so they can be imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from toolkit import bulk, charts, cost
+from toolkit.bulk import volumes as vol
+from toolkit.models import MAX_AMOUNT
+from toolkit.ui import common
+
+P = "cost"  # widget key prefix of this page
+SHOWN_ROWS = 1_000
+VOLUMES_KEY = f"{P}_volumes_sheet"  # session_state: (name, digest, VolumeSheet), for every page
+BUDGETS_KEY = f"{P}_budgets_sheet"  # session_state: (name, digest, BudgetSheet)
+DAYS_KEY = f"{P}_days"
+
+__all__ = ["basis", "edits_cost", "plan_cost", "update_cost"]
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- cached data
+
+
+@st.cache_resource(ttl=common.FRAME_TTL_S, show_spinner="Reading the allocations…", max_entries=4)
+def _allocations(key: str) -> pd.DataFrame:
+    """Every allocation record of this server (shared by sessions: read, never change)."""
+    return common.workspace().registry.allocations_frame()
+
+
+def _settings_value() -> tuple[cost.CoinValue, str | None]:
+    settings = common.connection().settings
+    value = cost.CoinValue.from_settings(settings)
+    return value, getattr(settings, "monthly_budget", None)
+
+
+def _held(slot: str) -> tuple[str, Any]:
+    """(digest, sheet) of a sheet uploaded on the Cost page, or ("", None)."""
+    held = st.session_state.get(slot)
+    return (held[1], held[2]) if held else ("", None)
+
+
+@st.cache_resource(ttl=common.FRAME_TTL_S, show_spinner="Working out volumes…", max_entries=16)
+def _basis(key: str, _volumes: Any, _budgets: Any) -> vol.CostBasis:
+    """One basis per data version, days, sheets and settings (all in ``key``)."""
+    ws = common.workspace()
+    days = int(key.rsplit("|days=", 1)[1].split("|", 1)[0])
+    settings = common.connection().settings
+    return vol.cost_basis(ws.registry, settings, volumes=_volumes, budgets=_budgets, days=days)
+
+
+def basis_key() -> str:
+    """What the cost basis depends on: data version, days, uploaded sheets and settings."""
+    value, budget = _settings_value()
+    days = int(st.session_state.get(DAYS_KEY) or cost.HISTORY_DAYS)
+    volumes, _ = _held(VOLUMES_KEY)
+    budgets, _ = _held(BUDGETS_KEY)
+    return (
+        f"{common.data_key()}|days={days}|v={volumes}|b={budgets}"
+        f"|value={value.rupees_per_coin}:{value.assumed}|budget={budget}"
+    )
+
+
+def basis() -> vol.CostBasis:
+    """The cost basis every page uses: this server's configurations, the volumes (a sheet
+    uploaded on the Cost page, else the last N days of allocations) and the budgets."""
+    return _basis(basis_key(), _held(VOLUMES_KEY)[1], _held(BUDGETS_KEY)[1])
+
+
+@st.cache_resource(ttl=common.FRAME_TTL_S, show_spinner="Adding up…", max_entries=32)
+def _awarded_views(key: str, period: str, _value: cost.CoinValue, _records: pd.DataFrame) -> dict:
+    """The awarded section for one data version, period and coin value (all in the key)."""
+    value = _value
+    counted = cost.awarded(_records, by=[], period=None, value=value)
+    per_event = cost.awarded(_records, by="event", period=period, value=value)
+    per_company = cost.awarded(_records, by="companyId", period=None, value=value)
+    movers = cost.top_movers(_records, by="companyId", period=period, value=value)
+    users = _records.loc[_records["status"].isin(cost.COUNTED_STATUSES), "userId"].nunique()
+    unconfirmed = int((_records["status"] == "unconfirmed").sum())
+    total = counted.iloc[0] if len(counted) else None
+    return {
+        "allocations": int(total["allocations"]) if total is not None else 0,
+        "coins": int(total["coins"]) if total is not None else 0,
+        "rupees": float(total["rupees"]) if total is not None else 0.0,
+        "unknown": int(total["unknown_coins"]) if total is not None else 0,
+        "users": int(users),
+        "unconfirmed": unconfirmed,
+        "over_time": charts.awarded_over_time_chart(per_event, period=period, value=value),
+        "per_company": charts.awarded_per_company_chart(per_company, value=value),
+        "movers_chart": charts.movers_chart(movers),
+        "movers": movers,
+    }
+
+
+@st.cache_resource(ttl=common.FRAME_TTL_S, show_spinner="Projecting…", max_entries=16)
+def _projection_views(key: str, _basis: vol.CostBasis) -> dict:
+    projected = _basis.projection()
+    per_company = cost.totals(projected, "companyId")
+    per_event = cost.totals(projected, "event")
+    return {
+        "projection": projected,
+        "per_event_chart": charts.monthly_cost_chart(projected, by="event", value=_basis.value),
+        "per_company_chart": charts.monthly_cost_chart(
+            projected, by="companyId", value=_basis.value
+        ),
+        "per_company": per_company,
+        "per_event": per_event,
+        "total_rupees": float(projected["monthly_rupees"].sum()),
+        "total_coins": float(projected["monthly_coins"].sum()),
+    }
+
+
+# --------------------------------------------------------------------------- display helpers
+
+
+def _money_table(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """A table for people: rupee columns written the Indian way (exact), coins grouped."""
+    out = pd.DataFrame(index=frame.index)
+    for column, label in columns.items():
+        values = frame[column]
+        if column.startswith("rupees") or column in ("monthly_rupees", "budget"):
+            out[label] = [cost.format_inr(v, exact=True) for v in values]
+        elif column.startswith("coins") or column in ("monthly_coins", "monthly_count"):
+            out[label] = ["" if pd.isna(v) else cost.group_indian(round(float(v))) for v in values]
+        elif column == "pct":
+            out[label] = [cost.format_pct(v) for v in values]
+        elif pd.api.types.is_bool_dtype(values.dtype):
+            out[label] = values.map({True: "yes", False: ""}).astype("str")
+        else:
+            out[label] = values.astype(object).where(values.notna(), "").astype("str")
+    return out.reset_index(drop=True)
+
+
+def _rupee_metric(slot: Any, label: str, rupees: float, value: cost.CoinValue, **kw: Any) -> None:
+    slot.metric(
+        label,
+        cost.format_inr(rupees),
+        help=f"Exactly {cost.format_inr(rupees, exact=True)}; {value.note}.",
+        **kw,
+    )
+
+
+def _line(text: str, *, over: bool) -> None:
+    icon = ":material/warning:" if over else ":material/payments:"
+    (st.warning if over else st.info)(common.esc(text), icon=icon)
+
+
+def _cost_tables(result: cost.WhatIf, prefix: str) -> None:
+    changed = result.changed
+    st.caption(
+        f"{len(changed):,} pair(s) change · before → after per company and per event, "
+        f"{result.value.short_note}."
+    )
+    moved = result.by_company.loc[result.by_company["rupees_delta"] != 0]
+    st.dataframe(
+        _money_table(
+            moved.head(SHOWN_ROWS),
+            {
+                "companyId": "Company",
+                "rupees_before": "₹ a month before",
+                "rupees_after": "₹ a month after",
+                "rupees_delta": "Change (₹)",
+                "pct": "Change %",
+                "budget": "Budget",
+                "over_budget_after": "Over budget",
+            },
+        ),
+        hide_index=True,
+        key=f"{prefix}_by_company",
+    )
+
+
+# --------------------------------------------------------------------------- lines for other pages
+
+
+def plan_cost(plan: Any) -> None:
+    """The plan's cost line (Bulk upload, Allocate): the monthly cost delta of a configuration
+    sheet when volumes are known, the coins an allocation sheet awards; nothing otherwise."""
+    try:
+        if getattr(plan, "kind", "configs") == "allocations":
+            _allocation_plan_cost(plan)
+            return
+        current = basis()
+        line = current.plan_line(plan)
+        if line is None:
+            st.caption(
+                ":material/payments: Monthly cost: unknown until volumes are known (the "
+                "allocations of the last days, or a volumes sheet on the **Cost** page)."
+            )
+            return
+        result = current.plan_delta(plan)
+        _line(line, over=bool(result and result.newly_over_budget))
+        with st.expander("Cost by company", expanded=False):
+            _cost_tables(result, f"{P}_plan")
+    except Exception:  # a cost line never breaks the page it sits on
+        log.exception("the plan's cost line failed")
+        st.caption("Monthly cost: could not be worked out.")
+
+
+def _allocation_plan_cost(plan: Any) -> None:
+    value, _ = _settings_value()
+    frame = plan.frame
+    sending = frame.loc[frame["action"] == "allocate"]
+    coins = float(pd.to_numeric(sending["amount"], errors="coerce").fillna(0).sum())
+    unknown = int(sending["amount"].isna().sum())
+    text = (
+        f"This sheet awards {cost.format_coins(coins)} ≈ "
+        f"{cost.format_inr(coins * value.rupees_per_coin)} ({value.short_note})"
+    )
+    if unknown:
+        text += f"; {unknown:,} row(s) name a pair with no configuration known here"
+    _line(text, over=False)
+
+
+def update_cost(company_id: str | None, event: str | None, amount: int | None) -> None:
+    """The single update form's cost line, for a new amount of one (company, event)."""
+    if not company_id or not event or amount is None:
+        return
+    try:
+        current = basis()
+        line = current.update_line(company_id, event, int(amount))
+        if line is None:
+            return
+        result = current.what_if(cost.single_change(company_id, event, int(amount)))
+        _line(line, over=bool(result.newly_over_budget))
+    except Exception:
+        log.exception("the update form's cost line failed")
+
+
+def edits_cost(before: pd.DataFrame, after: pd.DataFrame) -> None:
+    """The inline-edit review's cost line: frames with companyId, event and amount, before and
+    after the edits."""
+    try:
+        current = basis()
+        line = current.edits_line(before, after)
+        if line is None:
+            return
+        result = current.what_if(cost.changes_from_edits(before, after))
+        _line(line, over=bool(result.newly_over_budget))
+    except Exception:
+        log.exception("the review's cost line failed")
+
+
+# --------------------------------------------------------------------------- the page: inputs
+
+
+def _read_upload(upload: Any, slot: str, reader: Any) -> Any:
+    """Read an uploaded sheet once per content; keep it in the session for every page."""
+    if upload is None:
+        st.session_state.pop(slot, None)
+        return None
+    data = upload.getvalue()
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    held = st.session_state.get(slot)
+    if held is None or held[1] != digest:
+        try:
+            sheet = reader(data, filename=upload.name)
+        except bulk.SheetError as exc:
+            st.session_state.pop(slot, None)
+            st.error(common.esc(str(exc)), icon=":material/block:")
+            return None
+        held = (upload.name, digest, sheet)
+        st.session_state[slot] = held
+    return held[2]
+
+
+def _show_sheet(sheet: Any, what: str) -> None:
+    st.caption(common.esc(sheet.describe()))
+    for note in getattr(sheet.sheet, "notes", []) or []:
+        st.caption(":material/info: " + common.esc(note))
+    if sheet.errors:
+        st.error(
+            f"{sheet.errors:,} row(s) of the {what} sheet have errors and are not counted; "
+            "fix them in the file and upload it again.",
+            icon=":material/error:",
+        )
+        st.dataframe(
+            sheet.problems[["row", "column", "value", "reason"]].head(SHOWN_ROWS),
+            hide_index=True,
+            key=f"{P}_{what}_problems",
+        )
+
+
+def _inputs() -> None:
+    with st.expander("Volumes and budgets", expanded=False, icon=":material/tune:"):
+        left, right = st.columns(2)
+        with left:
+            st.number_input(
+                "Volumes from the allocations of the last … days",
+                min_value=1,
+                max_value=366,
+                value=cost.HISTORY_DAYS,
+                step=1,
+                key=DAYS_KEY,
+                help="Counted per company and event, scaled to an average month (30.44 days).",
+            )
+            upload = st.file_uploader(
+                "…or a volumes sheet (companyId, event, count[, month])",
+                type=["csv", "txt", "tsv", "xlsx"],
+                key=f"{P}_volumes_file",
+            )
+            sheet = _read_upload(upload, VOLUMES_KEY, vol.read_volumes)
+            if sheet is not None:
+                _show_sheet(sheet, "volumes")
+        with right:
+            upload = st.file_uploader(
+                "Budgets: a sheet of companyId, budget (₹ a month)",
+                type=["csv", "txt", "tsv", "xlsx"],
+                key=f"{P}_budgets_file",
+                help="Without one, COINS_MONTHLY_BUDGET applies (one figure for every company, "
+                "or CEKEKCARDS=150000,*=50000).",
+            )
+            sheet = _read_upload(upload, BUDGETS_KEY, vol.read_budgets)
+            if sheet is not None:
+                _show_sheet(sheet, "budgets")
+
+
+# --------------------------------------------------------------------------- the page: sections
+
+
+def _awarded(records: pd.DataFrame, key: str, value: cost.CoinValue) -> None:
+    period = (
+        st.segmented_control("Per", list(cost.PERIODS), default="month", key=f"{P}_period")
+        or "month"
+    )
+    views = _awarded_views(f"{key}|{value}", period, value, records)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Coins awarded", cost.group_indian(views["coins"]), help="All time, this server.")
+    _rupee_metric(c2, "Worth", views["rupees"], value)
+    c3.metric("Allocations", cost.group_indian(views["allocations"]))
+    c4.metric("Users", cost.group_indian(views["users"]))
+    if views["unknown"]:
+        st.caption(
+            f"{views['unknown']:,} allocation(s) were made for a pair whose configuration the "
+            "registry did not know: their coins are not counted."
+        )
+    if views["unconfirmed"]:
+        st.caption(
+            f"{views['unconfirmed']:,} allocation(s) are unconfirmed (the answer was lost): "
+            "not counted until a repeat proves them done."
+        )
+    st.altair_chart(views["over_time"], width="stretch")
+    left, right = st.columns(2)
+    with left:
+        st.altair_chart(views["per_company"], width="stretch")
+    with right:
+        st.altair_chart(views["movers_chart"], width="stretch")
+
+
+def _projection(current: vol.CostBasis, key: str) -> None:
+    views = _projection_views(key, current)
+    st.caption(f"Volumes: {common.esc(current.volume_source)} · {current.value.note}.")
+    if not current.known:
+        st.info(
+            "No volumes known yet: nothing to project. Allocations made through the toolkit "
+            "count as volumes, or upload a volumes sheet above.",
+            icon=":material/info:",
+        )
+    c1, c2 = st.columns(2)
+    _rupee_metric(c1, "Projected monthly cost", views["total_rupees"], current.value)
+    c2.metric("Coins a month", cost.group_indian(round(views["total_coins"])))
+    left, right = st.columns(2)
+    with left:
+        st.altair_chart(views["per_event_chart"], width="stretch")
+    with right:
+        st.altair_chart(views["per_company_chart"], width="stretch")
+
+
+def _proposal_from_picks(configs: pd.DataFrame) -> pd.DataFrame | None:
+    events = common.column_options(configs, "event")
+    c1, c2 = st.columns(2)
+    picked_events = c1.multiselect("Events", events, key=f"{P}_wi_events", placeholder="Pick")
+    companies = common.column_options(configs, "companyId")
+    picked_companies = c2.multiselect(
+        "Companies", companies, key=f"{P}_wi_companies", placeholder="Every company"
+    )
+    if not picked_events:
+        st.caption("Pick one or more events to change.")
+        return None
+    how = st.radio(
+        "New amount",
+        ["set", "percent"],
+        format_func={"set": "Set every picked amount to", "percent": "Change each by %"}.get,
+        key=f"{P}_wi_how",
+        horizontal=True,
+    )
+    rows = configs.loc[configs["event"].isin(picked_events)]
+    if picked_companies:
+        rows = rows.loc[rows["companyId"].isin(picked_companies)]
+    if how == "set":
+        amount = st.number_input(
+            "Coins per event", 0, MAX_AMOUNT, value=None, step=1, key=f"{P}_wi_amount"
+        )
+        if amount is None:
+            return None
+        new = pd.Series(int(amount), index=rows.index)
+    else:
+        pct = st.number_input(
+            "Change by %", -100.0, 10_000.0, value=10.0, step=5.0, key=f"{P}_wi_pct"
+        )
+        new = (rows["amount"].astype("float64") * (1 + pct / 100)).round()
+        too_big = new > MAX_AMOUNT
+        if too_big.any():
+            st.warning(
+                f"{int(too_big.sum()):,} amount(s) would go above {MAX_AMOUNT:,}: left out.",
+                icon=":material/warning:",
+            )
+            new, rows = new[~too_big], rows.loc[~too_big]
+    return pd.DataFrame(
+        {
+            "companyId": rows["companyId"].astype("str"),
+            "event": rows["event"].astype("str"),
+            "amount": new.astype("int64"),
+        }
+    )
+
+
+def _proposal_from_edits(configs: pd.DataFrame) -> pd.DataFrame | None:
+    events = common.column_options(configs, "event")
+    picked = st.multiselect("Events to edit", events, key=f"{P}_wi_edit_events")
+    if not picked:
+        st.caption("Pick the events whose amounts you want to edit.")
+        return None
+    rows = configs.loc[configs["event"].isin(picked), ["companyId", "event", "amount"]]
+    rows = rows.head(SHOWN_ROWS).reset_index(drop=True)
+    edited = st.data_editor(
+        rows,
+        hide_index=True,
+        disabled=["companyId", "event"],
+        key=f"{P}_wi_editor",
+        column_config={
+            "amount": st.column_config.NumberColumn(
+                "Coins per event", min_value=0, max_value=MAX_AMOUNT, step=1, format="%d"
+            )
+        },
+    )
+    return cost.changes_from_edits(rows, edited)
+
+
+def _proposal_from_sheet(ws: Any) -> pd.DataFrame | None:
+    upload = st.file_uploader(
+        "A configuration sheet (as for Bulk upload)",
+        type=["csv", "txt", "tsv", "xlsx"],
+        key=f"{P}_wi_sheet",
+    )
+    if upload is None:
+        return None
+    try:
+        sheet = bulk.read_configs(upload.getvalue(), filename=upload.name)
+    except bulk.SheetError as exc:
+        st.error(common.esc(str(exc)), icon=":material/block:")
+        return None
+    plan = bulk.plan(bulk.validate(sheet, registry=ws.registry), ws.registry, mode="upsert")
+    st.caption(common.esc(plan.summary()) + " (as mode upsert would apply it)")
+    return cost.changes_from_plan(plan)
+
+
+def _what_if(ws: Any, current: vol.CostBasis) -> None:
+    configs = current.configs
+    source = st.radio(
+        "Change",
+        ["pick", "edit", "sheet"],
+        format_func={
+            "pick": "Pick events and companies",
+            "edit": "Edit amounts",
+            "sheet": "A bulk sheet",
+        }.get,
+        key=f"{P}_wi_source",
+        horizontal=True,
+    )
+    if source == "pick":
+        proposal = _proposal_from_picks(configs)
+    elif source == "edit":
+        proposal = _proposal_from_edits(configs)
+    else:
+        proposal = _proposal_from_sheet(ws)
+    if proposal is None:
+        return
+    result = current.what_if(proposal)
+    summary = result.summary()
+    _line(f"This change {summary}", over=bool(result.newly_over_budget))
+    total = result.total
+    c1, c2, c3 = st.columns(3)
+    _rupee_metric(c1, "Monthly cost now", total["rupees_before"], current.value)
+    _rupee_metric(c2, "With the change", total["rupees_after"], current.value)
+    c3.metric(
+        "Change",
+        cost.format_inr(total["rupees_delta"], signed=True),
+        cost.format_pct(total["pct"]) or None,
+        delta_color="inverse",
+        help=f"Exactly {cost.format_inr(total['rupees_delta'], exact=True, signed=True)}; "
+        f"{current.value.note}.",
+    )
+    if not result.changed.empty:
+        st.altair_chart(charts.what_if_chart(result.by_company), width="stretch")
+        _cost_tables(result, f"{P}_wi")
+        _handoff(result, configs)
+
+
+def _handoff(result: cost.WhatIf, configs: pd.DataFrame) -> None:
+    """The change as a sheet for Bulk upload (mode upsert): reviewed and applied there."""
+    changed = result.changed
+    kinds = configs.drop_duplicates(["companyId", "event"], keep="last").set_index(
+        ["companyId", "event"]
+    )
+    configuration = [
+        str(kinds["configuration"].get((c, e), "DEFAULT"))
+        if "configuration" in kinds.columns
+        else "DEFAULT"
+        for c, e in zip(changed["companyId"], changed["event"], strict=True)
+    ]
+    sheet = pd.DataFrame(
+        {
+            "companyId": changed["companyId"],
+            "event": changed["event"],
+            "amount": changed["amount_after"].astype("int64"),
+            "configuration": configuration,
+        }
+    )
+    st.markdown("**Apply it** — nothing has been sent. Review and apply the change as a sheet:")
+    c1, c2 = st.columns(2)
+    c1.download_button(
+        f"Download the change ({len(sheet):,} rows)",
+        common.excel_safe_csv(sheet),
+        file_name="what-if-change.csv",
+        mime="text/csv",
+        key=f"{P}_handoff",
+        icon=":material/download:",
+        type="primary",
+    )
+    c2.page_link(
+        "toolkit/ui/bulk_upload.py",
+        label="Upload it in Bulk upload (mode upsert) to review and apply",
+        icon=":material/upload_file:",
+    )
+
+
+def _budgets(current: vol.CostBasis) -> None:
+    if not current.budgets:
+        st.caption(
+            "No budgets set: upload a budget sheet above, or set COINS_MONTHLY_BUDGET "
+            "(₹ a month: one figure for every company, or CEKEKCARDS=150000,*=50000)."
+        )
+        return
+    status = current.what_if(current.configs.iloc[0:0])
+    over = status.over_budget
+    if over:
+        st.warning(
+            f"{len(over):,} compan{'ies are' if len(over) != 1 else 'y is'} over budget at "
+            "the projected monthly cost: "
+            + common.esc(", ".join(over[:10]))
+            + (" …" if len(over) > 10 else ""),
+            icon=":material/warning:",
+        )
+    else:
+        st.success("Every company with a budget is within it.", icon=":material/check_circle:")
+    st.altair_chart(charts.budget_chart(status.by_company), width="stretch")
+
+
+def render() -> None:
+    st.title("Cost")
+    ws = common.workspace()
+    value, _ = _settings_value()
+    st.caption(
+        "What the programme has awarded, what a month costs at today's amounts, and what a "
+        f"change would cost before anything is sent. Rupee figures {value.note}."
+    )
+    _inputs()
+    key = common.data_key()
+    records = _allocations(key)
+    current = basis()
+    current_key = basis_key()
+    awarded_tab, projection_tab, what_if_tab, budget_tab = st.tabs(
+        ["Awarded", "Projection", "What-if", "Budgets"]
+    )
+    with awarded_tab:
+        if records.empty:
+            st.info(
+                "No allocations recorded yet: allocations made through the app, notebooks or "
+                "the command line appear here.",
+                icon=":material/info:",
+            )
+        else:
+            _awarded(records, key, value)
+    with projection_tab:
+        _projection(current, current_key)
+    with what_if_tab:
+        if current.configs.empty:
+            st.info("No configurations known yet: nothing to change.", icon=":material/info:")
+        else:
+            _what_if(ws, current)
+    with budget_tab:
+        _budgets(current)
+
+
+if __name__ == "__main__":
+    render()
