@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import requests
-from test_app_support import button, open_page, point_app_at, texts, workspace_for
+from test_app_support import button, open_page, point_app_at, run_to_results, texts, workspace_for
 
 
 @pytest.fixture
@@ -29,7 +29,12 @@ def test_allocate_shows_the_generated_request_id_and_the_new_balance(configured)
     at.selectbox(key="al_company").set_value("CEKALLOC")
     at.selectbox(key="al_event").set_value("MEAL_CARD_PAYMENT")
     at.text_input(key="al_user").input("EKQZVMQK")
-    button(at, "Allocate coins").click().run()
+    button(at, "Review").click().run()
+    # The coins it awards are shown before anything is sent, and the user id is new here.
+    assert any("Award 6 coins" in m and "EKQZVMQK" in m for m in texts(at, "markdown"))
+    assert any("No allocation to EKQZVMQK is recorded" in w for w in texts(at, "warning"))
+    assert _allocations(configured) == []
+    button(at, "Allocate 6 coins").click().run()
     assert not at.exception
     success = texts(at, "success")
     assert success and request_id in success[0], success
@@ -43,7 +48,7 @@ def test_allocate_shows_the_generated_request_id_and_the_new_balance(configured)
 def test_allocation_fields_are_checked_before_sending(configured):
     at = open_page("allocate")
     at.text_input(key="al_user").input("not a user id")
-    button(at, "Allocate coins").click().run()
+    button(at, "Review").click().run()
     errors = texts(at, "error")
     assert any(e.startswith("Company id is missing") for e in errors), errors
     assert any(e.startswith("User id must be 1-64 characters") for e in errors), errors
@@ -55,6 +60,29 @@ def test_balance_lookup(configured):
     at.text_input(key="al_balance_user").input("EKNOBODY")
     button(at, "Look up").click().run()
     assert next(m.value for m in at.metric if m.label == "Balance of EKNOBODY") == "0 coins"
+    assert any("No allocation to EKNOBODY" in c for c in texts(at, "caption"))
+
+
+def test_a_lower_case_user_id_of_a_known_user_gets_a_did_you_mean(configured):
+    at = open_page("allocate")
+    at.selectbox(key="al_company").set_value("CEKALLOC")
+    at.selectbox(key="al_event").set_value("REFERRAL_EVENT")
+    at.text_input(key="al_user").input("EKKNOWN1")
+    button(at, "Review").click().run()
+    button(at, "Allocate 50 coins").click().run()
+    assert texts(at, "success"), texts(at, "error")
+    at.text_input(key="al_balance_user").input("ekknown1")
+    button(at, "Look up").click().run()
+    assert next(m.value for m in at.metric if m.label == "Balance of ekknown1") == "0 coins"
+    assert any("Did you mean EKKNOWN1?" in c for c in texts(at, "caption")), texts(at, "caption")
+
+
+def test_a_new_request_id_without_reloading(configured):
+    at = open_page("allocate")
+    first = at.text_input(key="al_request_id").value
+    button(at, "New request id").click().run()
+    second = at.text_input(key="al_request_id").value
+    assert second.startswith("COIN_REQ") and second != first
 
 
 def test_bulk_allocation_from_a_csv(configured):
@@ -69,7 +97,7 @@ def test_bulk_allocation_from_a_csv(configured):
     assert not at.exception
     assert next(m.value for m in at.metric if m.label == "Allocate") == "2"
     button(at, "Run — send 2 rows").click().run()
-    assert not at.exception
+    run_to_results(at)
     results = at.dataframe[-1].value
     assert sorted(results["status"]) == ["allocated", "allocated", "invalid"]
     assert len(_allocations(configured)) == 2

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import threading
 
-from test_app_support import button, open_page, point_app_at, sandbox_configs, texts, workspace_for
+from test_app_support import (
+    button,
+    open_page,
+    point_app_at,
+    run_to_results,
+    sandbox_configs,
+    texts,
+    workspace_for,
+)
 
 from toolkit import bulk
 
@@ -51,7 +59,7 @@ def test_upload_validates_plans_runs_and_accounts_for_every_row(
     assert sandbox_configs(fresh_sandbox).empty
     # 3 · Run → 4 · Results: rows in = rows out.
     button(at, "Run — send 4 rows").click().run()
-    assert not at.exception
+    run_to_results(at)
     results = at.dataframe[-1].value
     assert len(results) == 6
     assert sorted(results["status"]) == ["created"] * 4 + ["invalid"] * 2
@@ -66,10 +74,26 @@ def test_upload_validates_plans_runs_and_accounts_for_every_row(
     assert held.loc[("CEKBULK2", "EV_ONE"), "configuration"] == "CUSTOM"
     labels = [d.proto.label for d in at.get("download_button")]
     assert "Download results (CSV)" in labels
-    # The Run section above the results is redrawn once the run ends: it no longer offers to
-    # send the 4 rows (nor, after a Stop, a disabled Resume from while the run was going).
+    # After the run the plan stays as it was (4 to create), the results beside it row by row,
+    # and the Run section no longer offers to send the 4 rows.
+    assert (_metric(at, "Create"), _metric(at, "Invalid")) == ("4", "2")
+    assert results["planned"].tolist() == [
+        "create",
+        "invalid",
+        "invalid",
+        "create",
+        "create",
+        "create",
+    ]
+    assert not [b for b in at.button if b.label.startswith(("Run —", "Resume"))]
+    # Uploading it again later (or in another tab) finds the same run, not a new plan.
+    at.file_uploader(key="bu_file").set_value(None).run()
+    assert any("rollout.csv" in t and "finished" in t for t in texts(at, "text")), texts(at, "text")
+    _upload(at, SHEET)
+    assert _metric(at, "Create") == "4"
+    button(at, "Plan this sheet again").click().run()
     assert any("already run" in text for text in texts(at, "info")), texts(at, "info")
-    assert not [b for b in at.button if b.label.startswith("Run — send 4")]
+    assert _metric(at, "Unchanged") == "4"
 
 
 def test_upload_of_a_sheet_that_is_not_one_says_what_is_missing(
@@ -111,7 +135,7 @@ def test_an_interrupted_run_of_the_same_file_resumes_without_sending_twice(
     warning = " ".join(texts(at, "warning"))
     assert "did not finish" in warning and "Resume" in warning
     button(at, "Resume").click().run()
-    assert not at.exception
+    run_to_results(at)
     results = at.dataframe[-1].value
     assert len(results) == 6
     assert (results["status"] == "created").sum() + (results["status"] == "unchanged").sum() == 4

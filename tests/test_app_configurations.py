@@ -89,8 +89,8 @@ def test_update_form_shows_before_after_then_patches_and_revert_undoes_it(seeded
     cid = made["EV_A/CEKA"].coin_config_id
     at = open_page("configurations")
     at.selectbox(key="cfg_select").set_value(cid).run()
-    assert at.number_input(key=f"cfg_upd_{cid}_amount").value == 6
-    at.number_input(key=f"cfg_upd_{cid}_amount").set_value(15).run()
+    assert at.text_input(key=f"cfg_upd_{cid}_amount").value == "6"
+    at.text_input(key=f"cfg_upd_{cid}_amount").input("15").run()
     at.radio(key=f"cfg_upd_{cid}_configuration").set_value("CUSTOM").run()
     diff = next(
         d.value for d in at.dataframe if list(d.value.columns) == ["field", "before", "after"]
@@ -106,10 +106,21 @@ def test_update_form_shows_before_after_then_patches_and_revert_undoes_it(seeded
     history = ws.registry.history(cid)
     update_id = int(history[history["action"] == "update"]["audit_id"].iloc[-1])
     at.selectbox(key=f"cfg_revert_pick_{cid}").set_value(update_id).run()
-    button(at, "Revert").click().run()
+    button(at, "Revert…").click().run()
+    # Asked first, with what goes back: nothing is sent before "Yes, revert".
+    preview = next(d.value for d in at.dataframe if "after the revert" in d.value.columns)
+    assert preview.values.tolist() == [
+        ["amount", "15", "6"],
+        ["configuration", "CUSTOM", "DEFAULT"],
+    ]
+    assert _amounts(fresh_sandbox)[cid] == 15
+    button(at, "Yes, revert").click().run()
     assert any(s.startswith("Reverted") for s in texts(at, "success")), texts(at, "error")
     held = sandbox_configs(fresh_sandbox).set_index("coinConfigId")
     assert (held.loc[cid, "amount"], held.loc[cid, "configuration"]) == (6, "DEFAULT")
+    # The picker moved on: the entry just reverted is no longer offered.
+    offered = at.selectbox(key=f"cfg_revert_pick_{cid}").options
+    assert offered and not any(o.startswith(f"#{update_id} ") for o in offered)
 
 
 def test_revert_is_refused_with_the_reason_when_changed_since(seeded, fresh_sandbox):
@@ -117,13 +128,14 @@ def test_revert_is_refused_with_the_reason_when_changed_since(seeded, fresh_sand
     cid = made["EV_B/CEKA"].coin_config_id
     at = open_page("configurations")
     at.selectbox(key="cfg_select").set_value(cid).run()
-    at.number_input(key=f"cfg_upd_{cid}_amount").set_value(11).run()
+    at.text_input(key=f"cfg_upd_{cid}_amount").input("11").run()
     button(at, "Update").click().run()
     update_id = int(ws.registry.history(cid)["audit_id"].iloc[-1])
     ws.client.update_config(cid, amount=99)  # someone else changes it afterwards
     at.run()
     at.selectbox(key=f"cfg_revert_pick_{cid}").set_value(update_id).run()
-    button(at, "Revert").click().run()
+    button(at, "Revert…").click().run()
+    button(at, "Yes, revert").click().run()
     errors = texts(at, "error")
     assert errors and errors[0].startswith("Revert refused"), errors
     assert "changed" in errors[0]
@@ -137,12 +149,12 @@ def test_a_change_made_through_the_cli_or_a_notebook_shows_on_the_next_rerun(see
     cid = made["EV_B/CEKA"].coin_config_id
     at = open_page("configurations")
     at.selectbox(key="cfg_select").set_value(cid).run()
-    assert at.number_input(key=f"cfg_upd_{cid}_amount").value == 10
+    assert at.text_input(key=f"cfg_upd_{cid}_amount").value == "10"
     ws.client.update_config(cid, amount=33)
     at.run()
     table = at.dataframe[0].value.set_index("coinConfigId")
-    assert table.loc[cid, "amount"] == 33
-    assert at.number_input(key=f"cfg_upd_{cid}_amount").value == 33
+    assert table.loc[cid, "amount"] == "33"
+    assert at.text_input(key=f"cfg_upd_{cid}_amount").value == "33"
     # Its history lists that change, with blanks (not "None") where there is nothing to say.
     history = next(d.value for d in at.dataframe if "audit_id" in d.value.columns)
     assert "amount 10 → 33" in history["changes"].tolist()

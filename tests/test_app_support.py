@@ -114,6 +114,20 @@ def button(at: AppTest, label: str):
     return found[0]
 
 
+def run_to_results(at: AppTest, *, timeout: float = 60.0) -> AppTest:
+    """Rerun the page until a bulk run shows its results (the run goes on in the server while
+    the page is drawn; a browser redraws its progress every second)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not any("4 · Results" in str(h.value) for h in at.subheader):
+        assert time.monotonic() < deadline, "the run did not finish in time"
+        assert not at.exception, [e.value for e in at.exception]
+        time.sleep(0.2)
+        at.run()
+    return at
+
+
 def frames(at: AppTest) -> list[pd.DataFrame]:
     return [d.value for d in at.dataframe]
 

@@ -188,10 +188,12 @@ def _write_json(data: Any) -> None:
 
 
 def _write_csv(columns: Sequence[str], records: Sequence[Mapping[str, Any]]) -> None:
+    from toolkit.exports import neutral_text  # server values are untrusted: no formulas
+
     writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(columns)
+    writer.writerow([neutral_text(c) for c in columns])
     for rec in records:
-        writer.writerow(["" if rec.get(c) is None else rec.get(c) for c in columns])
+        writer.writerow(["" if rec.get(c) is None else neutral_text(rec.get(c)) for c in columns])
 
 
 def _emit_rows(
@@ -199,7 +201,9 @@ def _emit_rows(
 ) -> None:
     """Print many rows as a table, CSV or JSON (a list of objects)."""
     if args.format == "csv" and _is_frame(data):
-        data.to_csv(sys.stdout, index=False, lineterminator="\n")
+        from toolkit.exports import neutralise  # server values are untrusted: no formulas
+
+        neutralise(data, dates=False).to_csv(sys.stdout, index=False, lineterminator="\n")
         return
     all_columns, records = _rows(data)
     shown = [c for c in (columns or all_columns) if c in all_columns or not records]
@@ -691,6 +695,10 @@ def _bulk(args: argparse.Namespace, kind: str) -> int:
                 progress=bar,
                 results_path=out,
             )
+    if args.results and result.results_path:  # a path the user named: their umask, <= 0644
+        from toolkit.files import user_file_mode
+
+        user_file_mode(result.results_path)
     if args.format == "table":
         _show_problem_rows(args, result.frame)
     extra: dict[str, Any] = {"sent": result.sent}

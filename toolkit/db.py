@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from toolkit import files
+
 __all__ = [
     "BUSY_TIMEOUT_S",
     "Migration",
@@ -40,15 +42,18 @@ Migration = tuple[str, str | Callable[[sqlite3.Connection], None]]
 def connect(
     path: str | Path, *, timeout_s: float = BUSY_TIMEOUT_S, check_same_thread: bool = False
 ) -> sqlite3.Connection:
-    """Open (creating its folder if needed) a SQLite file set up for several writers.
+    """Open (creating it and its folder if needed, both private) a SQLite file set up for
+    several writers.
 
     ``check_same_thread`` is off by default: callers that share a connection between threads
     must serialise its use with a lock (the registry does).
     """
     target = str(path)
     if target != ":memory:" and not target.startswith("file:"):
-        Path(target).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        target = str(Path(target).expanduser())
+        # Private from the first byte: folders it creates 0700, the file 0600 (SQLite gives its
+        # -wal and -shm files the database file's mode).
+        files.private_dir(Path(target).expanduser().parent)
+        target = str(files.private_file(Path(target).expanduser()))
     conn = sqlite3.connect(
         target,
         timeout=timeout_s,

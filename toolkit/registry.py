@@ -36,6 +36,7 @@ import pandas as pd
 
 from toolkit import db, errors
 from toolkit.errors import EnKashError, NotFoundError, ValidationError
+from toolkit.files import private_dir
 from toolkit.frames import CONFIGURATION_DTYPE, configs_to_frame
 from toolkit.models import Allocation, CoinConfig, check_configuration
 from toolkit.settings import Settings, sandbox_server_key
@@ -403,6 +404,8 @@ class Registry:
         self.client = client
         self._lock = threading.RLock()
         self._local = threading.local()
+        if path is None:  # the file under COINS_HOME: that folder is the user's alone (0700)
+            private_dir(self.path.parent, tighten=True)
         self._conn = db.connect(self.path)
         self._conn.row_factory = _row_factory
         db.apply_migrations(self._conn, MIGRATIONS)

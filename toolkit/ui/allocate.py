@@ -11,11 +11,12 @@ import uuid
 import streamlit as st
 
 from toolkit.errors import ConflictError
-from toolkit.models import validate_allocation_fields
-from toolkit.ui import bulk_flow, common
+from toolkit.models import check_user_id, validate_allocation_fields
+from toolkit.ui import access, bulk_flow, common
 
 P = "al"  # widget key prefix of this page
 REQUEST_KEY = f"{P}_request_id"
+REVIEW_KEY = f"{P}_review"  # session_state: the checked allocation waiting for "Allocate"
 _LABELS = {
     "companyId": "Company id",
     "event": "Event",
@@ -26,6 +27,50 @@ _LABELS = {
 
 def _new_request_id() -> str:
     return "COIN_REQ" + uuid.uuid4().hex[:16].upper()
+
+
+def _fresh_request_id() -> None:
+    st.session_state[REQUEST_KEY] = _new_request_id()
+    st.session_state.pop(REVIEW_KEY, None)
+
+
+@st.cache_data(ttl=common.FRAME_TTL_S, show_spinner=False, max_entries=8)
+def _known_users(key: str) -> frozenset[str]:
+    """Every user id an allocation recorded in the registry named (for the "unknown" hint)."""
+    frame = common.workspace().registry.allocations_frame()
+    return frozenset(str(u) for u in frame["userId"].dropna().unique())
+
+
+def _user_hint(user_id: str) -> str | None:
+    """Why a user id deserves a second look before coins go to it; None when it is known."""
+    try:
+        known = _known_users("users|" + common.data_key())
+    except Exception:  # the hint is a courtesy: never a reason to fail
+        return None
+    if user_id in known:
+        return None
+    close = sorted(u for u in known if u.lower() == user_id.lower())
+    hint = (
+        f"No allocation to {user_id} is recorded here (a new user, or a typo: user ids are "
+        "case-sensitive)."
+    )
+    if close:
+        hint += f" Did you mean {close[0]}?"
+    elif user_id != user_id.upper() and user_id.upper() in known:
+        hint += f" Did you mean {user_id.upper()}?"
+    return hint
+
+
+def _preview(ws, payload: dict) -> dict:
+    """What an allocation will award, worked out from the registry before sending."""
+    config = ws.registry.find(payload["companyId"], payload["event"])
+    coins = None if config is None else config.amount
+    return {
+        "payload": payload,
+        "coins": coins,
+        "config_id": None if config is None else config.coin_config_id,
+        "user_hint": _user_hint(payload["userId"]),
+    }
 
 
 def _allocate_one(ws) -> None:
@@ -65,48 +110,108 @@ def _allocate_one(ws) -> None:
                 "twice; a new one is generated after each successful allocation.",
             )
             request_msg = st.empty()
-        sent = st.form_submit_button("Allocate coins", type="primary", icon=":material/redeem:")
-    if sent:
-        st.session_state[f"{P}_outcome"] = _submit(ws, company, event, user, request_id)
-        if st.session_state[f"{P}_outcome"]["kind"] == "done":
-            st.rerun()  # show the next request id in the form
+        checked = st.form_submit_button("Review", type="primary", icon=":material/rule:")
+    st.button(
+        "New request id",
+        key=f"{P}_new_request",
+        on_click=_fresh_request_id,
+        icon=":material/autorenew:",
+        help="Start a new allocation: the request id above is replaced.",
+    )
+    if checked:
+        payload, problems = common.check_form(
+            validate_allocation_fields,
+            {
+                "companyId": ("company_id", company),
+                "event": ("event", event),
+                "userId": ("user_id", user),
+                "requestId": ("request_id", request_id),
+            },
+        )
+        st.session_state.pop(f"{P}_outcome", None)
+        if problems:
+            st.session_state.pop(REVIEW_KEY, None)
+            slots = {
+                "companyId": company_msg,
+                "event": event_msg,
+                "userId": user_msg,
+                "requestId": request_msg,
+            }
+            common.show_field_problems(problems, slots, _LABELS)
+            return
+        st.session_state[REVIEW_KEY] = _preview(ws, payload)
+    review = st.session_state.get(REVIEW_KEY)
+    if review is not None:
+        _confirm(ws, review)
+    _outcome()
+
+
+def _confirm(ws, review: dict) -> None:
+    """The allocation as it will be sent, with the coins it awards, and the button that sends
+    it."""
+    payload, coins = review["payload"], review["coins"]
+    e = common.esc
+    with st.container(border=True):
+        what = f"{coins:,} coins" if coins is not None else "the coins EnKash has configured"
+        st.markdown(
+            f"**Award {e(what)}** to **{e(payload['userId'])}** for "
+            f"{e(payload['companyId'])} · {e(payload['event'])} (request id "
+            f"{e(payload['requestId'])})."
+        )
+        if coins is None:
+            st.warning(
+                "No configuration is known here for this company and event: EnKash will refuse "
+                "the allocation unless it has one the registry has not seen.",
+                icon=":material/help:",
+            )
+        elif coins == 0:
+            st.warning("This event is switched off (0 coins): nothing will be awarded.")
+        if review["user_hint"]:
+            st.warning(e(review["user_hint"]), icon=":material/person_search:")
+        label = f"Allocate {coins:,} coins" if coins is not None else "Allocate coins"
+        if st.button(label, key=f"{P}_send", type="primary", icon=":material/redeem:"):
+            if not access.allowed("allocate coins"):
+                return
+            st.session_state[f"{P}_outcome"] = _submit(ws, payload)
+            st.session_state.pop(REVIEW_KEY, None)
+            if st.session_state[f"{P}_outcome"]["kind"] == "done":
+                st.rerun()  # show the next request id in the form
+
+
+def _outcome() -> None:
     outcome = st.session_state.get(f"{P}_outcome")
     if not outcome:
         return
-    if outcome["kind"] == "problems":
-        slots = {
-            "companyId": company_msg,
-            "event": event_msg,
-            "userId": user_msg,
-            "requestId": request_msg,
-        }
-        common.show_field_problems(outcome["problems"], slots, _LABELS)
-    elif outcome["kind"] == "error":
-        st.error(outcome["message"])
+    e = common.esc
+    if outcome["kind"] == "error":
+        st.error(e(outcome["message"]))
     elif outcome["kind"] == "duplicate":
         st.warning(
-            f"Request id **{outcome['request_id']}** was used before, so nothing was allocated "
-            f"again. {outcome['message']}",
+            f"Request id **{e(outcome['request_id'])}** was used before, so nothing was "
+            f"allocated again. {e(outcome['message'])}",
             icon=":material/content_copy:",
+        )
+    elif outcome["kind"] == "unconfirmed":
+        st.warning(
+            f"Unconfirmed: the answer was lost after the request left, so the allocation may "
+            f"have been made. Send it again with the same request id "
+            f"{e(outcome['request_id'])}: EnKash never allocates one request id twice. "
+            f"({e(outcome['message'])})",
+            icon=":material/help:",
         )
     else:
         allocation = outcome["allocation"]
         st.success(
-            f"Allocated to **{allocation.user_id}** for {allocation.company_id} · "
-            f"{allocation.event}. Request id: `{allocation.request_id}`"
-            + (f" — {allocation.message}" if allocation.message else ""),
+            f"Allocated to **{e(allocation.user_id)}** for {e(allocation.company_id)} · "
+            f"{e(allocation.event)}. Request id: {e(allocation.request_id)}"
+            + (f" — {e(allocation.message)}" if allocation.message else ""),
             icon=":material/check_circle:",
         )
         if outcome.get("balance") is not None:
             st.metric(f"Balance of {allocation.user_id}", f"{outcome['balance']:,} coins")
 
 
-def _submit(ws, company, event, user, request_id) -> dict:
-    payload, problems = validate_allocation_fields(
-        company_id=company, event=event, user_id=user, request_id=request_id
-    )
-    if problems:
-        return {"kind": "problems", "problems": common.problems_by_field(problems)}
+def _submit(ws, payload: dict) -> dict:
     with st.spinner("Allocating…"):
         allocation, error = common.call(
             ws.client.allocate_coins,
@@ -117,8 +222,11 @@ def _submit(ws, company, event, user, request_id) -> dict:
         )
     if isinstance(error, ConflictError):
         return {"kind": "duplicate", "request_id": payload["requestId"], "message": str(error)}
+    if error is not None and type(error).__name__ == "UnconfirmedError":
+        return {"kind": "unconfirmed", "request_id": payload["requestId"], "message": str(error)}
     if error is not None:
         return {"kind": "error", "message": common.connection().auth_error or str(error)}
+    common.invalidate()
     balance, _ = common.call(ws.client.get_balance, allocation.user_id)
     # A fresh id for the next allocation; the widget takes it on the next run.
     del st.session_state[REQUEST_KEY]
@@ -131,27 +239,33 @@ def _balance(ws) -> None:
         user = c1.text_input("User id", key=f"{P}_balance_user", placeholder="EK6CYE6K")
         asked = c2.form_submit_button("Look up", icon=":material/search:")
     if asked:
-        from toolkit.models import check_user_id
-
-        user_id, reason = check_user_id(user)
+        early = common.field_problem("userId", user)
+        user_id, reason = (None, early) if early else check_user_id(user)
         if reason:
-            st.error(f"User id {reason}")
+            st.error(common.esc(f"User id {reason}"))
             return
         balance = common.api(ws.client.get_balance, user_id)
         if balance is not None:
             st.metric(f"Balance of {user_id}", f"{balance:,} coins")
+            hint = _user_hint(user_id) if balance == 0 else None
+            if hint:
+                st.caption(common.esc(hint))
 
 
 def render() -> None:
     st.title("Allocate & balances")
     ws = common.workspace()
+    can_edit = access.current().can_edit
     one, balance, many = st.tabs(["Allocate", "Balance", "Bulk allocation"])
     with one:
         st.caption(
             "The coins awarded are the amount configured for the company and event. "
             "Allocating for a pair with no configuration is refused."
         )
-        _allocate_one(ws)
+        if can_edit:
+            _allocate_one(ws)
+        else:
+            st.info("Only an editor can allocate coins.", icon=":material/visibility:")
     with balance:
         _balance(ws)
     with many:

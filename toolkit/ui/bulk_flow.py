@@ -2,7 +2,9 @@
 (progress, Stop) → results and download; an interrupted run of the same file resumes.
 
 Used by the Bulk upload page (configurations) and the Allocate page (allocations). Every step
-is a `toolkit.bulk` call; this module only shows what they return.
+is a `toolkit.bulk` call; this module only shows what they return. Runs belong to the server
+(`toolkit.ui.runs`): a reload or another tab finds a running sheet again, with live progress,
+and the plan shown beside the results is the plan the run was started from.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from toolkit import bulk
-from toolkit.ui import common
+from toolkit.ui import access, common, runs
 
 SHOWN_ROWS = 1_000  # tables show this many rows; downloads hold every row
 
@@ -40,6 +42,7 @@ _STATUS_COLORS = {
     "invalid": "#FDECEA",
     "failed": "#FDECEA",
     "conflict": "#FFF3E0",
+    "unconfirmed": "#FFE0B2",
 }
 _ACTION_COLORS = {
     "create": "#E8F5E9",
@@ -148,11 +151,30 @@ def _earlier_run(ws, plan) -> Any:
         journal.close()
 
 
+_PROBLEM_COLUMNS = {
+    "row": st.column_config.NumberColumn("Row", format="%d"),
+    "problems": st.column_config.TextColumn("Problems", width=900),
+}
+_RUN_COLUMNS = {
+    "source_name": st.column_config.TextColumn("Sheet"),
+    "state": st.column_config.TextColumn("State"),
+    "done": st.column_config.TextColumn("Done"),
+    "counts": st.column_config.TextColumn("Rows", width="large"),
+    "started_by": st.column_config.TextColumn("Started by"),
+    "approved_by": st.column_config.TextColumn("Approved by"),
+    "started_at": st.column_config.TextColumn("Started (UTC)"),
+    "finished_at": st.column_config.TextColumn("Ended (UTC)"),
+    "mode": st.column_config.TextColumn("Mode"),
+    "run_id": st.column_config.TextColumn("Run"),
+}
+
+
 def render(ws, *, kind: str, prefix: str) -> None:
     """The whole flow for ``kind`` ("configs" or "allocations"); keys start with ``prefix``."""
     what = "configurations" if kind == "configs" else "allocations"
     state_key = f"{prefix}_state"
-    job_key = f"{prefix}_job"
+    who = access.current()
+    opened = _runs_panel(ws, kind, prefix, who)
 
     top1, top2 = st.columns([3, 1], vertical_alignment="bottom")
     with top1:
@@ -176,6 +198,9 @@ def render(ws, *, kind: str, prefix: str) -> None:
 
     if upload is None:
         st.session_state.pop(state_key, None)
+        if opened is not None:
+            _server_run_view(opened, prefix=prefix, who=who)
+            return
         st.caption(
             "Nothing is sent until you press **Run**: the file is checked first, then you see "
             "what would happen to each row."
@@ -184,54 +209,21 @@ def render(ws, *, kind: str, prefix: str) -> None:
 
     data = upload.getvalue()
     digest = hashlib.sha256(data).hexdigest()
+    name = upload.name
     state = st.session_state.get(state_key)
-    if state is None or state.get("digest") != digest or state.get("name") != upload.name:
-        with st.spinner(f"Reading and checking {upload.name}…"):
+    if state is None or state.get("digest") != digest or state.get("name") != name:
+        with st.spinner(f"Reading and checking {common.esc(name)}…"):
             try:
-                sheet = _read(kind, data, upload.name)
+                sheet = _read(kind, data, name)
             except bulk.SheetError as exc:
                 st.session_state.pop(state_key, None)
-                st.error(str(exc), icon=":material/block:")
+                st.error(common.esc(str(exc), limit=2_000), icon=":material/block:")
                 return
             validation = bulk.validate(sheet, registry=ws.registry)  # either kind
-        state = {"digest": digest, "name": upload.name, "sheet": sheet, "validation": validation}
+        state = {"digest": digest, "name": name, "sheet": sheet, "validation": validation}
         st.session_state[state_key] = state
-        st.session_state.pop(job_key, None)
     sheet, validation = state["sheet"], state["validation"]
-
-    # ---- 1. validation report
-    st.subheader("1 · Check", divider="gray")
-    total = len(validation.frame)
-    valid = int(validation.frame["valid"].sum())
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Rows", f"{total:,}")
-    m2.metric("Valid", f"{valid:,}")
-    m3.metric("Rows with errors", f"{total - valid:,}")
-    m4.metric("Warnings", f"{validation.warnings:,}")
-    describe = getattr(sheet, "describe", None)
-    notes = list(getattr(sheet, "notes", []) or [])
-    if callable(describe):
-        st.caption(describe())
-    for note in notes:
-        st.caption(f":material/info: {note}")
-    styled = _problem_view(validation)
-    if styled is None:
-        st.success("Every row is valid.", icon=":material/check_circle:")
-    else:
-        if validation.errors:
-            st.error(
-                f"{total - valid:,} row(s) have errors and will not be sent; fix them in the "
-                "file and upload it again, or go on with the valid rows.",
-                icon=":material/error:",
-            )
-        st.dataframe(styled, hide_index=True, height=min(38 + 35 * len(styled.data), 460))
-        st.download_button(
-            "Download the problems (CSV)",
-            common.excel_safe_csv(validation.problems),
-            file_name=f"{upload.name}.problems.csv",
-            mime="text/csv",
-            key=f"{prefix}_problems_csv",
-        )
+    _check_section(sheet, validation, name=name, prefix=prefix)
 
     # ---- 2. plan
     st.subheader("2 · Plan (dry run)", divider="gray")
@@ -250,10 +242,92 @@ def render(ws, *, kind: str, prefix: str) -> None:
     # The plan and the journal's earlier run depend on the registry file (the journal lives in
     # it too): worked out again only when it or the mode changed, not on every widget rerun.
     planned_for = (mode, common.data_key())
-    if state.get("planned_for") != planned_for:
+    if state.get("planned_for") != planned_for or "plan" not in state:
         plan = _plan(kind, validation, ws.registry, mode)
         state.update(planned_for=planned_for, plan=plan, earlier=_earlier_run(ws, plan))
-    plan, earlier = state["plan"], state["earlier"]
+    plan = state["plan"]
+    server_run = runs.find(ws, plan)
+    if server_run is not None and server_run.started_at <= state.get("fresh_after", _EPOCH):
+        server_run = None  # the analyst asked for a fresh plan after that run
+    if server_run is not None and server_run.rejected_by:
+        server_run = None
+    if server_run is not None:
+        # The plan the run was started from, as it was: never re-planned under its results.
+        _plan_section(server_run.plan, prefix=prefix, frozen=server_run)
+        _run_section_for(server_run, prefix=prefix, who=who, state=state)
+        return
+    _plan_section(plan, prefix=prefix)
+    _run_section(ws, plan, state, name=name, prefix=prefix, who=who)
+
+
+_EPOCH = pd.Timestamp(0, tz="UTC").to_pydatetime()
+
+
+def _check_section(sheet, validation, *, name: str, prefix: str) -> None:
+    st.subheader("1 · Check", divider="gray")
+    total = len(validation.frame)
+    valid = int(validation.frame["valid"].sum())
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Rows", f"{total:,}")
+    m2.metric("Valid", f"{valid:,}")
+    m3.metric("Rows with errors", f"{total - valid:,}")
+    m4.metric("Warnings", f"{validation.warnings:,}")
+    describe = getattr(sheet, "describe", None)
+    notes = list(getattr(sheet, "notes", []) or [])
+    if callable(describe):
+        st.caption(common.esc(describe(), limit=2_000))
+    for note in notes:
+        st.caption(":material/info: " + common.esc(note, limit=2_000))
+    styled = _problem_view(validation)
+    if styled is None:
+        st.success("Every row is valid.", icon=":material/check_circle:")
+        return
+    if validation.errors:
+        st.error(
+            f"{total - valid:,} row(s) have errors and will not be sent; fix them in the "
+            "file and upload it again, or go on with the valid rows.",
+            icon=":material/error:",
+        )
+    picked = st.dataframe(
+        styled,
+        hide_index=True,
+        height=min(38 + 35 * len(styled.data), 460),
+        column_config=_PROBLEM_COLUMNS,
+        on_select="rerun",
+        selection_mode="single-row",
+        key=f"{prefix}_problem_pick",
+    )
+    rows = (getattr(picked, "selection", None) or {}).get("rows") or []
+    if rows:
+        _problem_detail(validation, int(styled.data.iloc[rows[0]]["row"]))
+    else:
+        st.caption("Pick a row to read its problems in full.")
+    st.download_button(
+        "Download the problems (CSV)",
+        common.excel_safe_csv(validation.problems),
+        file_name=f"{name}.problems.csv",
+        mime="text/csv",
+        key=f"{prefix}_problems_csv",
+    )
+
+
+def _problem_detail(validation, row: int) -> None:
+    """Every problem of one row, in full, as plain text."""
+    problems = validation.problems
+    mine = problems[problems["row"] == row]
+    lines = [
+        f"{r.severity}: {r.column}: {r.message}"
+        for r in mine[["severity", "column", "message"]].itertuples(index=False)
+    ]
+    st.text(f"Row {row}:\n" + "\n".join(lines))
+
+
+def _plan_section(plan, *, prefix: str, frozen: Any = None) -> None:
+    if frozen is not None:
+        st.caption(
+            f"The plan {common.esc(frozen.actor)} started at "
+            f"{frozen.started_at:%Y-%m-%d %H:%M:%S} UTC, as it was then."
+        )
     counts = plan.counts
     cols = st.columns(len(counts))
     for col, (action, n) in zip(cols, counts.items(), strict=True):
@@ -268,27 +342,68 @@ def render(ws, *, kind: str, prefix: str) -> None:
         shown.style.apply(_highlight("action", _ACTION_COLORS), axis=1).format(na_rep=""),
         hide_index=True,
         height=min(38 + 35 * max(len(shown), 1), 420),
-        column_config=_PLAN_COLUMNS,
+        column_config=_PLAN_COLUMNS | {"message": st.column_config.TextColumn(width="large")},
     )
     if len(plan.frame) > SHOWN_ROWS:
         st.caption(f"Showing the first {SHOWN_ROWS:,} rows of {len(plan.frame):,}.")
 
-    # ---- 3. run
+
+def _run_options(prefix: str) -> tuple[int, float | None]:
+    with st.expander("Run options"):
+        concurrency = st.slider("Requests in flight", 1, 32, 8, key=f"{prefix}_concurrency")
+        rps = st.number_input(
+            "At most this many rows per second (0 = no cap)",
+            min_value=0.0,
+            max_value=10_000.0,
+            value=0.0,
+            step=1.0,
+            key=f"{prefix}_rps",
+        )
+    return int(concurrency), (float(rps) or None)
+
+
+def _run_section(ws, plan, state: dict, *, name: str, prefix: str, who) -> None:
+    """No run of this sheet on this server now: what an earlier one left, and Run/Resume."""
     st.subheader("3 · Run", divider="gray")
+    lock_key, _ = runs.lock_key_for(ws, plan)
+    elsewhere = runs.holder_elsewhere(ws, lock_key)
+    if elsewhere is not None:
+        st.warning(
+            f"This sheet is being sent right now by {common.esc(elsewhere.actor or 'someone')} "
+            f"(since {common.esc(elsewhere.acquired_at[:19].replace('T', ' '))} UTC, "
+            f"{common.esc(elsewhere.host)}). It cannot run twice at once; its results land in "
+            "the runs list when it ends.",
+            icon=":material/sync_lock:",
+        )
+        return
+    earlier = state.get("earlier")
     resume = False
     if earlier is not None:
         found, done_counts = earlier
         final = sum(n for s, n in done_counts.items() if s not in ("pending", "sending"))
         unfinished = {
-            s: n for s, n in done_counts.items() if s in ("pending", "sending", "failed", "skipped")
+            s: n
+            for s, n in done_counts.items()
+            if s in ("pending", "sending", "failed", "skipped", "unconfirmed")
         }
-        if unfinished:
+        stopped = found.state in ("cancelled", "stopped", "running")  # running: its process died
+        when = found.started_at[:19].replace("T", " ")
+        if unfinished and stopped:
             resume = True
             st.warning(
-                f"This file was run before ({found.started_at[:19].replace('T', ' ')} UTC, "
-                f"state {found.state}) and did not finish: "
+                f"This file was run before ({when} UTC, "
+                f"{'interrupted' if found.state == 'running' else found.state}) and did not "
+                "finish: "
                 + ", ".join(f"{n:,} {s}" for s, n in unfinished.items())
                 + ". **Resume** sends only those rows; rows already done are not sent again.",
+                icon=":material/replay:",
+            )
+        elif unfinished:
+            resume = True
+            st.warning(
+                f"This file was run before ({when} UTC) and finished, but "
+                + ", ".join(f"{n:,} {s}" for s, n in unfinished.items())
+                + ". **Resume** tries those rows again; rows already done are not sent again.",
                 icon=":material/replay:",
             )
         else:
@@ -297,67 +412,200 @@ def render(ws, *, kind: str, prefix: str) -> None:
                 "those results; nothing is sent twice.",
                 icon=":material/task_alt:",
             )
-    with st.expander("Run options"):
-        concurrency = st.slider("Requests in flight", 1, 32, 8, key=f"{prefix}_concurrency")
-        rps = st.number_input(
-            "At most this many rows per second (0 = no cap)",
-            min_value=0.0,
-            value=0.0,
-            step=1.0,
-            key=f"{prefix}_rps",
-        )
-    job = st.session_state.get(job_key)
-    running = job is not None and job.running
+    if not who.can_edit:
+        st.caption("Only an editor can send a sheet.")
+        return
+    concurrency, rps = _run_options(prefix)
     to_send = plan.to_send
+    policy = access.policy()
+    needs = policy.needs_approval(to_send, runs.coins_to_send(plan))
     label = (
         "Resume" if resume else "Run"
     ) + f" — send {to_send:,} row{'s' if to_send != 1 else ''}"
-    if st.button(
+    if needs and not who.can_approve:
+        st.info(
+            f"This run needs an approver's yes: {common.esc(needs)}. Ask for it; it starts as "
+            "soon as an approver says yes (they see it under Runs).",
+            icon=":material/approval:",
+        )
+        label = "Ask an approver — " + label.split(" — ", 1)[1]
+    clicked = st.button(
         label,
         key=f"{prefix}_run",
         type="primary",
-        disabled=running or (to_send == 0 and not resume),
+        disabled=to_send == 0 and not resume,
         icon=":material/play_arrow:",
+    )
+    if not clicked or not access.allowed("send a sheet"):
+        return
+    started = runs.start(
+        ws,
+        plan,
+        name=name,
+        actor=who.actor,
+        concurrency=concurrency,
+        rps=rps,
+        waiting_reason=needs if needs and not who.can_approve else None,
+    )
+    if isinstance(started, str):
+        st.error(common.esc(started), icon=":material/sync_lock:")
+        return
+    st.rerun()
+
+
+def _run_section_for(run, *, prefix: str, who, state: dict | None = None) -> None:
+    """A run of this sheet the server knows: live progress (any tab), Stop, approval, then the
+    results beside the plan it was started from."""
+    st.subheader("3 · Run", divider="gray")
+    if run.waiting:
+        _approval_box(run, prefix=prefix, who=who)
+        return
+    if run.running:
+        _live_progress(run, prefix=prefix, who=who)
+        return
+    job = run.job
+    if job is not None and job.error:
+        st.error(common.esc(job.error))
+    st.caption(common.esc(runs.progress_text(run)))
+    if state is not None and st.button(
+        "Plan this sheet again", key=f"{prefix}_replan", icon=":material/refresh:"
     ):
-        _start(ws, plan, job_key, concurrency=concurrency, rps=rps or None)
-    job = common.show_job(job_key, on_done=lambda _job: common.invalidate())
+        state["fresh_after"] = run.started_at
+        state.pop("planned_for", None)
+        st.rerun()
     if job is not None and job.result is not None:
-        _results(job.result, name=upload.name, prefix=prefix)
+        _results(job.result, plan=run.plan, name=run.name, prefix=prefix)
 
 
-def _start(ws, plan, job_key: str, *, concurrency: int, rps: float | None) -> None:
-    def work(job: common.Job):
-        def progress(done: int, total: int, counts: dict[str, int]) -> None:
-            shown = ", ".join(f"{n:,} {s}" for s, n in counts.items() if n)
-            job.progress(done, total, shown)
+def _approval_box(run, *, prefix: str, who) -> None:
+    e = common.esc
+    st.warning(
+        f"Waiting for an approver: {e(run.waiting_reason)}. Asked by {e(run.actor)} at "
+        f"{run.started_at:%H:%M:%S} UTC; nothing has been sent.",
+        icon=":material/approval:",
+    )
+    a, b, _ = st.columns([1, 1, 3])
+    tag = run.lock_key[:8]
+    if who.can_approve and who.actor != run.actor:
+        yes = a.button("Approve and run", key=f"{prefix}_approve_{tag}", type="primary")
+        no = b.button("Reject", key=f"{prefix}_reject_{tag}")
+        if yes and access.allowed("approve a bulk run", approve=True):
+            runs.approve(run, who.actor)
+            st.rerun()
+        if no and access.allowed("reject a bulk run", approve=True):
+            runs.reject(run, who.actor)
+            st.rerun()
+    elif who.actor == run.actor and who.can_edit:
+        if a.button("Withdraw", key=f"{prefix}_withdraw_{tag}"):
+            runs.reject(run, who.actor)
+            st.rerun()
+    else:
+        st.caption("An approver other than whoever asked must say yes.")
 
-        return bulk.run(
-            plan,
-            ws,
-            concurrency=concurrency,
-            rps=rps,
-            progress=progress,
-            cancel=job.cancel,
+
+def _live_progress(run, *, prefix: str, who) -> None:
+    """Progress redrawn every second without holding the page; the whole page is drawn again
+    when the run ends (its results appear)."""
+    stoppable = who.can_edit
+
+    @st.fragment(run_every=1.0)
+    def progress() -> None:
+        if not run.running:
+            st.rerun()
+        job = run.job
+        label = "Stopping after the rows in flight…" if job.cancelled else "Sending…"
+        st.progress(job.fraction, text=common.esc(f"{label} {runs.progress_text(run)}"))
+        st.caption(
+            f"Started by {common.esc(run.actor)} at {run.started_at:%H:%M:%S} UTC"
+            + (f", approved by {common.esc(run.approved_by)}" if run.approved_by else "")
+            + ". It keeps going if this tab is closed or reloaded; any tab shows it."
         )
+        if (
+            stoppable
+            and not job.cancelled
+            and st.button(
+                "Stop",
+                key=f"{prefix}_stop_{run.lock_key[:8]}",
+                icon=":material/stop_circle:",
+                help="Stop after the rows in flight; Resume sends the rest later",
+            )
+            and access.allowed("stop a bulk run")
+        ):
+            job.cancel.set()
 
-    common.start_job(job_key, "Sending", work, total=len(plan.frame))
+    progress()
 
 
-def _results(result, *, name: str, prefix: str) -> None:
+def _runs_panel(ws, kind: str, prefix: str, who) -> Any:
+    """The server's runs of this kind: those going on now (open one to follow it), and the
+    journal's history. Returns the run the analyst opened, if any."""
+    live = [r for r in runs.of_kind(ws, kind) if not r.rejected_by]
+    open_key = f"{prefix}_open_run"
+    opened = None
+    if live:
+        st.markdown("**Runs on this server**")
+        for run in live[:6]:
+            c1, c2 = st.columns([5, 1], vertical_alignment="center")
+            c1.text(
+                f"{run.name} · {run.state} · {run.actor} · {run.started_at:%H:%M:%S} UTC\n"
+                f"{runs.progress_text(run)}"
+            )
+            if c2.button("Open", key=f"{prefix}_open_{run.lock_key[:8]}"):
+                st.session_state[open_key] = run.lock_key
+        wanted = st.session_state.get(open_key)
+        opened = next((r for r in live if r.lock_key == wanted), None)
+    with st.expander("Run history (every process on this registry)", icon=":material/history:"):
+        try:
+            history = runs.journal_runs(ws, kind)
+        except Exception:  # the history is a view: never the reason a page fails
+            history = None
+        if history is None or history.empty:
+            st.caption("No runs yet.")
+        else:
+            shown = history.drop(columns=["run_key", "kind", "total", "live"])
+            shown["done"] = [
+                f"{d:,} of {t:,}" for d, t in zip(history["done"], history["total"], strict=True)
+            ]
+            st.dataframe(
+                common.blank_missing(shown),
+                hide_index=True,
+                column_config=_RUN_COLUMNS,
+                column_order=list(_RUN_COLUMNS),
+            )
+    return opened
+
+
+def _server_run_view(run, *, prefix: str, who) -> None:
+    """A run opened from the runs list (no file uploaded in this tab): its plan and progress or
+    results."""
+    st.subheader(f"Run of {common.esc(run.name)}", divider="gray")
+    _plan_section(run.plan, prefix=f"{prefix}_opened", frozen=run)
+    _run_section_for(run, prefix=f"{prefix}_opened", who=who)
+
+
+def _results(result, *, plan, name: str, prefix: str) -> None:
     st.subheader("4 · Results", divider="gray")
     frame = result.frame
     if result.fatal_error is not None:
-        st.error(f"The run stopped: {result.fatal_error}")
+        st.error(f"The run stopped: {common.esc(result.fatal_error)}")
     elif result.cancelled:
         st.warning(
             "Stopped. Rows not sent are marked skipped; press **Resume** to send them.",
             icon=":material/pause_circle:",
         )
     elif result.ok:
-        st.success(result.summary(), icon=":material/check_circle:")
+        st.success(common.esc(result.summary()), icon=":material/check_circle:")
     else:
-        st.warning(result.summary(), icon=":material/warning:")
+        st.warning(common.esc(result.summary()), icon=":material/warning:")
     counts = {s: n for s, n in result.counts.items() if n}
+    unconfirmed = counts.get("unconfirmed", 0)
+    if unconfirmed:
+        st.warning(
+            f"{unconfirmed:,} row(s) are unconfirmed: the answer was lost after the request "
+            "left, so the server may have made the change. Run the same sheet again to settle "
+            "them: nothing is done twice.",
+            icon=":material/help:",
+        )
     cols = st.columns(max(len(counts), 1))
     for col, (status, n) in zip(cols, counts.items(), strict=False):
         col.metric(status.capitalize(), f"{n:,}")
@@ -366,13 +614,26 @@ def _results(result, *, name: str, prefix: str) -> None:
         + (f", {result.reused:,} from the earlier run" if result.reused else "")
         + (f" · {result.rows_per_second:,.0f} rows/s" if result.sent else "")
     )
-    statuses = [s for s in counts]
+    statuses = list(counts)
     pick = st.multiselect("Show statuses", statuses, default=statuses, key=f"{prefix}_res_status")
     shown = frame[frame["status"].isin(pick)].head(SHOWN_ROWS)
+    planned = plan.frame[["row", "action"]].rename(columns={"action": "planned"})
+    shown = shown.merge(planned, on="row", how="left")
+    order = [
+        "row",
+        "planned",
+        "status",
+        *[c for c in shown.columns if c not in ("row", "planned", "status")],
+    ]
     st.dataframe(
-        shown.style.apply(_highlight("status", _STATUS_COLORS), axis=1).format(na_rep=""),
+        shown[order].style.apply(_highlight("status", _STATUS_COLORS), axis=1).format(na_rep=""),
         hide_index=True,
         height=min(38 + 35 * max(len(shown), 1), 460),
+        column_config={
+            "planned": st.column_config.TextColumn("Planned"),
+            "status": st.column_config.TextColumn("Result"),
+            "message": st.column_config.TextColumn("Message", width="large"),
+        },
     )
     st.download_button(
         "Download results (CSV)",

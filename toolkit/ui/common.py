@@ -14,6 +14,7 @@ import os
 import re
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -36,18 +37,22 @@ __all__ = [
     "api",
     "blank_missing",
     "call",
+    "check_form",
+    "clip",
     "column_options",
     "configs_frame",
     "connection",
     "data_key",
     "esc",
     "excel_safe_csv",
+    "field_problem",
     "invalidate",
     "shared_filters",
     "shell",
     "show_field_problems",
     "show_job",
     "start_job",
+    "start_job_thread",
     "workspace",
 ]
 
@@ -362,9 +367,10 @@ def column_options(df: pd.DataFrame, column: str, *, cache_key: str | None = Non
     return _column_options(cache_key, column, df) if cache_key else _options(df, column)
 
 
-def invalidate() -> None:
-    """The app changed something: rebuild cached frames on the next read."""
-    conn = connection()
+def invalidate(conn: Connection | None = None) -> None:
+    """The app changed something: rebuild cached frames on the next read. A worker thread
+    passes the connection it took when it started."""
+    conn = conn or connection()
     with conn.lock:
         conn.version += 1
     st.cache_data.clear()
@@ -438,6 +444,12 @@ def shared_filters(
 # directives (:red[...], :material/x:), tables (|), headings and lists at a line start.
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$&=^\"'])")
 SHOWN_CHARS = 300  # a value longer than this is cut in messages (the tables hold it whole)
+
+
+def clip(value: Any, *, limit: int = SHOWN_CHARS) -> str:
+    """``value`` as text for a table cell, cut (length said) when over ``limit`` characters."""
+    text = "" if value is None else str(value)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)"
 
 
 def esc(value: Any, *, limit: int | None = SHOWN_CHARS) -> str:
@@ -523,6 +535,15 @@ def start_job(key: str, label: str, fn: Callable[[Job], Any], *, total: int | No
     """Run ``fn(job)`` in a thread; ``fn`` reports with ``job.progress`` and checks
     ``job.cancel``. The job is kept in session_state under ``key``."""
     job = Job(label=label, total=total)
+    st.session_state[key] = job
+    return start_job_thread(job, f"app-job-{key}", fn)
+
+
+def start_job_thread(
+    job: Job, name: str, fn: Callable[[Job], Any], *, on_end: Callable[[], None] | None = None
+) -> Job:
+    """Run ``fn(job)`` in a thread of its own, kept by whoever holds ``job`` (a session, or the
+    server's board of bulk runs); ``on_end()`` runs in that thread once the job has ended."""
     conn = connection()  # taken here: the worker thread makes no Streamlit calls
 
     def target() -> None:
@@ -533,13 +554,17 @@ def start_job(key: str, label: str, fn: Callable[[Job], Any], *, total: int | No
         except EnKashError as exc:
             job.error = str(exc)
         except Exception as exc:
-            log.exception("%s failed", label)
-            job.error = f"{label} stopped: {exc}"
+            log.exception("%s failed", job.label)
+            job.error = f"{job.label} stopped: {exc}"
         finally:
             job.finished = time.monotonic()
+            if on_end is not None:
+                try:
+                    on_end()
+                except Exception:
+                    log.exception("tidying up after %s failed", job.label)
 
-    job.thread = threading.Thread(target=target, name=f"app-job-{key}", daemon=True)
-    st.session_state[key] = job
+    job.thread = threading.Thread(target=target, name=name, daemon=True)
     job.thread.start()
     return job
 
@@ -594,6 +619,49 @@ def _job_text(job: Job) -> str:
     return head + count + tail
 
 
+# The longest text a form field hands to the models' checks. Longer is refused here, before any
+# conversion: int() of a 10,000-digit amount raises (Python's int-size limit), and a regex over
+# megabytes of text is work for nothing. Each limit is well above what a valid value can be.
+FIELD_LIMITS = {"amount": 24, "configuration": 16, "companyId": 64, "event": 128}
+DEFAULT_FIELD_LIMIT = 256
+
+
+def field_problem(name: str, value: Any) -> str | None:
+    """Why ``value`` cannot even be looked at as field ``name``; None when it can."""
+    if not isinstance(value, str):
+        return None
+    if any(unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\t" for ch in value):
+        return "contains a control character (such as NUL); type plain text"
+    text = value.strip()
+    limit = FIELD_LIMITS.get(name, DEFAULT_FIELD_LIMIT)
+    if len(text) <= limit:
+        return None
+    if name == "amount":
+        from toolkit.models import REASONS
+
+        return REASONS["too_big"] if text.lstrip("+").isdigit() else REASONS["digits"]
+    return f"is {len(text):,} characters long (at most {limit:,})"
+
+
+def check_form(
+    validate: Callable[..., tuple[dict[str, Any], list[Any]]],
+    fields: dict[str, tuple[str, Any]],
+    **options: Any,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Check a form: each of ``fields`` (API name → (argument name, value as typed)) is first
+    looked at as text (length, control characters), then by ``validate`` (the models' rules).
+    Returns (payload, problems by API name); never raises on what a user typed."""
+    early = {api: r for api, (_, v) in fields.items() if (r := field_problem(api, v)) is not None}
+    arguments = {arg: (None if api in early else v) for api, (arg, v) in fields.items()}
+    try:
+        payload, problems = validate(**arguments, **options)
+    except Exception:  # a rule that still breaks on some value: say so, never a traceback
+        log.exception("checking a form failed")
+        return {}, early or {api: "could not be checked" for api in fields}
+    found = problems_by_field(p for p in problems if p.field not in early)
+    return payload, {**early, **found}
+
+
 def problems_by_field(problems: Iterable[Any]) -> dict[str, str]:
     """`FieldProblem`s keyed by field, reasons joined, for messages next to form fields."""
     out: dict[str, str] = {}
@@ -609,5 +677,5 @@ def show_field_problems(problems: dict[str, str], slots: dict[str, Any], labels:
     names it, then one line saying nothing was sent."""
     for name, reason in problems.items():
         slot = slots.get(name, st)
-        slot.error(f"{labels.get(name, name)} {reason}", icon=":material/error:")
+        slot.error(esc(f"{labels.get(name, name)} {reason}"), icon=":material/error:")
     st.error("Nothing was sent: fix the fields marked above.")

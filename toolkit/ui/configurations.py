@@ -15,7 +15,7 @@ import streamlit as st
 from toolkit.errors import AuthError, EnKashError
 from toolkit.models import MAX_AMOUNT, CoinConfig, Configuration, validate_config_fields
 from toolkit.registry import REVERTIBLE_ACTIONS, read_ids
-from toolkit.ui import common
+from toolkit.ui import access, common
 
 P = "cfg"  # widget key prefix of this page
 EDITOR_KEY_STATE = f"{P}_editor_key"  # which data_editor key holds the current view's edits
@@ -23,6 +23,7 @@ APPLY_JOB = f"{P}_apply_job"
 SYNC_JOB = f"{P}_sync_job"
 PAGE_SIZES = (100, 500, 1000)
 EDITABLE = ("configuration", "amount")
+FAT_FINGER = 10  # an amount changed this many times up or down (or to/from 0) needs a tick
 
 
 # --------------------------------------------------------------------------- edits
@@ -34,41 +35,52 @@ def _editor_key(view: pd.DataFrame) -> str:
     return f"{P}_editor_" + hashlib.sha1(ids.encode()).hexdigest()[:12]
 
 
+def _typed(value) -> str | None:
+    """A cell as the analyst typed it (the amount column is text: nothing is rounded,
+    clamped or dropped on the way), None when blank."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    text = str(value)
+    return text if text.strip() else None
+
+
 def _pending_edits(view: pd.DataFrame, key: str) -> pd.DataFrame:
-    """The data_editor's edits as rows: id, company, event, before and after of each field."""
+    """The data_editor's edits as rows: id, company, event, before and after of each field
+    (the after-values exactly as typed)."""
     state = st.session_state.get(key) or {}
     edited = state.get("edited_rows") or {}
     rows = []
     for position, changes in edited.items():
-        index = int(position)
-        if index >= len(view):
+        try:
+            index = int(position)
+        except (TypeError, ValueError):
+            continue
+        if not 0 <= index < len(view) or not isinstance(changes, dict):
             continue
         original = view.iloc[index]
-        after = {}
-        for column in EDITABLE:
-            if column not in changes:
-                continue
-            new, old = changes[column], original[column]
-            old = None if pd.isna(old) else (str(old) if column == "configuration" else int(old))
-            if new is not None and column == "amount":
-                new = float(new)
-                new = int(new) if new.is_integer() else new
-            if new != old:
-                after[column] = (old, new)
-        if after:
-            rows.append(
-                {
-                    "coinConfigId": original["coinConfigId"],
-                    "companyId": original["companyId"],
-                    "event": original["event"],
-                    "amount_before": after.get("amount", (original["amount"],))[0],
-                    "amount_after": after["amount"][1] if "amount" in after else None,
-                    "configuration_before": str(original["configuration"]),
-                    "configuration_after": after["configuration"][1]
-                    if "configuration" in after
-                    else None,
-                }
-            )
+        old_amount = None if pd.isna(original["amount"]) else int(original["amount"])
+        old_configuration = (
+            None if pd.isna(original["configuration"]) else str(original["configuration"])
+        )
+        amount = _typed(changes.get("amount")) if "amount" in changes else None
+        configuration = _typed(changes.get("configuration")) if "configuration" in changes else None
+        if amount is not None and amount.strip() == str(old_amount):
+            amount = None
+        if configuration is not None and configuration == old_configuration:
+            configuration = None
+        if amount is None and configuration is None:
+            continue
+        rows.append(
+            {
+                "coinConfigId": original["coinConfigId"],
+                "companyId": original["companyId"],
+                "event": original["event"],
+                "amount_before": old_amount,
+                "amount_after": amount,
+                "configuration_before": old_configuration,
+                "configuration_after": configuration,
+            }
+        )
     return pd.DataFrame(
         rows,
         columns=[
@@ -84,49 +96,74 @@ def _pending_edits(view: pd.DataFrame, key: str) -> pd.DataFrame:
 
 
 def _patch_body(row: pd.Series) -> tuple[dict, str | None]:
-    """The exact PATCH body for one edited row, or the reason it cannot be sent."""
-    amount = None if pd.isna(row["amount_after"]) else row["amount_after"]
-    if isinstance(amount, float) and amount.is_integer():
-        amount = int(amount)
-    configuration = None if pd.isna(row["configuration_after"]) else row["configuration_after"]
-    body, problems = validate_config_fields(
-        company_id=None, event=None, configuration=configuration, amount=amount, partial=True
+    """The exact PATCH body for one edited row, or the reason it cannot be sent (the typed
+    text is checked as text first: a 10,000-digit amount is refused, never converted)."""
+    amount = _typed(row["amount_after"])
+    configuration = _typed(row["configuration_after"])
+    body, problems = common.check_form(
+        validate_config_fields,
+        {
+            "companyId": ("company_id", None),
+            "event": ("event", None),
+            "configuration": ("configuration", configuration),
+            "amount": ("amount", amount),
+        },
+        partial=True,
     )
     if problems:
-        return {}, "; ".join(f"{p.field} {p.reason}" for p in problems)
+        return {}, "; ".join(f"{name} {reason}" for name, reason in problems.items())
     return body, None
 
 
-def _num(value) -> str:
-    """A number as an analyst writes it: 42, not 42.0 (a column with gaps turns float)."""
-    if value is None or pd.isna(value):
-        return "(blank)"
-    number = float(value)
-    return str(int(number)) if number.is_integer() else str(value)
+def _fat_finger(before: int | None, after: int | None) -> str | None:
+    """Why an amount change looks like a slip of the finger, or None."""
+    if before is None or after is None or before == after:
+        return None
+    if before == 0 or after == 0:
+        return f"{'from' if before == 0 else 'to'} 0"
+    ratio = after / before
+    if ratio >= FAT_FINGER:
+        return f"{ratio:,.0f}× up"
+    if ratio <= 1 / FAT_FINGER:
+        return f"{1 / ratio:,.0f}× down"
+    return None
 
 
 def _review_frame(edits: pd.DataFrame) -> pd.DataFrame:
+    """One line per edited row: before → after as typed, the PATCH body, a fat-finger flag,
+    and the problem when it cannot be sent."""
     shown = []
     for _, row in edits.iterrows():
         body, problem = _patch_body(row)
         changes = []
-        if row["amount_after"] is not None and not pd.isna(row["amount_after"]):
-            changes.append(f"amount {_num(row['amount_before'])} → {_num(row['amount_after'])}")
-        if row["configuration_after"] is not None and not pd.isna(row["configuration_after"]):
+        before = row["amount_before"]
+        before = None if before is None or pd.isna(before) else int(before)
+        if _typed(row["amount_after"]) is not None:
             changes.append(
-                f"configuration {row['configuration_before']} → {row['configuration_after']}"
+                f"amount {'(blank)' if before is None else before} → "
+                f"{common.clip(row['amount_after'])}"
             )
+        if _typed(row["configuration_after"]) is not None:
+            changes.append(
+                f"configuration {row['configuration_before']} → "
+                f"{common.clip(row['configuration_after'])}"
+            )
+        flag = None if problem else _fat_finger(before, body.get("amount"))
         shown.append(
             {
                 "coinConfigId": row["coinConfigId"],
                 "company": row["companyId"],
                 "event": row["event"],
                 "change": "; ".join(changes),
+                "check": flag or "",
                 "PATCH body": "" if problem else str(body),
                 "problem": problem or "",
             }
         )
-    return pd.DataFrame(shown)
+    return pd.DataFrame(
+        shown,
+        columns=["coinConfigId", "company", "event", "change", "check", "PATCH body", "problem"],
+    )
 
 
 def _known(row: pd.Series) -> CoinConfig:
@@ -140,6 +177,9 @@ def _known(row: pd.Series) -> CoinConfig:
 
 
 def _apply(edits: pd.DataFrame, client) -> None:
+    """Send the reviewed edits in a background job (the role is checked again here)."""
+    if not access.allowed("change configurations"):
+        return
     work = [(row, *_patch_body(row)) for _, row in edits.iterrows()]
     conn = common.connection()  # taken here: the worker thread makes no Streamlit calls
 
@@ -165,7 +205,7 @@ def _apply(edits: pd.DataFrame, client) -> None:
                     status, message = "failed", str(exc)
                     conn.auth_error = common.auth_message(exc)
                 except EnKashError as exc:
-                    status, message = "failed", str(exc)
+                    status, message = _error_status(exc), str(exc)
             results.append(
                 {
                     "coinConfigId": row["coinConfigId"],
@@ -181,12 +221,17 @@ def _apply(edits: pd.DataFrame, client) -> None:
     common.start_job(APPLY_JOB, "Applying changes", run, total=len(work))
 
 
+def _error_status(exc: EnKashError) -> str:
+    """`unconfirmed` when the toolkit cannot know whether the server made the change."""
+    return "unconfirmed" if type(exc).__name__ == "UnconfirmedError" else "failed"
+
+
 # --------------------------------------------------------------------------- sections
 
 
-def _toolbar(ws) -> None:
+def _toolbar(ws, can_edit: bool) -> None:
     col1, col2, col3 = st.columns([1, 1, 3])
-    refresh = col1.button(
+    refresh = can_edit and col1.button(
         "Refresh from EnKash",
         key=f"{P}_refresh",
         icon=":material/sync:",
@@ -194,7 +239,7 @@ def _toolbar(ws) -> None:
     )
     if col2.button("Reload table", key=f"{P}_reload", icon=":material/refresh:"):
         common.invalidate()
-    if refresh:
+    if refresh and access.allowed("refresh the registry"):
         registry = ws.registry
 
         def run(job: common.Job):
@@ -203,47 +248,51 @@ def _toolbar(ws) -> None:
             )
 
         common.start_job(SYNC_JOB, "Refreshing from EnKash", run)
-    with col3.expander("Import ids", icon=":material/playlist_add:"):
-        st.caption(
-            "Configurations created elsewhere (Postman, another tool) are unknown here until "
-            "you import their ids: paste them, or upload a text/CSV file."
-        )
-        text = st.text_area(
-            "coinConfigIds", key=f"{P}_import_text", placeholder="WCC817428\nWCC024845"
-        )
-        upload = st.file_uploader(
-            "…or a file", type=["txt", "csv"], key=f"{P}_import_file", accept_multiple_files=False
-        )
-        if st.button("Import", key=f"{P}_import", icon=":material/download:"):
-            try:
-                ids = read_ids(text or "")
-                if upload is not None:
-                    ids = list(dict.fromkeys(ids + read_ids(upload.getvalue())))
-            except ValueError as exc:
-                ids, problem = [], f"The file could not be read: {exc}."
-            else:
-                problem = "No coinConfigIds found (they look like WCC817428)."
-            if not ids:
-                st.error(problem)
-            else:
-                registry = ws.registry
-
-                def run_import(job: common.Job):
-                    return registry.import_ids(
-                        ids, progress=lambda done, total: job.progress(done, total)
-                    )
-
-                common.start_job(SYNC_JOB, f"Importing {len(ids)} ids", run_import, total=None)
+    if can_edit:
+        with col3.expander("Import ids", icon=":material/playlist_add:"):
+            _import_ids(ws)
     job = common.show_job(SYNC_JOB, on_done=lambda _job: common.invalidate())
     if job is not None:
         if not job.error:
-            st.success(_sync_summary(job.result), icon=":material/check_circle:")
+            st.success(common.esc(_sync_summary(job.result)), icon=":material/check_circle:")
             details = _sync_details(job.result)
             if details is not None and not details.empty:
                 st.dataframe(details, hide_index=True, height=200)
         if st.button("Dismiss", key=f"{P}_sync_dismiss"):
             del st.session_state[SYNC_JOB]
             st.rerun()
+
+
+def _import_ids(ws) -> None:
+    st.caption(
+        "Configurations created elsewhere (Postman, another tool) are unknown here until "
+        "you import their ids: paste them, or upload a text/CSV file."
+    )
+    text = st.text_area("coinConfigIds", key=f"{P}_import_text", placeholder="WCC817428\nWCC024845")
+    upload = st.file_uploader(
+        "…or a file", type=["txt", "csv"], key=f"{P}_import_file", accept_multiple_files=False
+    )
+    if not st.button("Import", key=f"{P}_import", icon=":material/download:"):
+        return
+    if not access.allowed("import ids"):
+        return
+    try:
+        ids = read_ids(text or "")
+        if upload is not None:
+            ids = list(dict.fromkeys(ids + read_ids(upload.getvalue())))
+    except ValueError as exc:
+        ids, problem = [], f"The file could not be read: {exc}."
+    else:
+        problem = "No coinConfigIds found (they look like WCC817428)."
+    if not ids:
+        st.error(common.esc(problem))
+        return
+    registry = ws.registry
+
+    def run_import(job: common.Job):
+        return registry.import_ids(ids, progress=lambda done, total: job.progress(done, total))
+
+    common.start_job(SYNC_JOB, f"Importing {len(ids)} ids", run_import, total=None)
 
 
 def _sync_summary(result) -> str:
@@ -259,12 +308,11 @@ def _sync_details(result) -> pd.DataFrame | None:
     return result[~result["status"].isin(["unchanged", "known"])]
 
 
-def _table(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """Filters, search and one page of the editable table; returns the view and editor key."""
+def _table(frame: pd.DataFrame, can_edit: bool) -> tuple[pd.DataFrame, str]:
+    """Filters, search and one page of the table (editable for editors); returns the view and
+    the editor key."""
     key_now = st.session_state.get(EDITOR_KEY_STATE)
-    locked = bool(key_now and (st.session_state.get(key_now) or {}).get("edited_rows"))
-    if locked:
-        st.caption(":material/lock: Apply or discard your edits before changing filters or pages.")
+    locked = bool(can_edit and key_now and (st.session_state.get(key_now) or {}).get("edited_rows"))
     filtered = common.shared_filters(frame, prefix=P, disabled=locked, cache_key=common.data_key())
     c1, c2, c3 = st.columns([3, 1, 1])
     search = c1.text_input(
@@ -272,6 +320,7 @@ def _table(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         key=f"{P}_search",
         placeholder="WCC817428, CEKEKCARDS, MEAL…",
         disabled=locked,
+        max_chars=200,
     )
     if search.strip():
         needle = search.strip().upper()
@@ -294,22 +343,43 @@ def _table(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     )
     page = min(int(page), pages)
     view = filtered.iloc[(page - 1) * size : page * size].reset_index(drop=True)
-    st.caption(
-        f"{len(filtered):,} of {len(frame):,} configurations"
-        + (f" · showing {len(view):,} on page {page:,}" if pages > 1 else "")
-        + " · edit **amount** and **configuration** in the table, then review."
-    )
+    # One line that is always there (its words change): the table never moves while editing.
+    if locked:
+        st.caption(":material/lock: Apply or discard your edits before changing filters or pages.")
+    else:
+        st.caption(
+            f"{len(filtered):,} of {len(frame):,} configurations"
+            + (f" · showing {len(view):,} on page {page:,}" if pages > 1 else "")
+            + (
+                " · edit **amount** and **configuration** in the table, then review."
+                if can_edit
+                else ""
+            )
+        )
     key = _editor_key(view)
-    st.session_state[EDITOR_KEY_STATE] = key
     columns = [c for c in view.columns if c in _SHOWN]
+    height = min(38 + 35 * max(len(view), 1), 420)
+    if not can_edit:
+        st.dataframe(
+            common.blank_missing(view[columns]),
+            hide_index=True,
+            column_config=_COLUMN_CONFIG | {"amount": _AMOUNT_SHOWN},
+            height=height,
+        )
+        return view, key
+    st.session_state[EDITOR_KEY_STATE] = key
+    shown = view[columns].copy()
+    # Amounts are edited as text, so what was typed is what is checked (a number column
+    # would turn 6.5 into 65, -5 into 5 and clamp 2,000,000 without a word).
+    shown["amount"] = shown["amount"].map(lambda v: "" if pd.isna(v) else str(int(v)))
     st.data_editor(
-        view[columns],
+        shown,
         key=key,
         hide_index=True,
         num_rows="fixed",
         disabled=[c for c in columns if c not in EDITABLE],
         column_config=_COLUMN_CONFIG,
-        height=min(38 + 35 * max(len(view), 1), 420),
+        height=height,
     )
     return view, key
 
@@ -324,6 +394,7 @@ _SHOWN = (
     "last_synced_at",
     "source",
 )
+_AMOUNT_SHOWN = st.column_config.NumberColumn("Coins", format="%d")
 _COLUMN_CONFIG = {
     "coinConfigId": st.column_config.TextColumn("Id"),
     "companyId": st.column_config.TextColumn("Company"),
@@ -331,12 +402,24 @@ _COLUMN_CONFIG = {
     "configuration": st.column_config.SelectboxColumn(
         "Configuration", options=[c.value for c in Configuration], required=True
     ),
-    "amount": st.column_config.NumberColumn(
-        "Coins", min_value=0, max_value=MAX_AMOUNT, step=1, format="%d", required=True
+    "amount": st.column_config.TextColumn(
+        "Coins",
+        help=f"A whole number of coins, 0 to {MAX_AMOUNT:,}: checked as typed when you review.",
     ),
     "updated_at": st.column_config.DatetimeColumn("Updated", format="YYYY-MM-DD HH:mm"),
     "last_synced_at": st.column_config.DatetimeColumn("Last fetched", format="YYYY-MM-DD HH:mm"),
     "source": st.column_config.TextColumn("Source"),
+}
+_REVIEW_COLUMNS = {
+    "coinConfigId": st.column_config.TextColumn("Id"),
+    "company": st.column_config.TextColumn("Company"),
+    "event": st.column_config.TextColumn("Event"),
+    "change": st.column_config.TextColumn("Before → after", width="medium"),
+    "check": st.column_config.TextColumn(
+        "Check", help="A change of 10× or more, or to or from 0: tick it below if you mean it."
+    ),
+    "PATCH body": st.column_config.TextColumn("PATCH body"),
+    "problem": st.column_config.TextColumn("Problem", width="large"),
 }
 
 
@@ -355,25 +438,7 @@ def _review(ws, view: pd.DataFrame, key: str) -> None:
             st.session_state[f"{P}_reviewing"] = False
             st.rerun()
         if st.session_state.get(f"{P}_reviewing"):
-            review = _review_frame(edits)
-            st.markdown("These PATCH requests will be sent, one per configuration:")
-            st.dataframe(
-                review.style.apply(_highlight_problem, axis=1),
-                hide_index=True,
-                column_config={"problem": st.column_config.TextColumn("Problem")},
-            )
-            sendable = int((review["problem"] == "").sum())
-            if sendable < len(review):
-                st.warning(f"{len(review) - sendable} change(s) cannot be sent; see Problem.")
-            if st.button(
-                f"Apply {sendable} change{'s' if sendable != 1 else ''}",
-                key=f"{P}_apply",
-                type="primary",
-                disabled=sendable == 0,
-                icon=":material/send:",
-            ):
-                st.session_state[f"{P}_reviewing"] = False
-                _apply(edits, ws.client)
+            _review_and_apply(ws, edits)
 
     def applied(_job: common.Job) -> None:
         # The registry changed: rebuild the table and start from a clean editor.
@@ -391,14 +456,60 @@ def _review(ws, view: pd.DataFrame, key: str) -> None:
             st.dataframe(
                 results.style.apply(_highlight_status, axis=1),
                 hide_index=True,
+                column_config={"message": st.column_config.TextColumn("Message", width="large")},
             )
         if st.button("Dismiss results", key=f"{P}_apply_dismiss"):
             del st.session_state[APPLY_JOB]
             st.rerun()
 
 
+def _review_and_apply(ws, edits: pd.DataFrame) -> None:
+    review = _review_frame(edits)
+    st.markdown("These PATCH requests will be sent, one per configuration:")
+    st.dataframe(
+        review.style.apply(_highlight_problem, axis=1),
+        hide_index=True,
+        column_config=_REVIEW_COLUMNS,
+    )
+    flagged = review[(review["check"] != "") & (review["problem"] == "")]
+    ticked: set[str] = set()
+    if len(flagged):
+        st.warning(
+            f"{len(flagged)} change(s) are large (10× or more, or to or from 0). Tick each one "
+            "you mean; the others are held back.",
+            icon=":material/warning:",
+        )
+        for row in flagged.itertuples(index=False):
+            label = common.esc(f"{row.coinConfigId} ({row.company} · {row.event}): {row.change}")
+            if st.checkbox(
+                f"{label} — {common.esc(row.check)}", key=f"{P}_tick_{row.coinConfigId}"
+            ):
+                ticked.add(str(row.coinConfigId))
+    sendable = (review["problem"] == "") & (
+        (review["check"] == "") | review["coinConfigId"].astype(str).isin(ticked)
+    )
+    refused = int((review["problem"] != "").sum())
+    if refused:
+        st.warning(f"{refused} change(s) cannot be sent; see Problem.")
+    count = int(sendable.sum())
+    if st.button(
+        f"Apply {count} change{'s' if count != 1 else ''}",
+        key=f"{P}_apply",
+        type="primary",
+        disabled=count == 0,
+        icon=":material/send:",
+    ):
+        st.session_state[f"{P}_reviewing"] = False
+        _apply(edits[sendable.to_numpy()], ws.client)
+
+
 def _highlight_problem(row: pd.Series) -> list[str]:
-    color = "background-color: #FDECEA" if row.get("problem") else ""
+    if row.get("problem"):
+        color = "background-color: #FDECEA"
+    elif row.get("check"):
+        color = "background-color: #FFF3E0"
+    else:
+        color = ""
     return [color] * len(row)
 
 
@@ -408,6 +519,7 @@ def _highlight_status(row: pd.Series) -> list[str]:
         "updated": "background-color: #E8F5E9",
         "failed": "background-color: #FDECEA",
         "invalid": "background-color: #FDECEA",
+        "unconfirmed": "background-color: #FFF3E0",
         "skipped": "background-color: #FFF8E1",
     }.get(status, "")
     return [color] * len(row)
@@ -428,15 +540,24 @@ def _selected(view: pd.DataFrame, frame: pd.DataFrame) -> str | None:
     )
     if choice:
         choice = choice.strip().upper()
+        if len(choice) > 64 or not choice.isascii() or not choice.isalnum():
+            st.error(
+                "A coinConfigId is letters and digits, like WCC817428 (what was typed is not one).",
+                icon=":material/error:",
+            )
+            return None
         st.session_state[common.SELECTED_KEY] = choice
     return choice
 
 
-def _detail(ws, frame: pd.DataFrame, coin_config_id: str) -> None:
+def _detail(ws, frame: pd.DataFrame, coin_config_id: str, can_edit: bool) -> None:
     match = frame[frame["coinConfigId"] == coin_config_id]
     if match.empty:
-        st.info(f"{coin_config_id} is not in the registry yet.")
-        if st.button(f"Fetch {coin_config_id} from EnKash", key=f"{P}_fetch"):
+        st.info(f"{common.esc(coin_config_id)} is not in the registry yet.")
+        fetch = can_edit and st.button(
+            f"Fetch {common.esc(coin_config_id)} from EnKash", key=f"{P}_fetch"
+        )
+        if fetch and access.allowed("fetch configurations into the registry"):
             with st.spinner("Fetching…"):
                 fetched = common.api(ws.client.get_config, coin_config_id)
             if fetched is not None:
@@ -453,17 +574,30 @@ def _detail(ws, frame: pd.DataFrame, coin_config_id: str) -> None:
         else Configuration(row["configuration"]),
         amount=None if pd.isna(row["amount"]) else int(row["amount"]),
     )
+    if not can_edit:
+        st.dataframe(pd.DataFrame([before.to_payload()]), hide_index=True)
+        st.markdown("**History**")
+        _history(ws, coin_config_id, can_edit=False)
+        return
     update_tab, history_tab = st.tabs(["Update", "History"])
     with update_tab:
         _update_form(ws, before)
     with history_tab:
-        _history(ws, coin_config_id)
+        _history(ws, coin_config_id, can_edit=True)
 
 
 def _clear_form(k: str) -> None:
     """Forget the update form's widget values: it starts again from the configuration's."""
     for suffix in ("amount", "configuration", "company", "event"):
         st.session_state.pop(f"{k}_{suffix}", None)
+
+
+_FORM_LABELS = {
+    "companyId": "Company id",
+    "event": "Event",
+    "configuration": "Configuration",
+    "amount": "Coins per event",
+}
 
 
 def _update_form(ws, before: CoinConfig) -> None:
@@ -476,13 +610,12 @@ def _update_form(ws, before: CoinConfig) -> None:
         _clear_form(k)
         st.session_state[f"{k}_base"] = base
     c1, c2 = st.columns(2)
-    amount = c1.number_input(
+    # Text, as on Create: a number box would round 6.5 or refuse -5 without saying why.
+    amount = c1.text_input(
         "Coins per event",
-        min_value=0,
-        max_value=MAX_AMOUNT,
-        step=1,
-        value=before.amount,
+        value="" if before.amount is None else str(before.amount),
         key=f"{k}_amount",
+        help=f"A whole number of coins, 0 to {MAX_AMOUNT:,} (0 switches the event off).",
     )
     options = [c.value for c in Configuration]
     configuration = c2.radio(
@@ -500,17 +633,20 @@ def _update_form(ws, before: CoinConfig) -> None:
         "companyId": company.strip(),
         "event": event.strip(),
         "configuration": configuration,
-        "amount": amount,
+        "amount": amount.strip(),
     }
-    old = before.to_payload(include_id=False)
-    changed = {name: value for name, value in after.items() if old.get(name) != value}
-    body, problems = validate_config_fields(
-        company_id=changed.get("companyId"),
-        event=changed.get("event"),
-        configuration=changed.get("configuration"),
-        amount=changed.get("amount"),
+    old = {n: ("" if v is None else str(v)) for n, v in base.items()}
+    changed = {name: value for name, value in after.items() if old.get(name, "") != value}
+    args = {"companyId": "company_id", "event": "event", "configuration": "configuration"}
+    body, problems = common.check_form(
+        validate_config_fields,
+        {
+            n: (args.get(n, n), changed.get(n))
+            for n in ("companyId", "event", "configuration", "amount")
+        },
         partial=True,
     )
+    flag = None
     if not changed:
         st.caption("Change a value to see what will be sent.")
     else:
@@ -518,21 +654,34 @@ def _update_form(ws, before: CoinConfig) -> None:
         st.dataframe(
             pd.DataFrame(
                 [
-                    {"field": name, "before": str(old.get(name)), "after": str(value)}
+                    {"field": name, "before": old.get(name, ""), "after": common.clip(value)}
                     for name, value in changed.items()
                 ]
             ),
             hide_index=True,
         )
-        for problem in problems:
-            st.error(f"{problem.field} {problem.reason}")
+        for name, reason in problems.items():
+            st.error(
+                common.esc(f"{_FORM_LABELS.get(name, name)} {reason}"), icon=":material/error:"
+            )
+        if not problems:
+            flag = _fat_finger(before.amount, body.get("amount"))
+    sure = True
+    if flag:
+        sure = st.checkbox(
+            f"Yes, change the amount {common.esc(before.amount)} → "
+            f"{common.esc(body.get('amount'))} ({common.esc(flag)})",
+            key=f"{k}_sure",
+        )
     if st.button(
         "Update",
         key=f"{k}_send",
         type="primary",
-        disabled=not changed or bool(problems),
+        disabled=not changed or bool(problems) or not sure,
         icon=":material/save:",
     ):
+        if not access.allowed("change configurations"):
+            return
         with st.spinner(f"Updating {cid}…"):
             updated = common.api(
                 ws.client.update_config,
@@ -549,10 +698,11 @@ def _update_form(ws, before: CoinConfig) -> None:
                 f"{n} {old.get(n)} → {v}" for n, v in changed.items()
             )
             _clear_form(k)
+            st.session_state.pop(f"{k}_sure", None)
             st.rerun()
     message = st.session_state.pop(f"{P}_updated", None)
     if message:
-        st.success(message, icon=":material/check_circle:")
+        st.success(common.esc(message), icon=":material/check_circle:")
 
 
 _HISTORY_COLUMNS = [
@@ -568,7 +718,7 @@ _HISTORY_COLUMNS = [
 ]
 
 
-def _history(ws, coin_config_id: str) -> None:
+def _history(ws, coin_config_id: str, *, can_edit: bool) -> None:
     history = ws.registry.history(coin_config_id)
     if history is None or len(history) == 0:
         st.caption("No recorded changes yet.")
@@ -585,50 +735,110 @@ def _history(ws, coin_config_id: str) -> None:
             "changes": st.column_config.TextColumn("Changes", width="large"),
             "actor": st.column_config.TextColumn("Actor"),
             "source": st.column_config.TextColumn("Source"),
-            "message": st.column_config.TextColumn("Message"),
+            "message": st.column_config.TextColumn("Message", width="large"),
             "reverts_audit_id": st.column_config.NumberColumn("Reverts", format="%d"),
         },
     )
+    message = st.session_state.pop(f"{P}_revert_msg", None)
+    if message:
+        kind, text = message
+        (st.error if kind == "error" else st.success)(common.esc(text))
+    if not can_edit:
+        return
+    reverted = set(history["reverts_audit_id"].dropna().astype(int).tolist())
     changes = history[
         history["action"].astype("string").isin(REVERTIBLE_ACTIONS)
         & (history["outcome"].astype("string") == "ok")
+        & ~history["audit_id"].isin(reverted)
     ]
     if changes.empty:
-        st.caption("Nothing to revert: only successful updates (and drift) can be reverted.")
+        st.caption(
+            "Nothing to revert: only successful updates (and drift) not reverted yet can be."
+        )
         return
     labels = {
         int(row.audit_id): f"#{int(row.audit_id)} · {row.action} · {row.changes}"
         for row in changes.itertuples(index=False)
     }
+    pick_key = f"{P}_revert_pick_{coin_config_id}"
+    if st.session_state.get(pick_key) not in labels:
+        st.session_state.pop(pick_key, None)  # the entry just reverted is no longer offered
+    confirm_key = f"{P}_revert_confirm_{coin_config_id}"
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     audit_id = c1.selectbox(
         "Undo a change (puts back its before-values)",
         list(labels),
         format_func=labels.get,
-        key=f"{P}_revert_pick_{coin_config_id}",
+        key=pick_key,
     )
-    if c2.button("Revert", key=f"{P}_revert_{coin_config_id}", icon=":material/undo:"):
-        with st.spinner("Reverting…"):
-            result, error = common.call(ws.registry.revert, audit_id, source="app")
-        if error is not None:
-            st.session_state[f"{P}_revert_msg"] = (
-                "error",
-                common.connection().auth_error or f"Revert refused: {error}",
-            )
-        else:
-            common.invalidate()
-            st.session_state[f"{P}_revert_msg"] = ("success", f"Reverted: {result}")
-        st.rerun()
-    message = st.session_state.pop(f"{P}_revert_msg", None)
-    if message:
-        kind, text = message
-        (st.error if kind == "error" else st.success)(text)
+    if c2.button("Revert…", key=f"{P}_revert_{coin_config_id}", icon=":material/undo:"):
+        st.session_state[confirm_key] = audit_id
+    asked = st.session_state.get(confirm_key)
+    if asked is None or asked not in labels:
+        return
+    entry = changes[changes["audit_id"] == asked].iloc[0]
+    with st.container(border=True):
+        st.markdown(
+            f"**Revert entry #{int(asked)}?** {common.esc(coin_config_id)} goes back to its "
+            "values before that change:"
+        )
+        st.dataframe(_revert_preview(entry), hide_index=True)
+        y, n, _ = st.columns([1, 1, 3])
+        yes = y.button("Yes, revert", key=f"{P}_revert_yes_{coin_config_id}", type="primary")
+        if n.button("Cancel", key=f"{P}_revert_no_{coin_config_id}"):
+            st.session_state.pop(confirm_key, None)
+            st.rerun()
+    if not yes:
+        return
+    st.session_state.pop(confirm_key, None)
+    if not access.allowed("revert a change"):
+        return
+    with st.spinner("Reverting…"):
+        result, error = common.call(ws.registry.revert, int(asked), source="app")
+    if error is not None:
+        st.session_state[f"{P}_revert_msg"] = (
+            "error",
+            common.connection().auth_error or f"Revert refused: {error}",
+        )
+    else:
+        common.invalidate()
+        st.session_state[f"{P}_revert_msg"] = ("success", f"Reverted: {result}")
+    st.session_state.pop(pick_key, None)
+    st.rerun()
+
+
+def _revert_preview(entry: pd.Series) -> pd.DataFrame:
+    """What a revert puts back: each field the entry changed, now → after the revert."""
+    rows = []
+    for field in ("amount", "configuration"):
+        before, after = entry.get(f"before_{field}"), entry.get(f"after_{field}")
+        if pd.isna(before) and pd.isna(after):
+            continue
+        if not pd.isna(before) and not pd.isna(after) and str(before) == str(after):
+            continue
+        rows.append(
+            {
+                "field": field,
+                "now": "" if pd.isna(after) else str(after),
+                "after the revert": "" if pd.isna(before) else str(before),
+            }
+        )
+    if not rows:
+        rows.append(
+            {
+                "field": "changes",
+                "now": str(entry.get("changes") or ""),
+                "after the revert": "as before that entry",
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def render() -> None:
     st.title("Configurations")
     ws = common.workspace()
-    _toolbar(ws)
+    can_edit = access.current().can_edit
+    _toolbar(ws, can_edit)
     frame = common.configs_frame()
     if frame.empty:
         st.info(
@@ -636,13 +846,14 @@ def render() -> None:
             "elsewhere (the API cannot list them)."
         )
         return
-    view, key = _table(frame)
-    _review(ws, view, key)
+    view, key = _table(frame, can_edit)
+    if can_edit:
+        _review(ws, view, key)
     st.divider()
     st.subheader("One configuration")
     chosen = _selected(view, frame)
     if chosen:
-        _detail(ws, frame, chosen)
+        _detail(ws, frame, chosen, can_edit)
 
 
 render()

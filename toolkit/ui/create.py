@@ -8,7 +8,7 @@ import streamlit as st
 
 from toolkit.errors import ConflictError
 from toolkit.models import MAX_AMOUNT, Configuration, validate_config_fields
-from toolkit.ui import common
+from toolkit.ui import access, common
 
 P = "cr"  # widget key prefix of this page
 
@@ -31,6 +31,12 @@ def render() -> None:
         "per company and event; to change an existing one, use **Configurations**."
     )
     ws = common.workspace()
+    if not access.current().can_edit:
+        st.info(
+            "You can look around, but only an editor can create configurations.",
+            icon=":material/visibility:",
+        )
+        return
     events = common.column_options(common.configs_frame(), "event", cache_key=common.data_key())
 
     with st.form(f"{P}_form", clear_on_submit=False, enter_to_submit=False):
@@ -44,9 +50,9 @@ def render() -> None:
                 _LABELS["event"],
                 key=f"{P}_event",
                 placeholder="MEAL_CARD_PAYMENT",
-                help="Upper snake case. Known events: " + ", ".join(events[:30])
+                help="Upper snake case. Known events: " + common.esc(", ".join(events[:30]))
                 if events
-                else "Upper snake case, e.g. MEAL_CARD_PAYMENT",
+                else "Upper snake case, e.g. MEAL\\_CARD\\_PAYMENT",
             )
             event_msg = st.empty()
         with right:
@@ -86,12 +92,13 @@ def render() -> None:
         }
         common.show_field_problems(outcome["problems"], slots, _LABELS)
     elif kind == "error":
-        st.error(outcome["message"])
+        st.error(common.esc(outcome["message"]))
     elif kind == "created":
         created = outcome["config"]
+        e = common.esc
         st.success(
-            f"Created **{created.coin_config_id}**: {created.company_id} · {created.event} → "
-            f"{created.amount} coins ({created.configuration}).",
+            f"Created **{e(created.coin_config_id)}**: {e(created.company_id)} · "
+            f"{e(created.event)} → {e(created.amount)} coins ({e(created.configuration)}).",
             icon=":material/check_circle:",
         )
         st.dataframe(_config_table(created), hide_index=True)
@@ -100,11 +107,19 @@ def render() -> None:
 
 
 def _submit(ws, *, company, event, configuration, amount) -> dict:
-    payload, problems = validate_config_fields(
-        company_id=company, event=event, configuration=configuration, amount=amount
+    payload, problems = common.check_form(
+        validate_config_fields,
+        {
+            "companyId": ("company_id", company),
+            "event": ("event", event),
+            "configuration": ("configuration", configuration),
+            "amount": ("amount", amount),
+        },
     )
     if problems:
-        return {"kind": "problems", "problems": common.problems_by_field(problems)}
+        return {"kind": "problems", "problems": problems}
+    if not access.allowed("create a configuration"):
+        return {}
     with st.spinner("Creating…"):
         created, error = common.call(
             ws.client.create_config,
@@ -134,13 +149,14 @@ def _submit(ws, *, company, event, configuration, amount) -> dict:
 def _show_conflict(outcome: dict) -> None:
     payload = outcome["payload"]
     existing_id = outcome["existing_id"]
+    e = common.esc
     st.warning(
-        f"{payload['companyId']} already has a configuration for {payload['event']}"
-        + (f" (**{existing_id}**)" if existing_id else "")
+        f"{e(payload['companyId'])} already has a configuration for {e(payload['event'])}"
+        + (f" (**{e(existing_id)}**)" if existing_id else "")
         + ". Nothing was created; change the existing one instead.",
         icon=":material/warning:",
     )
-    st.caption(f"EnKash said: {outcome['error']}")
+    st.caption(f"EnKash said: {e(outcome['error'])}")
     existing = outcome["existing"]
     if existing is None:
         return
