@@ -1,7 +1,10 @@
 """The programme at a glance: metrics and charts of every known configuration.
 
-Charts come from `toolkit.charts`, which aggregates in pandas first, so 100,000 configurations
-draw as a few hundred marks. Filters are shared with the other pages.
+Per event it shows what means something across companies — the typical amount (median, with
+its range), how many companies configure it and, when volumes are known (allocations of the
+last days, or a volumes sheet on the Cost page), what it costs a month — not a sum of per-event
+rates. Charts come from `toolkit.charts`, which aggregates in pandas first, so 100,000
+configurations draw as a few hundred marks. Filters are shared with the other pages.
 """
 
 from __future__ import annotations
@@ -9,16 +12,18 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from toolkit import charts, frames
+from toolkit import charts, cost, frames
 from toolkit.ui import common
+from toolkit.ui import cost as cost_ui
 
 P = "ov"  # widget key prefix of this page
 
 
 @st.cache_resource(ttl=common.FRAME_TTL_S, show_spinner="Summarising…", max_entries=16)
-def _views(key: str, filters: tuple, measure: str, _df: pd.DataFrame) -> dict:
-    """Everything the page draws for one data version, filter choice and measure: computed
+def _views(key: str, filters: tuple, basis_key: str, _df: pd.DataFrame, _basis) -> dict:
+    """Everything the page draws for one data version, filter choice and cost basis: computed
     once, then shared by reruns and sessions (charts and small frames, read-only)."""
+    projected = cost.projection(_df, _basis.volumes, value=_basis.value) if _basis.known else None
     return {
         "metrics": {
             "count": len(_df),
@@ -26,18 +31,40 @@ def _views(key: str, filters: tuple, measure: str, _df: pd.DataFrame) -> dict:
             "events": int(_df["event"].nunique()),
             "median": _df["amount"].astype("Float64").median(),
             "custom": int((_df["configuration"].astype("string") == "CUSTOM").sum()),
+            "monthly": None if projected is None else float(projected["monthly_rupees"].sum()),
         },
-        "per_event_chart": charts.amount_per_event_chart(_df, measure=measure),
+        "typical_chart": charts.typical_amount_chart(_df),
+        "companies_chart": charts.companies_per_event_chart(_df),
+        "cost_chart": None
+        if projected is None
+        else charts.monthly_cost_chart(projected, by="event", value=_basis.value),
         "distribution_chart": charts.amount_distribution_chart(_df),
         "heatmap": charts.company_event_heatmap(_df),
-        "per_event": frames.amount_per_event(_df),
+        "per_event": _per_event_table(charts.event_measures(_df, projected)),
         "coverage": frames.coverage(_df, min_share=0.5).head(1000),
         "outliers": frames.outliers(_df).head(1000),
     }
 
 
-def _metrics(m: dict) -> None:
-    c1, c2, c3, c4, c5 = st.columns(5)
+def _per_event_table(measures: pd.DataFrame) -> pd.DataFrame:
+    out = measures.rename(
+        columns={
+            "companies": "companies",
+            "custom": "CUSTOM",
+            "median": "median coins",
+            "min": "lowest",
+            "max": "highest",
+        }
+    )
+    if "monthly_rupees" in out.columns:
+        out["₹ a month"] = [cost.format_inr(v, exact=True) for v in out["monthly_rupees"]]
+        out = out.drop(columns=["monthly_rupees"])
+    return out
+
+
+def _metrics(m: dict, value: cost.CoinValue) -> None:
+    cols = st.columns(6 if m["monthly"] is not None else 5)
+    c1, c2, c3, c4, c5 = cols[:5]
     c1.metric("Configurations", f"{m['count']:,}")
     c2.metric("Companies", f"{m['companies']:,}")
     c3.metric("Events", f"{m['events']:,}")
@@ -54,6 +81,13 @@ def _metrics(m: dict) -> None:
         delta_color="off",
         delta_arrow="off",
     )
+    if m["monthly"] is not None:
+        cols[5].metric(
+            "Monthly cost (projected)",
+            cost.format_inr(m["monthly"]),
+            help=f"Exactly {cost.format_inr(m['monthly'], exact=True)}: volume × configured "
+            f"amount, {value.note}. Details on the Cost page.",
+        )
 
 
 def _empty() -> None:
@@ -80,23 +114,24 @@ def render() -> None:
     if df.empty:
         st.warning("No configuration matches the filters.")
         return
-    measure = st.session_state.get(f"{P}_measure") or "sum"
-    views = _views(key, common.filter_signature(), measure, df)
-    _metrics(views["metrics"])
+    basis = cost_ui.basis()
+    views = _views(key, common.filter_signature(), cost_ui.basis_key(), df, basis)
+    _metrics(views["metrics"], basis.value)
 
     left, right = st.columns([3, 2])
     with left:
-        st.segmented_control(
-            "Bars show",
-            ["sum", "count"],
-            default="sum",
-            format_func={"sum": "Coins per event (all companies)", "count": "Configurations"}.get,
-            key=f"{P}_measure",
-        )
-        st.altair_chart(views["per_event_chart"], width="stretch")
+        st.altair_chart(views["typical_chart"], width="stretch")
     with right:
-        st.altair_chart(views["distribution_chart"], width="stretch")
+        st.altair_chart(views["companies_chart"], width="stretch")
+    if views["cost_chart"] is not None:
+        st.altair_chart(views["cost_chart"], width="stretch")
+    else:
+        st.caption(
+            ":material/payments: Monthly cost per event: shown once volumes are known — "
+            "allocations made through the toolkit, or a volumes sheet on the **Cost** page."
+        )
     st.altair_chart(views["heatmap"], width="stretch")
+    st.altair_chart(views["distribution_chart"], width="stretch")
 
     per_event, gaps, odd = st.tabs(["Per event", "Coverage gaps", "Outliers"])
     with per_event:
@@ -104,8 +139,10 @@ def render() -> None:
             views["per_event"],
             hide_index=True,
             column_config={
-                "mean": st.column_config.NumberColumn("mean", format="%.1f"),
-                "median": st.column_config.NumberColumn("median", format="%.1f"),
+                "median coins": st.column_config.NumberColumn(format="%.1f"),
+                "lowest": st.column_config.NumberColumn(format="%d"),
+                "highest": st.column_config.NumberColumn(format="%d"),
+                "monthly_coins": st.column_config.NumberColumn("coins a month", format="%.0f"),
             },
         )
     with gaps:
