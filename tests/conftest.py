@@ -6,6 +6,9 @@
 - ``api``: a ``requests.Session`` on ``fresh_sandbox`` holding a valid bearer token; relative
   paths are joined to the sandbox URL (``api.get("/api/v0/coins/balance", params=...)``).
 - ``make_api``: ``make_api(handle, token=True)`` gives such a session for any handle.
+- ``sandbox_profile(handle)``: the server profile `coins doctor` learns for that sandbox's
+  dialect, probed once per dialect on a throwaway sandbox of the same dialect (so the probe's
+  scratch configuration never shows in the tested sandbox's state).
 
 Every test also runs isolated from the checkout and the shell it was started from: no
 ``ENKASH_*``/``COINS_*`` variable leaks in (only the test switches ``COINS_REQUIRE_BROWSER`` and
@@ -22,6 +25,7 @@ from typing import Any
 import pytest
 import requests
 
+from toolkit.profiles import ServerProfile
 from toolkit.sandbox import SandboxHandle, start_sandbox
 
 # Variables that steer the test run itself, not the toolkit.
@@ -90,6 +94,26 @@ class ApiSession(requests.Session):
         self.access_token = answer.json()["access_token"]
         self.headers["Authorization"] = f"Bearer {self.access_token}"
         return self.access_token
+
+
+_PROFILES: dict[str, ServerProfile] = {}
+
+
+def sandbox_profile(handle: SandboxHandle) -> ServerProfile:
+    """What the doctor learns about ``handle``'s dialect (see the module docstring)."""
+    from toolkit.client import CoinsClient
+    from toolkit.doctor import SANDBOX_SCRATCH_COMPANY, run_doctor
+
+    dialect = getattr(handle, "dialect", None) or "project"
+    if dialect not in _PROFILES:
+        options = {"dialect": dialect} if getattr(handle, "dialect", None) else {}
+        with (
+            start_sandbox(**options) as probe,
+            CoinsClient(base_url=probe.url, **probe.credentials) as client,
+        ):
+            report = run_doctor(client, scratch_company=SANDBOX_SCRATCH_COMPANY)
+        _PROFILES[dialect] = report.profile
+    return _PROFILES[dialect]
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import requests
+from conftest import sandbox_profile
 
 from toolkit import bulk
 from toolkit.bulk.journal import Journal, make_run_key
@@ -32,7 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_client(sandbox: Any, **overrides: Any) -> CoinsClient:
-    options: dict[str, Any] = {"timeout_s": 5.0, "backoff_factor": 0.05, "backoff_max": 0.2}
+    options: dict[str, Any] = {
+        "timeout_s": 5.0,
+        "backoff_factor": 0.05,
+        "backoff_max": 0.2,
+        "profile": sandbox_profile(sandbox),
+    }
     options.update(sandbox.credentials)
     options.update(overrides)
     return CoinsClient(base_url=sandbox.url, **options)

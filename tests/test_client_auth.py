@@ -159,7 +159,7 @@ def test_allocation_whose_retry_meets_an_expired_token_is_made_once(short_lived:
         allocation = client.allocate_coins(
             company_id="CEKTTL2", event="MEAL_CARD_PAYMENT", user_id="EKTTL2"
         )
-        assert allocation.already_done
+        assert allocation.confirmed and not allocation.already_done
         assert client.get_balance("EKTTL2") == 6
 
 

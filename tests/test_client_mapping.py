@@ -13,11 +13,14 @@ import pytest
 import requests
 
 from toolkit.auth import TokenManager
-from toolkit.client import CoinsClient, _Backoff, error_from_response
+from toolkit.answers import error_from_response
+from toolkit.client import CoinsClient, _Backoff
 from toolkit.errors import (
     AuthError,
     ConflictError,
+    DuplicateRequestError,
     EnKashError,
+    ForbiddenError,
     NotFoundError,
     RateLimitError,
     ServerError,
@@ -44,7 +47,7 @@ def envelope(code: int, message: str) -> dict[str, object]:
     [
         (400, 4000, ValidationError),
         (401, 4010, AuthError),
-        (403, 4030, AuthError),
+        (403, 4030, ForbiddenError),  # EnKash: "APIs not enabled" (an AuthError)
         (404, 4040, NotFoundError),
         (409, 4090, ConflictError),
         (422, 4000, ValidationError),
@@ -67,7 +70,7 @@ def test_non_2xx_status_maps_to_its_error_class(status: int, code: int, cls: typ
         (4000, ValidationError),
         (4010, AuthError),
         (4041, NotFoundError),
-        (4091, ConflictError),
+        (4091, DuplicateRequestError),  # a ConflictError: the requestId was used before
         (4290, RateLimitError),
         (5030, ServerError),
         (7, EnKashError),

@@ -5,6 +5,12 @@ error such as ``invalid_grant`` or ``invalid_client``) raises `AuthError` at onc
 retried, and is remembered: no thread of the same client tries again. Only failures that are
 not refusals (no connection, 5xx, 429) are retried, by the transport's retry policy.
 
+Token answers are read in snake_case (``access_token``, ``expires_in``: Spring Security OAuth2)
+and camelCase (``accessToken``, ``expiresIn``: EnKash Payouts). EnKash's portal shows
+``"expires_in": 86399`` while documenting a 5-minute life: a token is renewed ahead of the
+shorter of the two, less a margin. Refusals are told from trouble by `toolkit.answers`: a CDN's
+challenge page or a 5xx is not a refused password and is never remembered as one.
+
 Tokens, passwords and the client secret never appear in reprs, logs or error messages.
 """
 
@@ -18,6 +24,7 @@ from typing import Any
 
 import requests
 
+from toolkit.answers import Meaning, error_for, read
 from toolkit.errors import AuthError, EnKashError, LoginUnavailableError, redact
 
 __all__ = ["BearerAuth", "TokenManager"]
@@ -27,6 +34,20 @@ logger = logging.getLogger(__name__)
 # Renew when less than this share of a token's life is left, and never later than 30 s before.
 _RENEW_SHARE = 0.10
 _RENEW_MAX_S = 30.0
+# Answers to a login that are a verdict on the credentials (remembered: 3 strikes lock).
+_REFUSALS = frozenset(
+    {
+        Meaning.CREDENTIALS_REFUSED,
+        Meaning.INVALID,
+        Meaning.TOKEN_INVALID,
+        Meaning.FORBIDDEN,
+        Meaning.FAILURE,
+        Meaning.NOT_FOUND,
+        Meaning.EXISTS,
+    }
+)
+# EnKash documents bearer tokens living 5 minutes whatever ``expires_in`` says.
+DOCUMENTED_TOKEN_LIFE_S = 300.0
 
 
 class BearerAuth(requests.auth.AuthBase):
@@ -76,6 +97,7 @@ class TokenManager:
         self._expires_at: float | None = None  # None: unknown (a given token)
         self._lifetime: float | None = None
         self._refused: AuthError | None = None
+        self._last_login: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"TokenManager(username={self._username!r}, state={self.state()['state']!r})"
@@ -105,6 +127,11 @@ class TokenManager:
                 self._expires_at = None
                 self._given = False
             return self._refused is None and (self._token is not None or self.has_credentials)
+
+    def last_login(self) -> dict[str, Any]:
+        """What the last login answered: ``expires_in`` (as answered), ``life_s`` (what is
+        used), ``style`` (snake_case/camelCase). Never the token."""
+        return dict(self._last_login)
 
     def known(self) -> tuple[str, ...]:
         """Tokens to scrub from any text shown to people (the current one, if any)."""
@@ -166,38 +193,48 @@ class TokenManager:
         except EnKashError:
             raise  # transport trouble after the retry budget: not a refusal, not remembered
         status = response.status_code
-        body = _json_or_none(response)
-        if 200 <= status < 300:
-            token = body.get("access_token") if isinstance(body, dict) else None
+        secrets = (self._password, self._client_secret)
+        answer = read(response, secrets=secrets)
+        body = answer.body if isinstance(answer.body, dict) else None
+        refused = not answer.ok and answer.meaning in _REFUSALS
+        if 200 <= status < 300 and body is not None and not refused:
+            holder = body
+            if not _pick(body, "access_token", "accessToken")[0] and isinstance(
+                answer.payload, dict
+            ):
+                holder = answer.payload  # a token inside EnKash's envelope
+            token, style = _pick(holder, "access_token", "accessToken")
             if not isinstance(token, str) or not token:
-                raise AuthError(
+                raise LoginUnavailableError(
                     "The login answer had no access token; is ENKASH_BASE_URL the EnKash API "
                     f"root? (HTTP {status})",
                     http_status=status,
                 )
-            lifetime = _as_seconds(body.get("expires_in"))
+            answered = _as_seconds(_pick(holder, "expires_in", "expiresIn")[0])
+            lifetime = min(answered or DOCUMENTED_TOKEN_LIFE_S, DOCUMENTED_TOKEN_LIFE_S)
             self._token = token
             self._given = False
             self._lifetime = lifetime
-            self._expires_at = started + lifetime if lifetime is not None else None
+            self._expires_at = started + lifetime
+            self._last_login = {"expires_in": answered, "life_s": lifetime, "style": style}
             logger.info(
-                "Logged in to EnKash as %s (token valid for %s s)",
+                "Logged in to EnKash as %s (token renewed within %s s; expires_in answered: %s)",
                 self._username,
-                "?" if lifetime is None else round(lifetime),
+                round(lifetime),
+                "none" if answered is None else round(answered),
             )
             return token
-        # A server that echoes what it was sent must not put the password into our message.
-        body = redact(body, (self._password, self._client_secret))
-        error = body.get("error") if isinstance(body, dict) else None
-        description = body.get("error_description") if isinstance(body, dict) else None
-        if status == 429 or status >= 500:
-            from toolkit.client import error_from_response  # shared mapping, no import cycle
-
-            raise error_from_response(
-                response,
-                f"Could not log in as {self._username}",
-                secrets=(self._password, self._client_secret),
-            )
+        if answer.meaning in (Meaning.SERVER_FAILURE, Meaning.THROTTLED, Meaning.BLOCKED) or (
+            200 <= status < 300 and not refused
+        ):
+            # Trouble on the way, not a verdict on the credentials: not remembered.
+            error = error_for(answer, f"Could not log in as {self._username}")
+            if 200 <= status < 300:
+                raise LoginUnavailableError(
+                    f"{error.message} — is ENKASH_BASE_URL the EnKash API root?",
+                    http_status=status,
+                )
+            raise error
         if status in (404, 405):
             # No login at that address: a wrong ENKASH_BASE_URL, not a refused password (and
             # not counted towards a lockout, so it is not remembered either).
@@ -207,9 +244,12 @@ class TokenManager:
                 http_status=status,
             )
         # Any other answer is a refusal: never retried, remembered (three tries lock the account).
-        reason = str(error or f"HTTP {status}")
-        if description:
-            reason += f" — {description}"
+        error = body.get("error") if body else None
+        description = body.get("error_description") if body else None
+        reason = str(error or answer.code or f"HTTP {status}")
+        detail = description or (answer.message if answer.message != reason else "")
+        if detail and detail not in reason:
+            reason += f" — {detail}"
         logger.warning("EnKash refused the login for %s: %s", self._username, error or status)
         raise self._refuse(
             AuthError(
@@ -217,17 +257,18 @@ class TokenManager:
                 "ENKASH_CLIENT_ID/ENKASH_CLIENT_SECRET and ENKASH_USERNAME/ENKASH_PASSWORD. "
                 "The toolkit will not try again: the account locks after 3 failed logins",
                 http_status=status,
-                response_code=error,
-                body=body,
+                response_code=error or answer.code,
+                body=redact(answer.body, secrets),
             )
         )
 
 
-def _json_or_none(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
+def _pick(body: dict[str, Any], snake: str, camel: str) -> tuple[Any, str | None]:
+    if body.get(snake) is not None:
+        return body[snake], "snake_case"
+    if body.get(camel) is not None:
+        return body[camel], "camelCase"
+    return None, None
 
 
 def _as_seconds(value: Any) -> float | None:

@@ -3,15 +3,20 @@
 What it adds to plain HTTP calls:
 
 - arguments checked with the contract's rules before anything is sent (`ValidationError`);
-- tokens fetched lazily and renewed (`toolkit.auth`); a refused login is never retried;
-- retries through urllib3 `Retry` for calls that are safe to repeat: GET, PATCH and allocate
-  (idempotent by ``requestId``), on connection errors, read timeouts, 429 (Retry-After honoured)
-  and 500/502/503/504, with exponential backoff and jitter, bounded;
-- create, which has no idempotency key, is made safe to retry instead: after a failure where
-  the request may have been processed it is sent again, and a conflict whose existing
-  configuration matches what was sent counts as done. A timeout never yields a duplicate nor
-  a lost configuration;
-- every answer mapped to one `EnKashError` subclass by one function (`error_from_response`);
+- every answer read by `toolkit.answers` into one meaning, whatever dialect the server speaks
+  (envelope codes 0/1/409/412/…, velocity codes, Spring error bodies, OAuth errors, HTML pages);
+- tokens fetched lazily, renewed ahead of expiry and whenever an answer says the token is
+  expired or invalid, whatever its HTTP status (`toolkit.auth`); a refused login never retried;
+- requests that never reached the server (connection refused, connect timeout, a CDN block)
+  are sent again; GET and PATCH (idempotent) also after no answer and 5xx, with exponential
+  backoff and jitter, bounded;
+- throttling (429, 503 + Retry-After, EnKash velocity codes) waited out through a *pacer*
+  without spending the call's retry budget (`paced` gives a run one pacer for all its workers);
+- creates and allocations whose answer was lost (timeout after sending, dropped connection,
+  5xx, an unreadable answer) are sent again only where the server profile
+  (`toolkit.profiles`, learnt by `coins doctor`) says a repeat is refused; a duplicate answer
+  to our own repeat confirms the write. Everywhere else the outcome is `UnconfirmedError`,
+  never a guess: nothing is created twice, no id is reported lost as "failed";
 - a recorder hook (`Recorder.record_call(ApiCall)`) after every create, get, update, allocate.
 
 Secrets (client secret, password, tokens, cookie) never appear in reprs, logs or messages.
@@ -19,10 +24,13 @@ Secrets (client secret, password, tokens, cookie) never appear in reprs, logs or
 
 from __future__ import annotations
 
+import copy
 import logging
+import os
 import random
 import re
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -43,31 +51,42 @@ from urllib3.exceptions import (
 )
 from urllib3.util.retry import Retry
 
+from toolkit.answers import (
+    RETRY_AFTER_CAP_S,
+    Answer,
+    Meaning,
+    config_payload,
+    error_for,
+    error_from_response,
+    read,
+    whole_number,
+)
 from toolkit.auth import BearerAuth, TokenManager
 from toolkit.errors import (
     AuthError,
+    BadAnswerError,
     ConflictError,
+    DuplicateRequestError,
     EnKashError,
     LoginUnavailableError,
     NotFoundError,
     RateLimitError,
-    ServerError,
     TransportError,
+    UnconfirmedError,
     ValidationError,
-    redact,
 )
 from toolkit.models import (
     Allocation,
     CoinConfig,
     FieldProblem,
-    ResponseCode,
     check_user_id,
     validate_allocation_fields,
     validate_config_fields,
 )
+from toolkit.profiles import CAUTIOUS, ServerProfile, load_profile
 from toolkit.settings import Settings, sandbox_server_key
 
-__all__ = ["ApiCall", "CoinsClient", "Recorder", "error_from_response"]
+__all__ = ["ApiCall", "CoinsClient", "Pacer", "Recorder", "error_from_response"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +96,10 @@ CONFIG_PATH = "/api/v0/enkash-coins/"
 ALLOCATE_PATH = "/api/v0/enkash-coins/allocate-coin"
 BALANCE_PATH = "/api/v0/coins/balance"
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-# A server asking us to wait longer than this is answered with a RateLimitError, not a hang.
-RETRY_AFTER_CAP_S = 60.0
+# Statuses urllib3 repeats for GET and PATCH (idempotent; a 503's Retry-After honoured). 429s
+# and every answer to a write come back to the client, which paces throttles and decides what
+# a lost write means.
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
 # getaddrinfo's "no such name" answers; EAI_AGAIN (a DNS server that did not answer) is retried.
 _NO_SUCH_HOST = frozenset(
     code for code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if code is not None
@@ -116,6 +136,48 @@ class Recorder(Protocol):
     """Anything with ``record_call``; its failures are logged and never hide the API's result."""
 
     def record_call(self, call: ApiCall) -> None: ...
+
+
+@runtime_checkable
+class Pacer(Protocol):
+    """Paces a client's API requests (not logins); one pacer may span many threads.
+
+    ``wait_turn`` blocks until one request may be sent (a send rate, a pause a server asked
+    for); False means give up (the run was cancelled or reached its deadline). ``on_answer``
+    is told after each answer whether it was throttled and how long the server asked to wait.
+    `toolkit.pacing` has the adaptive one bulk runs use.
+    """
+
+    def wait_turn(self) -> bool: ...
+
+    def on_answer(self, *, throttled: bool, retry_after: float | None) -> None: ...
+
+
+class _PausePacer:
+    """The default pacer: no rate; a throttled answer pauses every thread of the client for
+    its Retry-After (or a backoff), each waking at a slightly different moment (jitter)."""
+
+    def __init__(self, backoff: _Backoff) -> None:
+        self._backoff = backoff
+        self._lock = threading.Lock()
+        self._resume_at = 0.0
+        self._streak = 0
+
+    def wait_turn(self) -> bool:
+        with self._lock:
+            wait = self._resume_at - time.monotonic()
+        if wait > 0:
+            self._backoff.sleep(wait + self._backoff.random() * min(1.0, 0.25 * wait + 0.05))
+        return True
+
+    def on_answer(self, *, throttled: bool, retry_after: float | None) -> None:
+        with self._lock:
+            if not throttled:
+                self._streak = 0
+                return
+            self._streak += 1
+            wait = retry_after if retry_after is not None else self._backoff.delay(self._streak)
+            self._resume_at = max(self._resume_at, time.monotonic() + min(wait, RETRY_AFTER_CAP_S))
 
 
 # -- retries and backoff ------------------------------------------------------------------
@@ -184,10 +246,17 @@ class _Retry(Retry):
 
 
 def _retry(
-    policy: _Backoff, max_retries: int, *, methods: Iterable[str], reads: bool, statuses: bool
+    policy: _Backoff,
+    max_retries: int,
+    *,
+    methods: Iterable[str],
+    reads: bool,
+    statuses: bool,
+    login: bool = False,
 ) -> _Retry:
     """A Retry that always repeats unsent requests (connect errors); after a read error (no
-    answer, dropped connection) only when ``reads``; after 429/5xx only when ``statuses``."""
+    answer, dropped connection) only when ``reads``; after 500/502/504 only when ``statuses``
+    (a login also after 429: it has no pacer)."""
     retry = _Retry(
         total=max_retries,
         connect=max_retries,
@@ -196,7 +265,9 @@ def _retry(
         other=0,
         redirect=0,
         allowed_methods=frozenset(methods),
-        status_forcelist=RETRY_STATUSES if statuses else frozenset(),
+        status_forcelist=(
+            (RETRY_STATUSES | {429} if login else RETRY_STATUSES) if statuses else frozenset()
+        ),
         backoff_factor=policy.factor,
         backoff_max=policy.maximum,
         backoff_jitter=policy.jitter,
@@ -209,97 +280,14 @@ def _retry(
     return retry
 
 
-# -- answers to errors --------------------------------------------------------------------
+# -- answers ---------------------------------------------------------------------------------
 
 LOGIN_RETRIES = 2
-# 401s answered with a new token within one call (see `CoinsClient._send`).
-_MAX_RENEWALS = 3
-
-_CLASS_BY_STATUS: dict[int, type[EnKashError]] = {
-    400: ValidationError,
-    401: AuthError,
-    403: AuthError,
-    404: NotFoundError,
-    409: ConflictError,
-    422: ValidationError,
-    429: RateLimitError,
-}
-
-
-def _json(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _code(value: Any) -> int | str | None:
-    if value is None or isinstance(value, bool):
-        return value if value is None else str(value)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    raw = response.headers.get("Retry-After")
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw.strip()))
-    except ValueError:
-        return None
-
-
-def error_from_response(
-    response: requests.Response,
-    what: str,
-    *,
-    request_id: str | None = None,
-    secrets: Iterable[str | None] = (),
-) -> EnKashError:
-    """The `EnKashError` for a refused answer: by HTTP status, else by ``response_code``.
-
-    ``what`` starts the message ("Could not create X for Y"); the server's own message
-    follows. A non-2xx answer maps by status even when its body is not JSON; an HTTP 200 with
-    a non-zero ``response_code`` maps by the code (4090 → 409 → `ConflictError`, …).
-    """
-    status = response.status_code
-    body = _json(response)
-    envelope = body if isinstance(body, dict) else {}
-    code = _code(envelope.get("response_code"))
-    server_message = next(
-        (
-            str(envelope[key])
-            for key in ("response_message", "message", "error_description", "error")
-            if envelope.get(key)
-        ),
-        "",
-    )
-    if not server_message:
-        reason = f" {response.reason}" if response.reason else ""
-        server_message = f"the server answered HTTP {status}{reason}"
-    secrets = tuple(secrets)
-    message = redact(f"{what}: {server_message}", secrets)
-    body = redact(body, secrets)
-
-    meaning = status if not 200 <= status < 300 else None
-    if meaning is None and isinstance(code, int) and 1000 <= code < 6000:
-        meaning = code // 10  # the sandbox's codes are the HTTP status times ten, plus a digit
-    if meaning is not None and meaning >= 500:
-        cls: type[EnKashError] = ServerError
-    else:
-        cls = _CLASS_BY_STATUS.get(meaning or 0, EnKashError)
-    kwargs: dict[str, Any] = {
-        "http_status": status,
-        "response_code": code,
-        "request_id": request_id or response.headers.get("X-Request-Id"),
-        "body": body,
-    }
-    if cls is RateLimitError:
-        return RateLimitError(message, retry_after=_retry_after(response), **kwargs)
-    return cls(message, **kwargs)
+# Token renewals within one call: a server that refuses fresh tokens gets this many, not a loop.
+_MAX_RENEWALS = 2
+# How long one call keeps waiting out throttled answers before it gives up (a bulk run's own
+# pacer sets the run's deadline instead).
+THROTTLE_BUDGET_S = 300.0
 
 
 def _never_sent(exc: BaseException | None) -> bool:
@@ -335,15 +323,6 @@ def _host_not_found(exc: BaseException | None) -> bool:
     return isinstance(cause, socket.gaierror) and cause.errno in _NO_SUCH_HOST
 
 
-def _retried(response: requests.Response) -> bool:
-    """True when this request may have reached the server before this answer: urllib3 sent it
-    more than once, or `CoinsClient._send` re-sent it after such a retried attempt met a 401."""
-    if getattr(response, "_coins_sent_before", False):
-        return True
-    retries = getattr(response.raw, "retries", None)
-    return bool(getattr(retries, "history", ()))
-
-
 def _show(value: Any) -> str:
     text = "" if value is None else str(value).strip()
     return text or "(missing)"
@@ -354,6 +333,24 @@ def _invalid(what: str, problems: list[FieldProblem]) -> ValidationError:
     return ValidationError(f"{what}: {detail}", problems=problems)
 
 
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """An answer to a call, and whether an earlier attempt of the same call may have been
+    processed by the server (its answer was lost)."""
+
+    answer: Answer
+    sent_before: bool
+
+
+class _Ambiguous(Exception):
+    """An attempt of a write reached the server (or may have) and its answer was lost."""
+
+    def __init__(self, reason: str, error: EnKashError | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.error = error
+
+
 # -- the client ---------------------------------------------------------------------------
 
 
@@ -361,8 +358,10 @@ class CoinsClient:
     """The EnKash coins API for analysts' code: safe to share between threads.
 
     Use ``CoinsClient.from_env()`` (settings from the environment / `.env`; no base URL means
-    the embedded sandbox) or the keyword-only constructor. ``sleep`` and ``jitter_random``
-    exist so tests can pin the backoff.
+    the embedded sandbox) or the keyword-only constructor. ``profile`` says how the server
+    answers repeats (`toolkit.profiles`; None = the cautious case). ``pacer`` paces requests
+    (default: pause on throttling). ``sleep`` and ``jitter_random`` exist so tests can pin the
+    backoff.
     """
 
     def __init__(
@@ -387,6 +386,9 @@ class CoinsClient:
         backoff_jitter: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter_random: Callable[[], float] = random.random,
+        profile: ServerProfile | None = None,
+        pacer: Pacer | None = None,
+        throttle_budget_s: float = THROTTLE_BUDGET_S,
     ) -> None:
         if not isinstance(base_url, str) or not re.match(r"^https?://[^/\s]+", base_url):
             raise ValueError(
@@ -404,6 +406,8 @@ class CoinsClient:
         self.actor = actor
         self.timeout_s = float(timeout_s)
         self.max_retries = int(max_retries)
+        self.throttle_budget_s = float(throttle_budget_s)
+        self.profile = profile if profile is not None else CAUTIOUS
         self._client_secret = client_secret
         self._password = password
         self._cookie = cookie
@@ -414,6 +418,7 @@ class CoinsClient:
             sleep=sleep,
             random=jitter_random,
         )
+        self.pacer: Pacer = pacer if pacer is not None else _PausePacer(self._backoff)
         self._session = self._build_session(pool_maxsize)
         self._tokens = TokenManager(
             send_login=self._send_login,
@@ -426,6 +431,14 @@ class CoinsClient:
 
     def _build_session(self, pool_maxsize: int) -> requests.Session:
         session = requests.Session()
+        # requests re-reads proxy settings from the environment on every request unless told
+        # not to (a third of the client's CPU): read them once here, for this one base URL
+        # (NO_PROXY included), and the CA bundle variables with them.
+        session.trust_env = False
+        session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            session.verify = bundle
         session.headers["Accept"] = "application/json"
         if self._cookie:
             session.headers["Cookie"] = self._cookie
@@ -439,16 +452,13 @@ class CoinsClient:
             self.base_url,
             adapter(_retry(policy, budget, methods=("GET", "PATCH"), reads=True, statuses=True)),
         )
-        session.mount(
-            self.base_url + ALLOCATE_PATH,
-            adapter(_retry(policy, budget, methods=("POST",), reads=True, statuses=True)),
-        )
-        # Create has no idempotency key: the adapter repeats only requests never sent; the
-        # ambiguous cases are resolved by `_create` itself.
-        session.mount(
-            self.base_url + CREATE_PATH,
-            adapter(_retry(policy, budget, methods=("POST",), reads=False, statuses=False)),
-        )
+        # Create and allocate: urllib3 repeats only requests never sent; what happens after a
+        # request may have reached the server is the client's own decision (see `_call`).
+        for path in (CREATE_PATH, ALLOCATE_PATH):
+            session.mount(
+                self.base_url + path,
+                adapter(_retry(policy, budget, methods=("POST",), reads=False, statuses=False)),
+            )
         # A login is repeated when it was never sent or answered 429/5xx — never after a
         # refusal (400/401 come straight back), nor after no answer: a wrong password that the
         # server counted but did not answer in time must not be counted twice (3 locks).
@@ -463,6 +473,7 @@ class CoinsClient:
                     methods=("POST",),
                     reads=False,
                     statuses=True,
+                    login=True,
                 )
             ),
         )
@@ -476,9 +487,11 @@ class CoinsClient:
     ) -> CoinsClient:
         """A client for ``settings``; with no base URL, for the embedded sandbox in its home.
 
-        With ``record`` (the default, unless a ``recorder`` is given) the client records into
-        the registry under ``COINS_HOME``, as every surface does: what it creates, fetches and
-        changes is then in ``Registry().to_frame()`` and the audit log.
+        The server profile kept under ``COINS_HOME`` (``coins doctor``) is used; the embedded
+        sandbox is profiled on first use without asking. With ``record`` (the default, unless
+        a ``recorder`` is given) the client records into the registry under ``COINS_HOME``, as
+        every surface does: what it creates, fetches and changes is then in
+        ``Registry().to_frame()`` and the audit log.
         """
         kwargs: dict[str, Any] = {
             "base_url": settings.base_url,
@@ -491,10 +504,11 @@ class CoinsClient:
             "timeout_s": settings.timeout_s,
             "actor": settings.actor,
         }
-        if not overrides.get("base_url", settings.base_url):
-            from toolkit.sandbox import embedded  # the server only when it is needed
+        embedded = not overrides.get("base_url", settings.base_url)
+        if embedded:
+            from toolkit.sandbox import embedded as start_embedded  # only when it is needed
 
-            handle = embedded(settings.home)
+            handle = start_embedded(settings.home)
             db_path = getattr(handle, "db_path", None) or settings.sandbox_db_path
             kwargs.update(handle.credentials)
             kwargs.update(
@@ -506,6 +520,14 @@ class CoinsClient:
             overrides = {k: v for k, v in overrides.items() if k != "base_url"}
         kwargs.update(overrides)
         client = cls(**kwargs)
+        if "profile" not in overrides:
+            profile = load_profile(settings.home, client.server_key)
+            if profile is None and embedded:
+                from toolkit.doctor import profile_embedded  # the workflow above the transport
+
+                profile = profile_embedded(client, settings.home)
+            if profile is not None:
+                client.profile = profile
         if record and client.recorder is None:
             # The state layer sits above the transport: imported here, at construction only.
             from toolkit.registry import Registry
@@ -518,6 +540,17 @@ class CoinsClient:
         """A client from the environment and `.env` (see `toolkit.settings`), recording into
         the registry under ``COINS_HOME`` unless ``record=False``."""
         return cls.from_settings(Settings.from_env(), record=record, **overrides)
+
+    def paced(self, pacer: Pacer, *, throttle_budget_s: float | None = None) -> CoinsClient:
+        """This client with its own pacer: the same connections, tokens, profile and recorder.
+
+        A bulk run gives all its workers one pacer this way, so one rate spans the run.
+        """
+        twin = copy.copy(self)
+        twin.pacer = pacer
+        if throttle_budget_s is not None:
+            twin.throttle_budget_s = float(throttle_budget_s)
+        return twin
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -546,6 +579,11 @@ class CoinsClient:
         """
         self._tokens.token()
 
+    def login_answer(self) -> dict[str, Any]:
+        """What the last login answered about its token (for `coins doctor`): ``expires_in``
+        as answered, the life the client uses, and the field style. Never the token."""
+        return self._tokens.last_login()
+
     # -- the API ----------------------------------------------------------------------------
 
     def create_config(
@@ -556,12 +594,16 @@ class CoinsClient:
         amount: int,
         configuration: str = "DEFAULT",
         source: str | None = None,
+        may_exist: bool = False,
     ) -> CoinConfig:
         """Create the configuration of ``event`` for ``company_id``; returns it with its id.
 
-        Safe to retry: a configuration created by an attempt whose answer was lost is found
-        and returned, never duplicated. `ConflictError` (with ``existing_id``) when the pair is
-        already configured, by someone else or with other values.
+        A create whose answer is lost is sent again only when the server profile says a repeat
+        would be refused; the refusal naming a configuration with the values sent confirms it.
+        Otherwise `UnconfirmedError`: check EnKash before trying again. `ConflictError` (with
+        ``existing_id`` when the server named one) when the pair is already configured by
+        someone else or with other values. ``may_exist``: an earlier attempt (a crashed or
+        interrupted run) may have created it; it is then re-checked the same careful way.
         """
         payload, problems = validate_config_fields(
             company_id=company_id, event=event, configuration=configuration, amount=amount
@@ -579,7 +621,7 @@ class CoinsClient:
         def run() -> CoinConfig:
             if problems:
                 raise _invalid(what, problems)
-            return self._create(payload, what)
+            return self._create(payload, what, may_exist=may_exist)
 
         return self._recorded("create", request, run, source=source)
 
@@ -639,10 +681,13 @@ class CoinsClient:
                 raise ValidationError(
                     f"{what}: nothing to change (give amount, configuration, company_id or event)"
                 )
-            response = self._send("PATCH", CONFIG_PATH + quote(config_id, safe=""), what, payload)
-            answer = self._config_from(self._payload(response, what), what)
+            sent = self._call("PATCH", CONFIG_PATH + quote(config_id, safe=""), what, payload)
+            data = self._success_payload(sent.answer, what, empty_is_not_found=False)
             fallback = CoinConfig.from_payload({"coinConfigId": config_id, **payload}).merge(known)
-            return answer.merge(fallback)
+            if not isinstance(data, dict):
+                # Success with no configuration in it ("Updated", null): what was sent stands.
+                return fallback
+            return _config(data).merge(fallback)
 
         return self._recorded(
             "update",
@@ -662,13 +707,17 @@ class CoinsClient:
         request_id: str | None = None,
         source: str | None = None,
         duplicate_is_done: bool = False,
+        sent_before: bool = False,
     ) -> Allocation:
         """Award ``user_id`` the coins configured for (company, event); at most once per id.
 
-        ``request_id`` is generated when not given and returned in the `Allocation`. When a
-        retry of ours is answered "duplicate request id", the first attempt had succeeded:
-        the result says ``already_done``. A duplicate on a first attempt is a `ConflictError`
-        unless ``duplicate_is_done`` (for resumed bulk runs that reuse their request ids).
+        ``request_id`` is generated when not given and returned in the `Allocation`. An
+        allocation whose answer is lost is sent again only when the server profile says a
+        repeated requestId is refused; the refusal of our own repeat confirms it
+        (``confirmed``). Otherwise `UnconfirmedError`. A duplicate answer to a first attempt
+        is `DuplicateRequestError`, unless ``duplicate_is_done`` (the caller knows an earlier
+        run of its own made it: the result says ``already_done``). ``sent_before``: an earlier
+        attempt of this very call (a crashed run) may have reached the server.
         """
         if request_id is None:
             request_id = "COIN_REQ" + uuid.uuid4().hex
@@ -692,23 +741,42 @@ class CoinsClient:
             if problems:
                 raise _invalid(what, problems)
             rid = payload["requestId"]
-            response = self._send("POST", ALLOCATE_PATH, what, payload)
             done = Allocation(
                 company_id=payload["companyId"],
                 event=payload["event"],
                 user_id=payload["userId"],
                 request_id=rid,
             )
-            try:
-                data = self._payload(response, what, request_id=rid)
-            except ConflictError as exc:
-                if _is_duplicate(exc, rid) and (duplicate_is_done or _retried(response)):
-                    logger.info("Allocation %s had already been made; not repeated", rid)
-                    server_message = exc.message.removeprefix(f"{what}: ")
+            sent = self._call(
+                "POST",
+                ALLOCATE_PATH,
+                what,
+                payload,
+                write="allocate",
+                sent_before=sent_before,
+                request_id=rid,
+            )
+            answer = sent.answer
+            if answer.ok:
+                data = answer.payload
+                message = data if isinstance(data, str) else ("" if data is None else str(data))
+                return replace(done, message=message, confirmed=sent.sent_before)
+            if answer.meaning in (Meaning.DUPLICATE_REQUEST, Meaning.EXISTS):
+                server_message = answer.message
+                if sent.sent_before:
+                    logger.info("Allocation %s: our earlier attempt had reached EnKash", rid)
+                    return replace(done, message=server_message, confirmed=True)
+                if duplicate_is_done:
                     return replace(done, message=server_message, already_done=True)
-                raise
-            message = data if isinstance(data, str) else ("" if data is None else str(data))
-            return replace(done, message=message)
+                raise DuplicateRequestError(
+                    f"{what}: requestId {rid} was used before ({server_message}); nothing "
+                    "was allocated this time",
+                    http_status=answer.http_status,
+                    response_code=answer.code,
+                    request_id=rid,
+                    body=answer.body,
+                )
+            raise error_for(answer, what, request_id=rid)
 
         return self._recorded("allocate", request, run, source=source)
 
@@ -718,106 +786,202 @@ class CoinsClient:
         checked, reason = check_user_id(user_id)
         if reason is not None:
             raise _invalid(what, [FieldProblem("userId", user_id, reason)])
-        response = self._send("GET", BALANCE_PATH, what, params={"userId": checked})
-        data = self._payload(response, what)
-        if isinstance(data, bool):
-            data = None
-        if isinstance(data, float) and data.is_integer():
-            data = int(data)
-        if isinstance(data, str) and data.strip().isdigit():
-            data = int(data)
-        if not isinstance(data, int):
-            raise TransportError(
-                f"{what}: the answer's payload was not a whole number", http_status=200
+        sent = self._call("GET", BALANCE_PATH, what, params={"userId": checked})
+        data = self._success_payload(sent.answer, what, empty_is_not_found=False)
+        if isinstance(data, dict):  # {"balance": 106} and the like
+            data = next(
+                (data[k] for k in ("balance", "coins", "coinBalance", "amount") if k in data),
+                None,
             )
-        return data
+        balance = whole_number(data)
+        if balance is None:
+            raise BadAnswerError(
+                f"{what}: the server answered, but its balance {str(data)[:40]!r} is not a "
+                "whole number",
+                http_status=sent.answer.http_status,
+            )
+        return balance
+
+    def diagnose(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        token: str | None = None,
+        write: str | None = None,
+    ) -> Answer:
+        """One API request and its answer as read, for `toolkit.doctor` (nothing recorded).
+
+        With ``token`` the request is sent once with that bearer token (no login, no renewal,
+        no retry); without, it goes the normal way (``write`` = "create"/"allocate" keeps the
+        careful rules for writes). Transport failures raise as usual.
+        """
+        what = f"Could not {method} {path}"
+        if token is not None:
+            try:
+                return self._attempt(method, path, what, json, params, token)
+            except _Ambiguous as lost:
+                raise lost.error or TransportError(f"{what}: {lost.reason}") from lost
+        return self._call(method, path, what, json, params=params, write=write).answer
 
     # -- internals: create --------------------------------------------------------------------
 
-    def _create(self, payload: dict[str, Any], what: str) -> CoinConfig:
-        """Send a create until it has a definite outcome, within the retry budget.
-
-        A 409 after an attempt that may have been processed (no answer, dropped connection,
-        5xx, unreadable answer) is our own earlier attempt when the existing configuration has
-        the values sent: that counts as done.
-        """
-        retries = 0
-        ambiguous = False
-        while True:
+    def _create(self, payload: dict[str, Any], what: str, *, may_exist: bool) -> CoinConfig:
+        """Send a create; resolve a refusal that names an existing configuration."""
+        wanted = CoinConfig.from_payload(payload)
+        sent = self._call("POST", CREATE_PATH, what, payload, write="create", sent_before=may_exist)
+        answer = sent.answer
+        if answer.ok:
+            data = answer.payload
+            config = _config(data) if isinstance(data, dict) else CoinConfig()
+            if not config.coin_config_id:
+                raise self._unconfirmed(
+                    "create",
+                    payload,
+                    what,
+                    "EnKash answered success but named no coinConfigId",
+                    answer.http_status,
+                )
+            return config.merge(wanted)
+        if answer.meaning is not Meaning.EXISTS:
+            raise error_for(answer, what)
+        skip = {payload.get("companyId"), payload.get("event")}
+        candidates = [c for c in answer.existing_ids if c not in skip]
+        for candidate in candidates:
             try:
-                response = self._send("POST", CREATE_PATH, what, payload)
-                config = self._config_from(self._payload(response, what), what)
-                if not config.coin_config_id:
-                    raise TransportError(f"{what}: the answer had no coinConfigId", http_status=200)
-                return config.merge(CoinConfig.from_payload(payload))
-            except ConflictError as exc:
-                if not ambiguous:
-                    raise
-                return self._resolve_create_conflict(exc, payload, what)
-            except LoginUnavailableError:
-                raise  # the create was not sent; the login already spent its own retries
-            except (TransportError, ServerError, RateLimitError) as exc:
-                if retries >= self.max_retries:
-                    raise
-                retries += 1
-                if isinstance(exc, RateLimitError):
-                    delay = min(exc.retry_after or self._backoff.delay(retries), RETRY_AFTER_CAP_S)
-                else:
-                    delay = self._backoff.delay(retries)
-                    if not (isinstance(exc, TransportError) and _never_sent(exc.__cause__)):
-                        ambiguous = True
+                existing = self._get(candidate, what).merge(
+                    CoinConfig(company_id=wanted.company_id, event=wanted.event)
+                )
+            except NotFoundError:
+                continue
+            except EnKashError as exc:
+                if sent.sent_before:
+                    raise self._unconfirmed(
+                        "create",
+                        payload,
+                        what,
+                        f"configuration {candidate} exists now, and it could not be fetched to "
+                        f"check whether our earlier attempt made it ({exc})",
+                        answer.http_status,
+                    ) from exc
+                raise ConflictError(
+                    f"{what}: configuration {candidate} already exists (it could not be "
+                    f"fetched: {exc})",
+                    existing_id=candidate,
+                    http_status=answer.http_status,
+                    response_code=answer.code,
+                ) from exc
+            if existing.company_id not in (None, wanted.company_id) or existing.event not in (
+                None,
+                wanted.event,
+            ):
+                continue  # an id-shaped word of the message, not this pair's configuration
+            if sent.sent_before and existing.same_values(wanted):
                 logger.info(
-                    "Create %s/%s: %s; sending again in %.2f s (retry %d of %d)",
+                    "Create %s/%s: an earlier attempt had created %s; not duplicated",
                     payload.get("companyId"),
                     payload.get("event"),
-                    type(exc).__name__,
-                    delay,
-                    retries,
-                    self.max_retries,
+                    candidate,
                 )
-                self._backoff.sleep(delay)
-
-    def _resolve_create_conflict(
-        self, conflict: ConflictError, payload: dict[str, Any], what: str
-    ) -> CoinConfig:
-        existing_id = conflict.existing_id
-        if not existing_id:
-            raise conflict
-        try:
-            existing = self._get(existing_id, what)
-        except EnKashError as exc:
+                return existing
             raise ConflictError(
-                f"{what}: configuration {existing_id} already exists, and it could not be "
-                f"fetched to check whether an earlier attempt of this request created it ({exc})",
-                existing_id=existing_id,
-                http_status=conflict.http_status,
-                response_code=conflict.response_code,
-            ) from exc
-        if existing.same_values(CoinConfig.from_payload(payload)):
-            logger.info(
-                "Create %s/%s: an earlier attempt had created %s; not duplicated",
-                payload.get("companyId"),
-                payload.get("event"),
-                existing_id,
+                f"{what}: {answer.message}"
+                + (
+                    ""
+                    if existing.same_values(wanted)
+                    else f" (it exists with other values: {existing.configuration}, amount "
+                    f"{existing.amount})"
+                ),
+                existing_id=candidate,
+                http_status=answer.http_status,
+                response_code=answer.code,
+                body=answer.body,
             )
-            return existing
+        if sent.sent_before:
+            raise self._unconfirmed(
+                "create",
+                payload,
+                what,
+                "a configuration of this pair exists now, but EnKash's answer did not name it, "
+                "so it cannot be told whether our earlier attempt made it",
+                answer.http_status,
+            )
         raise ConflictError(
-            f"{what}: configuration {existing_id} already exists with other values "
-            f"({existing.configuration}, amount {existing.amount})",
-            existing_id=existing_id,
-            http_status=conflict.http_status,
-            response_code=conflict.response_code,
-            body=conflict.body,
+            f"{what}: {answer.message}",
+            existing_id=None,
+            http_status=answer.http_status,
+            response_code=answer.code,
+            body=answer.body,
+        )
+
+    def _unconfirmed(
+        self, action: str, payload: dict[str, Any], what: str, reason: str, status: int | None
+    ) -> UnconfirmedError:
+        if action == "create":
+            advice = (
+                f"Check in EnKash whether {payload.get('companyId')}/{payload.get('event')} is "
+                "configured; if it is, record its id with `coins import-ids ID` (it then counts "
+                "as known); running the sheet again re-checks it and never creates it silently "
+                "a second time"
+            )
+        else:
+            advice = (
+                f"Check the balance of user {payload.get('userId')} or ask EnKash whether "
+                f"requestId {payload.get('requestId')} was allocated before sending it again"
+            )
+        return UnconfirmedError(
+            f"{what}: unconfirmed — {reason}. {advice}",
+            sent=payload,
+            action=action,
+            http_status=status,
+            request_id=payload.get("requestId"),
         )
 
     # -- internals: transport -----------------------------------------------------------------
 
     def _get(self, coin_config_id: str, what: str) -> CoinConfig:
-        response = self._send("GET", CONFIG_PATH + quote(coin_config_id, safe=""), what)
-        config = self._config_from(self._payload(response, what), what)
-        return config.merge(CoinConfig(coin_config_id=coin_config_id))
+        sent = self._call("GET", CONFIG_PATH + quote(coin_config_id, safe=""), what)
+        data = self._success_payload(sent.answer, what, empty_is_not_found=True)
+        if not isinstance(data, dict):
+            raise BadAnswerError(
+                f"{what}: the server answered, but not with a configuration",
+                http_status=sent.answer.http_status,
+            )
+        return _config(data).merge(CoinConfig(coin_config_id=coin_config_id))
 
-    def _send(
+    def _success_payload(self, answer: Answer, what: str, *, empty_is_not_found: bool) -> Any:
+        if not answer.ok:
+            raise self._error_of(answer, what)
+        if empty_is_not_found and answer.payload in (None, "", [], {}):
+            # Some servers answer an unknown id with success and no payload.
+            raise NotFoundError(
+                f"{what}: not found (the server answered with no configuration)",
+                http_status=answer.http_status,
+                response_code=answer.code,
+            )
+        return answer.payload
+
+    def _error_of(self, answer: Answer, what: str, request_id: str | None = None) -> EnKashError:
+        error = error_for(answer, what, request_id=request_id)
+        if isinstance(error, AuthError) and not self._tokens.has_credentials:
+            # Only a given token was configured: the server's "get a new one" is not actionable.
+            error.message += (
+                ". Set a fresh ENKASH_ACCESS_TOKEN, or ENKASH_CLIENT_ID, ENKASH_CLIENT_SECRET, "
+                "ENKASH_USERNAME and ENKASH_PASSWORD so the toolkit can log in by itself"
+            )
+        return error
+
+    def _secrets(self) -> tuple[str | None, ...]:
+        return (
+            self._client_secret,
+            self._password,
+            *_cookie_secrets(self._cookie),
+            *self._tokens.known(),
+        )
+
+    def _call(
         self,
         method: str,
         path: str,
@@ -825,52 +989,163 @@ class CoinsClient:
         json: dict[str, Any] | None = None,
         *,
         params: dict[str, Any] | None = None,
-    ) -> requests.Response:
-        """One call with a token; on a 401 the token is renewed and the call sent again.
+        write: str | None = None,
+        sent_before: bool = False,
+        request_id: str | None = None,
+    ) -> _Sent:
+        """One API call until it has an answer that means something.
 
-        Once per call, and again only when the refused attempt came after retries: their
-        backoff can outlive a short token, so a fresh one may be refused as expired only because
-        of the wait. A server that refuses fresh tokens at once gets one renewal, not a loop.
+        - throttled answers are waited out through the pacer, not counted as retries;
+        - an answer saying the token is expired or invalid: a new token, sent again (the
+          request was not processed);
+        - never sent (connect error: urllib3 repeats those; a CDN block): sent again;
+        - sent but no usable answer (timeout, dropped, 5xx, unreadable): GET/PATCH are sent
+          again; a write (``write`` = "create"/"allocate") only when the server profile says a
+          repeat would be refused, else `UnconfirmedError`.
+
+        Returns the answer (success or a definite refusal) and whether an earlier attempt may
+        have been processed.
         """
-        url = self.base_url + path
-        renewals = 0
-        sent_before = False
+        if sent_before and write is not None and not self._resend_safe(write):
+            raise self._unconfirmed(
+                write,
+                json or {},
+                what,
+                "an earlier attempt may have reached EnKash, and this server's answers cannot "
+                "confirm a repeat safely, so it was not sent again",
+                None,
+            )
+        retries = renewals = 0
+        throttled_since: float | None = None
         while True:
-            token = self._tokens.token()
-            started = time.monotonic()
-            try:
-                response = self._session.request(
-                    method,
-                    url,
-                    json=json,
-                    params=params,
-                    auth=BearerAuth(token),
-                    timeout=self.timeout_s,
+            if not self.pacer.wait_turn():
+                raise RateLimitError(
+                    f"{what}: stopped waiting for the server's rate limit (the run was "
+                    "cancelled or reached its deadline); nothing was sent",
                 )
-            except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-                logger.debug("%s %s failed: %s", method, path, type(exc).__name__)
-                raise self._transport_error(exc, what) from exc
-            logger.debug(
-                "%s %s -> HTTP %s in %.0f ms",
+            token = self._tokens.token()
+            try:
+                answer = self._attempt(method, path, what, json, params, token)
+            except _Ambiguous as lost:
+                outcome = lost
+            else:
+                outcome = None
+            if outcome is None:
+                throttled = answer.meaning is Meaning.THROTTLED
+                self.pacer.on_answer(throttled=throttled, retry_after=answer.retry_after)
+                if throttled:
+                    now = time.monotonic()
+                    throttled_since = throttled_since if throttled_since is not None else now
+                    if now - throttled_since > self.throttle_budget_s:
+                        raise self._error_of(answer, what, request_id)
+                    continue
+                throttled_since = None
+                if answer.meaning is Meaning.TOKEN_INVALID and renewals < _MAX_RENEWALS:
+                    renewals += 1
+                    if self._tokens.renew_after_rejection(token):
+                        continue
+                if answer.meaning is Meaning.BLOCKED and retries < min(self.max_retries, 3):
+                    retries += 1  # the API never saw it: safe to send again, after a pause
+                    self._backoff.sleep(self._backoff.delay(retries + 1))
+                    continue
+                if answer.meaning is Meaning.TOKEN_INVALID:
+                    raise self._error_of(answer, what, request_id)
+                if answer.meaning not in (Meaning.SERVER_FAILURE, Meaning.UNREADABLE):
+                    return _Sent(answer, sent_before)
+                outcome = _Ambiguous(
+                    f"the server answered HTTP {answer.http_status}"
+                    + (f" ({answer.message})" if answer.message else ""),
+                    self._error_of(answer, what, request_id),
+                )
+            # Sent, and no usable answer: the server may have processed it.
+            if write is None and (
+                outcome.error is None
+                or isinstance(outcome.error, TransportError)
+                or outcome.error.http_status in RETRY_STATUSES
+            ):
+                # GET/PATCH: urllib3 has already spent the retry budget on exactly this.
+                raise outcome.error or TransportError(f"{what}: {outcome.reason}")
+            if write is not None and not self._resend_safe(write):
+                raise self._unconfirmed(
+                    write,
+                    json or {},
+                    what,
+                    outcome.reason,
+                    getattr(outcome.error, "http_status", None),
+                ) from (outcome.error or outcome.__cause__)
+            if retries >= self.max_retries:
+                if write is not None:
+                    raise self._unconfirmed(
+                        write,
+                        json or {},
+                        what,
+                        f"still no usable answer after {retries + 1} attempts ({outcome.reason})",
+                        getattr(outcome.error, "http_status", None),
+                    ) from (outcome.error or outcome.__cause__)
+                if outcome.error is not None:
+                    raise outcome.error
+                raise (
+                    outcome.__cause__
+                    if isinstance(outcome.__cause__, EnKashError)
+                    else TransportError(f"{what}: {outcome.reason}")
+                )
+            retries += 1
+            sent_before = sent_before or write is not None
+            delay = self._backoff.delay(retries)
+            logger.info(
+                "%s %s: %s; sending again in %.2f s (retry %d of %d)",
                 method,
                 path,
-                response.status_code,
-                (time.monotonic() - started) * 1000,
+                outcome.reason,
+                delay,
+                retries,
+                self.max_retries,
             )
-            if (
-                response.status_code == 401
-                and renewals < _MAX_RENEWALS
-                and (renewals == 0 or _retried(response))
-            ):
-                renewals += 1
-                # An attempt before the 401 may have been processed (a timeout after commit):
-                # remember it so allocate reads a "duplicate requestId" as its own earlier try.
-                sent_before = sent_before or _retried(response)
-                if self._tokens.renew_after_rejection(token):
-                    continue
-            if sent_before:
-                response._coins_sent_before = True  # type: ignore[attr-defined]
-            return response
+            self._backoff.sleep(delay)
+
+    def _resend_safe(self, write: str) -> bool:
+        profile = self.profile
+        return profile.resend_create if write == "create" else profile.resend_allocate
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        json: dict[str, Any] | None,
+        params: dict[str, Any] | None,
+        token: str,
+    ) -> Answer:
+        """One request; its answer read. Raises `TransportError` when it was never sent and
+        `_Ambiguous` when it was sent and no answer came."""
+        started = time.monotonic()
+        try:
+            response = self._session.request(
+                method,
+                self.base_url + path,
+                json=json,
+                params=params,
+                auth=BearerAuth(token),
+                timeout=self.timeout_s,
+            )
+            answer = read(response, secrets=self._secrets())
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+            logger.debug("%s %s failed: %s", method, path, type(exc).__name__)
+            error = self._transport_error(exc, what)
+            error.__cause__ = exc
+            if _never_sent(exc) or _host_not_found(exc):
+                raise error from exc
+            lost = _Ambiguous(error.message.removeprefix(f"{what}: "), error)
+            raise lost from exc
+        logger.debug(
+            "%s %s -> HTTP %s %s in %.0f ms",
+            method,
+            path,
+            response.status_code,
+            answer.meaning,
+            (time.monotonic() - started) * 1000,
+        )
+        return answer
 
     def _send_login(self, form: dict[str, str], basic: tuple[str, str]) -> requests.Response:
         what = f"Could not log in to EnKash as {self.username}"
@@ -905,55 +1180,14 @@ class CoinsClient:
             reason = f"the answer could not be read ({type(exc).__name__})"
         return TransportError(f"{what}: {reason}")
 
-    def _payload(
-        self, response: requests.Response, what: str, *, request_id: str | None = None
-    ) -> Any:
-        """The envelope's payload of a successful answer; otherwise the mapped error."""
-        status = response.status_code
-        if not 200 <= status < 300:
-            raise self._error(response, what, request_id)
-        body = _json(response)
-        if not isinstance(body, dict) or "response_code" not in body:
-            kind = "not JSON" if body is None else "not in EnKash's envelope"
-            raise TransportError(
-                f"{what}: the answer was {kind} (HTTP {status})",
-                http_status=status,
-                request_id=request_id,
-            )
-        if _code(body.get("response_code")) != ResponseCode.SUCCESS:
-            raise self._error(response, what, request_id)
-        return body.get("payload")
-
     def _error(self, response: requests.Response, what: str, request_id: str | None) -> EnKashError:
-        error = error_from_response(
-            response,
-            what,
-            request_id=request_id,
-            secrets=(
-                self._client_secret,
-                self._password,
-                *_cookie_secrets(self._cookie),
-                *self._tokens.known(),
-            ),
-        )
-        if isinstance(error, AuthError) and not self._tokens.has_credentials:
-            # Only a given token was configured: the server's "get a new one" is not actionable.
-            error.message += (
-                ". Set a fresh ENKASH_ACCESS_TOKEN, or ENKASH_CLIENT_ID, ENKASH_CLIENT_SECRET, "
-                "ENKASH_USERNAME and ENKASH_PASSWORD so the toolkit can log in by itself"
-            )
-        return error
-
-    @staticmethod
-    def _config_from(data: Any, what: str) -> CoinConfig:
-        if not isinstance(data, dict):
-            raise TransportError(f"{what}: the answer did not contain a configuration")
-        return CoinConfig.from_payload(data)
+        """The error an unsuccessful response stands for (secrets scrubbed)."""
+        return self._error_of(read(response, secrets=self._secrets()), what, request_id)
 
     @staticmethod
     def _checked_id(coin_config_id: Any, what: str) -> str:
-        text = coin_config_id.strip() if isinstance(coin_config_id, str) else ""
-        if not _COIN_CONFIG_ID_RE.match(text):
+        text = str(coin_config_id).strip() if isinstance(coin_config_id, str | int) else ""
+        if isinstance(coin_config_id, bool) or not _COIN_CONFIG_ID_RE.match(text):
             reason = "is missing" if not text else "must be an id such as WCC817428"
             raise _invalid(what, [FieldProblem("coinConfigId", coin_config_id, reason)])
         return text
@@ -1007,6 +1241,16 @@ class CoinsClient:
             logger.exception("The recorder failed to record a %s call; the call stands", action)
 
 
+def _config(data: dict[str, Any]) -> CoinConfig:
+    """A configuration from an answer's payload, types normalised, unknown fields set aside."""
+    known, extra = config_payload(data)
+    if extra:
+        logger.debug(
+            "Configuration answer carried fields the toolkit does not use: %s", list(extra)
+        )
+    return CoinConfig.from_payload(known)
+
+
 _API_NAMES = {"company_id": "companyId", "user_id": "userId", "request_id": "requestId"}
 
 
@@ -1025,11 +1269,3 @@ def _cookie_secrets(cookie: str | None) -> tuple[str, ...]:
         return ()
     values = (part.partition("=")[2].strip() for part in cookie.split(";"))
     return (cookie, *(v for v in values if v))
-
-
-def _is_duplicate(exc: ConflictError, request_id: str) -> bool:
-    """A "this requestId was used before" answer (not a configuration conflict)."""
-    if exc.response_code == ResponseCode.DUPLICATE_REQUEST:
-        return True
-    body = exc.body if isinstance(exc.body, dict) else {}
-    return request_id in str(body.get("response_message") or "")

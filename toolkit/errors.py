@@ -2,12 +2,17 @@
 
     EnKashError                 http status, response code, message, request id
     ├── AuthError               credentials refused, token missing/expired (never retried)
-    ├── ValidationError         the request was refused as invalid (400); carries field problems
-    ├── NotFoundError           unknown coinConfigId (404)
-    ├── ConflictError           (company, event) already configured / duplicate requestId (409)
-    ├── RateLimitError          429 after the retry budget; carries retry_after
-    ├── ServerError             5xx after the retry budget
-    └── TransportError          no usable answer: timeout, dropped connection, not JSON
+    │   └── ForbiddenError      the API is not enabled for this client (EnKash's 403)
+    ├── ValidationError         the request was refused as invalid (400/412/422); field problems
+    ├── NotFoundError           unknown coinConfigId
+    ├── ConflictError           (company, event) already configured; existing_id when named
+    │   └── DuplicateRequestError   this requestId was used before
+    ├── RateLimitError          throttled (429, velocity limit) past the wait budget; retry_after
+    ├── ServerError             5xx / gateway failure after the retry budget
+    ├── BlockedError            a CDN or firewall challenge page: the API never saw the request
+    ├── BadAnswerError          the server answered, but not in a form the toolkit can read
+    ├── UnconfirmedError        a write whose outcome cannot be known; carries what was sent
+    └── TransportError          the server was not reached or did not answer (timeout, dropped)
         └── LoginUnavailableError   the login itself got no usable answer (wrong address, down)
 
 Messages never contain secrets: only what the server said and what we asked for by id.
@@ -21,13 +26,18 @@ from typing import Any
 
 __all__ = [
     "AuthError",
+    "BadAnswerError",
+    "BlockedError",
     "ConflictError",
+    "DuplicateRequestError",
     "EnKashError",
+    "ForbiddenError",
     "LoginUnavailableError",
     "NotFoundError",
     "RateLimitError",
     "ServerError",
     "TransportError",
+    "UnconfirmedError",
     "ValidationError",
 ]
 
@@ -93,9 +103,49 @@ class ConflictError(EnKashError):
     ``existing_id`` is the coinConfigId the server named, when it named one.
     """
 
-    def __init__(self, message: str, *, existing_id: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        existing_id: str | None = None,
+        candidates: tuple[str, ...] = (),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(message, **kwargs)
         self.existing_id = existing_id if existing_id is not None else find_config_id(message)
+        # Every id the answer named (the first is ``existing_id``): callers check them.
+        self.candidates = tuple(candidates) or ((self.existing_id,) if self.existing_id else ())
+
+
+class DuplicateRequestError(ConflictError):
+    """The server says this requestId was used before (nothing was allocated this time)."""
+
+
+class ForbiddenError(AuthError):
+    """The server refused the call for this client (EnKash: "APIs not enabled"): a matter for
+    EnKash support, not a token to renew nor a password to change."""
+
+
+class BlockedError(EnKashError):
+    """A CDN or web firewall answered with a challenge or block page: the API never saw the
+    request. Usually the network (VPN, office proxy) or too many requests from one address."""
+
+
+class BadAnswerError(EnKashError):
+    """The server answered, but not in a form the toolkit can read (an HTML page on HTTP 200,
+    a body that is not JSON, a payload of the wrong type). The server was reached."""
+
+
+class UnconfirmedError(EnKashError):
+    """A write whose outcome the toolkit cannot know: the request reached the server, its
+    answer was lost, and this server's answers cannot confirm it safely. ``sent`` is the body
+    that was sent; ``action`` is "create" or "allocate". Check in EnKash before trying again.
+    """
+
+    def __init__(self, message: str, *, sent: dict[str, Any], action: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.sent = dict(sent)
+        self.action = action
 
 
 class RateLimitError(EnKashError):

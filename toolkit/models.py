@@ -357,4 +357,8 @@ class Allocation:
     user_id: str
     request_id: str
     message: str = ""
+    # Made before this call (an earlier run of the caller's own): nothing was allocated now.
     already_done: bool = field(default=False)
+    # Made by this call, confirmed after its answer was lost (the server refused our repeat
+    # as a duplicate of the attempt that had reached it).
+    confirmed: bool = field(default=False)
