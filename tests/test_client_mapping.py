@@ -12,8 +12,8 @@ import json
 import pytest
 import requests
 
-from toolkit.auth import TokenManager
 from toolkit.answers import error_from_response
+from toolkit.auth import TokenManager
 from toolkit.client import CoinsClient, _Backoff
 from toolkit.errors import (
     AuthError,
