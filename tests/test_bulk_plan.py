@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from toolkit import bulk
-from toolkit.bulk.planning import CONFIG_PLAN_COLUMNS, derive_request_id, plan, plan_allocations
+from toolkit.bulk.planning import (
+    CONFIG_PLAN_COLUMNS,
+    derive_request_id,
+    derive_request_ids,
+    plan,
+    plan_allocations,
+)
 from toolkit.client import CoinsClient
 from toolkit.registry import Registry
 
@@ -179,3 +188,35 @@ def test_editing_sorting_or_resaving_an_allocation_sheet_keeps_the_untouched_row
     assert again[("EKUSER9", 1)] not in first.values()
     # Another sheet name is another batch.
     assert set(ids("july.csv", rows).values()).isdisjoint(first.values())
+
+
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.text(alphabet="ABCZ019_-é", min_size=1, max_size=12),
+            st.sampled_from(["MEAL_CARD_PAYMENT", "FUEL", "E"]),
+            st.text(alphabet="uU0-9.:", min_size=1, max_size=10),
+            st.integers(min_value=1, max_value=10_000),
+        ),
+        max_size=40,
+    ),
+    name=st.sampled_from([None, "alloc.csv", "Copy of July (2).xlsx", "ünïcode.csv"]),
+)
+@settings(max_examples=60, deadline=None)
+def test_request_ids_derived_for_a_whole_sheet_are_the_ones_derived_row_by_row(
+    rows: list[tuple[str, str, str, int]], name: str | None
+) -> None:
+    frame = pd.DataFrame(rows, columns=["c", "e", "u", "n"]).astype({"c": "str", "e": "str"})
+    frame.index = frame.index * 3 + 7  # any index: the answer keeps it
+    many = derive_request_ids(name, frame["c"], frame["e"], frame["u"], frame["n"])
+    assert many.index.equals(frame.index)
+    assert many.tolist() == [derive_request_id(name, *row) for row in rows]
+
+
+def test_a_derived_request_id_is_still_the_v2_rule_earlier_runs_sent() -> None:
+    # A change here would give rows allocated by earlier runs new ids: allocated twice.
+    text = "\x1f".join(("v2", "july", "CEKA", "MEAL_CARD_PAYMENT", "EKUSER1", "2"))
+    expected = "BULK-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+    assert derive_request_id("Copy of July (1).csv", "CEKA", "MEAL_CARD_PAYMENT", "EKUSER1", 2) == (
+        expected
+    )

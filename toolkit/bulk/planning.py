@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = [
     "ALLOCATION_PLAN_COLUMNS",
@@ -28,6 +30,7 @@ __all__ = [
     "Plan",
     "batch_name",
     "derive_request_id",
+    "derive_request_ids",
     "plan",
     "plan_allocations",
 ]
@@ -312,6 +315,17 @@ def batch_name(source_name: str | None) -> str:
     return _COPY_SUFFIX.sub("", stem).strip()
 
 
+# The rule behind every derived requestId, version 2: SHA-256 of "v2", the batch name, companyId,
+# event, userId and the occurrence, joined by \x1f; "BULK-" and its first 24 hex digits. Sheets
+# run before keep their ids only while this stays exactly the same.
+_ID_VERSION = "v2"
+_ID_SEP = "\x1f"
+
+
+def _id_prefix(sheet_name: str | None) -> bytes:
+    return (_ID_VERSION + _ID_SEP + batch_name(sheet_name) + _ID_SEP).encode("utf-8")
+
+
 def derive_request_id(
     sheet_name: str | None, company_id: str, event: str, user_id: str, occurrence: int = 1
 ) -> str:
@@ -324,10 +338,37 @@ def derive_request_id(
     only new or edited rows allocate. A new batch of the same rows needs a new sheet name or a
     requestId column: coins cannot be taken back, so a doubt costs a repeat, never a payout.
     """
-    text = "\x1f".join(
-        ("v2", batch_name(sheet_name), company_id, event, user_id, str(int(occurrence)))
-    )
-    return "BULK-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+    text = _ID_SEP.join((company_id, event, user_id, str(int(occurrence))))
+    digest = hashlib.sha256(_id_prefix(sheet_name) + text.encode("utf-8")).hexdigest()
+    return "BULK-" + digest[:24]
+
+
+def derive_request_ids(
+    sheet_name: str | None,
+    company_ids: pd.Series,
+    events: pd.Series,
+    user_ids: pd.Series,
+    occurrences: pd.Series,
+) -> pd.Series:
+    """`derive_request_id` for many rows at once (same index as ``company_ids``): the batch
+    name is worked out once and each row's text is joined in Arrow, so only the hash itself
+    runs per row (a million rows in about a second)."""
+    if len(company_ids) == 0:
+        return pd.Series([], index=company_ids.index, dtype="str")
+    large = pa.large_string()
+    parts = [
+        pc.cast(pa.array(pd.Series(column).astype("str").array), large)
+        for column in (company_ids, events, user_ids)
+    ]
+    counts = pc.cast(pa.array(np.asarray(occurrences, dtype=np.int64)), large)
+    texts = pc.binary_join_element_wise(*parts, counts, pa.scalar(_ID_SEP, large))
+    prefix = _id_prefix(sheet_name)
+    sha256 = hashlib.sha256
+    ids = [
+        "BULK-" + sha256(prefix + text).hexdigest()[:24]
+        for text in pc.cast(texts, pa.large_binary()).to_pylist()
+    ]
+    return pd.Series(ids, index=company_ids.index, dtype="str")
 
 
 def plan_allocations(validation: Any, registry: Any = None) -> Plan:
@@ -364,10 +405,7 @@ def plan_allocations(validation: Any, registry: Any = None) -> Plan:
         + 1
     )
     name = _source_name(validation, sheet)
-    derived = [
-        derive_request_id(name, c, e, u, n)
-        for c, e, u, n in zip(company[need], event[need], user[need], occurrence, strict=True)
-    ]
+    derived = derive_request_ids(name, company[need], event[need], user[need], occurrence)
     request_id = given.copy()
     request_id[need] = derived
 
