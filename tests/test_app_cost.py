@@ -145,3 +145,50 @@ def test_with_no_allocations_the_page_says_where_figures_will_come_from(
     at = open_cost(monkeypatch, tmp_path, fresh_sandbox)
     assert any("No allocations recorded yet" in t for t in texts(at, "info"))
     assert any("No volumes known yet" in t for t in texts(at, "info"))
+
+
+def _configurations_page(monkeypatch, home, handle) -> AppTest:
+    point_app_at(monkeypatch, home, handle)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("toolkit/ui/configurations.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_the_update_form_says_what_the_new_amount_costs_a_month(
+    monkeypatch, programme, fresh_sandbox
+):
+    with workspace_for(programme, fresh_sandbox) as ws:
+        cid = ws.registry.find("CEKCOSTA", "MEAL_CARD_PAYMENT").coin_config_id
+    at = _configurations_page(monkeypatch, programme, fresh_sandbox)
+    at.selectbox(key="cfg_select").set_value(cid).run()
+    at.text_input(key=f"cfg_upd_{cid}_amount").input("9").run()
+    assert not at.exception
+    delta = 3 * 3 * MONTH  # 3 meal payments a month (from history), 6 → 9 coins
+    line = next(t for t in texts(at, "info") if t.startswith("This change"))
+    assert f"raises monthly cost by {cost.format_inr(delta)}" in line
+    assert "(assumes ₹1 per coin)" in line
+
+
+def test_the_inline_edit_review_says_what_the_edits_cost_a_month(
+    monkeypatch, programme, fresh_sandbox
+):
+    at = _configurations_page(monkeypatch, programme, fresh_sandbox)
+    with workspace_for(programme, fresh_sandbox) as ws:
+        order = ws.registry.to_frame()
+    target = order.index[
+        (order["companyId"] == "CEKCOSTB") & (order["event"] == "MEAL_CARD_PAYMENT")
+    ][0]
+    key = at.session_state["cfg_editor_key"]
+    at.session_state[key] = {
+        "edited_rows": {int(target): {"amount": "5"}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    at.run()
+    next(b for b in at.button if b.label == "Review changes").click().run()
+    assert not at.exception
+    delta = 4 * 5 * MONTH  # 4 meal payments a month at CEKCOSTB, 10 → 5 coins
+    line = next(t for t in texts(at, "info") if t.startswith("These edits"))
+    assert f"lowers monthly cost by {cost.format_inr(delta)}" in line

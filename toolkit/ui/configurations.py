@@ -471,6 +471,9 @@ def _review_and_apply(ws, edits: pd.DataFrame) -> None:
         hide_index=True,
         column_config=_REVIEW_COLUMNS,
     )
+    from toolkit.ui import cost as cost_lines  # the Cost page's module: its cost line
+
+    cost_lines.review_cost(edits)
     flagged = review[(review["check"] != "") & (review["problem"] == "")]
     ticked: set[str] = set()
     if len(flagged):
@@ -666,6 +669,9 @@ def _update_form(ws, before: CoinConfig) -> None:
             )
         if not problems:
             flag = _fat_finger(before.amount, body.get("amount"))
+            from toolkit.ui import cost as cost_lines  # the Cost page's module: its cost line
+
+            cost_lines.update_cost(before.company_id, before.event, body.get("amount"))
     sure = True
     if flag:
         sure = st.checkbox(

@@ -22,7 +22,7 @@ import streamlit as st
 
 from toolkit import bulk, charts, cost
 from toolkit.bulk import volumes as vol
-from toolkit.models import MAX_AMOUNT
+from toolkit.models import MAX_AMOUNT, check_amount
 from toolkit.ui import common
 
 P = "cost"  # widget key prefix of this page
@@ -31,7 +31,7 @@ VOLUMES_KEY = f"{P}_volumes_sheet"  # session_state: (name, digest, VolumeSheet)
 BUDGETS_KEY = f"{P}_budgets_sheet"  # session_state: (name, digest, BudgetSheet)
 DAYS_KEY = f"{P}_days"
 
-__all__ = ["basis", "edits_cost", "plan_cost", "update_cost"]
+__all__ = ["basis", "basis_key", "edits_cost", "plan_cost", "review_cost", "update_cost"]
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +254,27 @@ def edits_cost(before: pd.DataFrame, after: pd.DataFrame) -> None:
             return
         result = current.what_if(cost.changes_from_edits(before, after))
         _line(line, over=bool(result.newly_over_budget))
+    except Exception:
+        log.exception("the review's cost line failed")
+
+
+def review_cost(edits: pd.DataFrame) -> None:
+    """The inline-edit review's cost line, from its edits (companyId, event, amount_before,
+    amount_after as typed): amounts that do not pass the rules are left out (the review says
+    why they cannot be sent)."""
+    try:
+        typed = edits["amount_after"].map(lambda v: check_amount(v)[0] if pd.notna(v) else None)
+        valid = typed.notna()
+        if not valid.any():
+            return
+        before = pd.DataFrame(
+            {
+                "companyId": edits.loc[valid, "companyId"],
+                "event": edits.loc[valid, "event"],
+                "amount": edits.loc[valid, "amount_before"],
+            }
+        )
+        edits_cost(before, before.assign(amount=typed[valid].astype("int64")))
     except Exception:
         log.exception("the review's cost line failed")
 
