@@ -27,12 +27,16 @@ from typing import Any
 
 from toolkit.errors import (
     AuthError,
+    BadAnswerError,
+    BlockedError,
     ConflictError,
     EnKashError,
+    ForbiddenError,
     NotFoundError,
     RateLimitError,
     ServerError,
     TransportError,
+    UnconfirmedError,
     ValidationError,
 )
 from toolkit.models import check_amount, check_configuration
@@ -45,7 +49,7 @@ EXIT_ROWS = 1
 EXIT_FATAL = 2
 EXIT_INTERRUPTED = 130
 # Row statuses that make a bulk command exit 1; every other status ended well.
-BAD_STATUSES = frozenset({"invalid", "failed", "conflict"})
+BAD_STATUSES = frozenset({"invalid", "failed", "conflict", "unconfirmed"})
 INTERRUPTED = "interrupted — run the same command again to resume"
 _MAX_CELL = 80
 # A table on a terminal shows at most this many rows; CSV and JSON show all.
@@ -382,6 +386,35 @@ def cmd_allocate(args: argparse.Namespace) -> int:
             print(allocation.message)
         return EXIT_OK
     _emit_record(args, record)
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from toolkit.doctor import PROBE_EVENT, PROBE_USER, SANDBOX_SCRATCH_COMPANY, run_doctor
+
+    with _workspace(args) as ws:
+        scratch = args.scratch_company
+        if scratch is None and ws.is_sandbox:
+            scratch = SANDBOX_SCRATCH_COMPANY  # the embedded sandbox is ours: no need to ask
+        elif scratch and not args.yes:
+            question = (
+                f"This creates configuration {args.scratch_company}/{PROBE_EVENT} (amount 0) on "
+                f"{ws.client.base_url}, creates it a second time, and allocates 0 coins twice "
+                f"to user {PROBE_USER} with one requestId. No coin is awarded. Go on? [y/N] "
+            )
+            if not sys.stdin.isatty():
+                raise CliError(
+                    "--scratch-company needs a confirmation: answer at a terminal or add --yes"
+                )
+            print(question, end="", file=sys.stderr, flush=True)
+            if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+                _error("nothing done")
+                return EXIT_FATAL
+        report = run_doctor(ws.client, scratch_company=scratch, home=ws.settings.home)
+    if args.format == "json":
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print("\n".join(report.lines()))
     return EXIT_OK
 
 
@@ -884,6 +917,14 @@ def _commands() -> list[tuple[str, Callable[..., int], str, str, str, Callable[.
             help="the file is an allocation sheet (companyId, event, userId[, requestId])",
         )
 
+    def doctor_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--scratch-company",
+            metavar="ID",
+            help="a company id the write probes may use (amount 0; never awards a coin)",
+        )
+        p.add_argument("--yes", action="store_true", help="do not ask before the write probes")
+
     def plan_args(p: argparse.ArgumentParser) -> None:
         file_arg(p)
         p.add_argument(
@@ -1083,6 +1124,20 @@ def _commands() -> list[tuple[str, Callable[..., int], str, str, str, Callable[.
             no_args,
         ),
         (
+            "doctor",
+            cmd_doctor,
+            "learn how the server answers, so lost answers are handled safely",
+            "Log in once, look at how a refused token and an unknown id are answered and keep\n"
+            "a server profile in COINS_HOME that the toolkit follows. With --scratch-company\n"
+            "(and a confirmation, or --yes) it also creates a scratch configuration of amount 0\n"
+            "twice and allocates 0 coins twice with one requestId, to learn whether repeats are\n"
+            "refused.\n"
+            "Without a profile a real server is treated cautiously: creates and allocations whose\n"
+            "answer was lost are reported unconfirmed instead of being sent again.",
+            "coins doctor\n  coins doctor --scratch-company ZZTEST01 --yes",
+            doctor_args,
+        ),
+        (
             "import-ids",
             cmd_import_ids,
             "tell the registry about existing configuration ids",
@@ -1168,6 +1223,17 @@ def _translate(exc: BaseException) -> tuple[str, int]:
     COINS_DEBUG=1, else reported in one line too (never a traceback for an analyst)."""
     if isinstance(exc, CliError):
         return str(exc), exc.code
+    if isinstance(exc, UnconfirmedError):
+        return str(exc), EXIT_ROWS
+    if isinstance(exc, ForbiddenError):
+        return f"EnKash refused this call for this client: {exc}", EXIT_FATAL
+    if isinstance(exc, BlockedError):
+        return (
+            f"blocked before reaching EnKash: {exc}. Try from another network, or later",
+            EXIT_FATAL,
+        )
+    if isinstance(exc, BadAnswerError):
+        return f"the server's answer could not be read: {exc}", EXIT_FATAL
     if isinstance(exc, AuthError):
         if "ENKASH_" in str(exc):  # the client's message names what to check already
             return f"credentials were refused: {exc}", EXIT_FATAL

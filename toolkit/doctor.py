@@ -165,6 +165,8 @@ def run_doctor(
             raise ValueError(f"--scratch-company {scratch_company!r} {reason}")
         profile = _probe_writes(quiet, company, report, profile)
 
+    if home is not None and client.server_key.startswith("sandbox:"):
+        profile = replace(profile, dialect=getattr(_embedded_handle(home), "dialect", None))
     report.profile = profile.stamped()
     if home is not None:
         report.saved_to = save_profile(home, report.profile)
@@ -272,13 +274,10 @@ def profile_embedded(client: CoinsClient, home: str | Path) -> ServerProfile:
     if kept is not None and kept.dialect == dialect:
         return kept
     try:
-        report = run_doctor(client, scratch_company=SANDBOX_SCRATCH_COMPANY)
+        return run_doctor(client, scratch_company=SANDBOX_SCRATCH_COMPANY, home=home).profile
     except EnKashError as exc:  # the sandbox misbehaving must not stop the app from opening
         logger.warning("Could not profile the embedded sandbox: %s", exc)
         return ServerProfile(client.server_key)
-    profile = replace(report.profile, dialect=dialect)
-    save_profile(home, profile)
-    return profile
 
 
 def _embedded_handle(home: str | Path) -> Any:

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from toolkit import db, errors
-from toolkit.errors import EnKashError, NotFoundError, ValidationError
+from toolkit.errors import EnKashError, NotFoundError, UnconfirmedError, ValidationError
 from toolkit.files import private_dir
 from toolkit.frames import CONFIGURATION_DTYPE, configs_to_frame
 from toolkit.models import Allocation, CoinConfig, check_configuration
@@ -576,7 +576,7 @@ class Registry:
             conn,
             context,
             action="create",
-            outcome="error",
+            outcome=_error_outcome(call.error),
             coin_config_id=getattr(call.error, "existing_id", None),
             company_id=_str_or_none(request.get("companyId")),
             event=_str_or_none(request.get("event")),
@@ -696,7 +696,7 @@ class Registry:
             outcome = "ok"
         else:
             message = str(call.error) if call.error is not None else "no answer"
-            outcome = "error"
+            outcome = _error_outcome(call.error)
         audit_id = self._audit(
             conn,
             context,
@@ -1319,3 +1319,9 @@ def _allocation_request(row: dict[str, Any]) -> dict[str, Any] | None:
 
 def _stripped(value: Any) -> str | None:
     return value.strip() if isinstance(value, str) else None
+
+
+def _error_outcome(error: EnKashError | None) -> str:
+    """An audit entry's outcome for a failed call: "unconfirmed" when the write may have
+    happened on the server (its answer was lost), else "error"."""
+    return "unconfirmed" if isinstance(error, UnconfirmedError) else "error"

@@ -37,7 +37,9 @@ __all__ = [
 # Final statuses a resumed run reuses as they are. `failed` and `skipped` are final for the
 # run that produced them but are tried again when the same file is run again.
 DONE_STATUSES = frozenset({"created", "updated", "unchanged", "allocated", "invalid", "conflict"})
-RETRY_STATUSES = frozenset({"pending", "sending", "failed", "skipped"})
+# `unconfirmed` rows are re-checked: the client sends them again only where the server's
+# answers confirm a repeat safely, and otherwise leaves them unconfirmed without sending.
+RETRY_STATUSES = frozenset({"pending", "sending", "failed", "skipped", "unconfirmed"})
 
 MIGRATIONS: list[tuple[str, str]] = [
     (

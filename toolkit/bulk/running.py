@@ -35,6 +35,7 @@ from toolkit.errors import (
     EnKashError,
     LoginUnavailableError,
     TransportError,
+    UnconfirmedError,
 )
 from toolkit.models import CoinConfig, check_configuration
 
@@ -51,8 +52,25 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CONFIG_STATUSES = ("created", "updated", "unchanged", "skipped", "invalid", "failed", "conflict")
-ALLOCATION_STATUSES = ("allocated", "unchanged", "skipped", "invalid", "failed", "conflict")
+CONFIG_STATUSES = (
+    "created",
+    "updated",
+    "unchanged",
+    "unconfirmed",
+    "skipped",
+    "invalid",
+    "failed",
+    "conflict",
+)
+ALLOCATION_STATUSES = (
+    "allocated",
+    "unchanged",
+    "unconfirmed",
+    "skipped",
+    "invalid",
+    "failed",
+    "conflict",
+)
 GOOD_STATUSES = frozenset({"created", "updated", "unchanged", "allocated"})
 CANCELLED_MESSAGE = "cancelled — run again to resume"
 SENDING_ACTIONS = frozenset({"create", "update", "allocate"})
@@ -263,14 +281,22 @@ def _create(client: Any, item: _Item, mode: str) -> tuple[str, str | None, str]:
         configuration=check_configuration(v["configuration"])[0],
         amount=v["amount"],
     )
+    # Sent by an earlier attempt (a crash, an interrupted run, an unconfirmed row): the client
+    # re-checks it only where the server's answers make that safe.
+    sent_before = item.attempts > 1
     try:
         made = client.create_config(
             company_id=wanted.company_id,
             event=wanted.event,
             amount=wanted.amount,
             configuration=str(wanted.configuration),
+            may_exist=sent_before,
         )
-        return "created", made.coin_config_id, "created"
+        return (
+            "created",
+            made.coin_config_id,
+            "created (confirmed: an earlier attempt had made it)" if sent_before else "created",
+        )
     except ConflictError as exc:
         existing_id = exc.existing_id
         existing = None
@@ -284,9 +310,6 @@ def _create(client: Any, item: _Item, mode: str) -> tuple[str, str | None, str]:
         if existing.company_id is None:
             existing = existing.merge(wanted)
         if existing.same_values(wanted):
-            if item.attempts > 1:
-                # Sent by an earlier attempt of this run (crash or lost answer): it is ours.
-                return "created", existing_id, "created (confirmed when resuming)"
             return (
                 "unchanged",
                 existing_id,
@@ -326,42 +349,41 @@ def _update(client: Any, item: _Item) -> tuple[str, str | None, str]:
 
 def _allocate(client: Any, item: _Item) -> tuple[str, str | None, str]:
     v = item.values
-    # A requestId this run (or an earlier run of the same file) already sent, or one derived
-    # from this sheet's name and this row's values, is ours: a duplicate means "already done".
-    ours = item.attempts > 1 or bool(v["requestId_derived"])
+    # Sent by an earlier attempt of this file's runs (a crash, a lost answer): the client
+    # confirms it by the server's duplicate answer, where the server gives one.
+    sent_before = item.attempts > 1
     try:
         done = client.allocate_coins(
             company_id=v["companyId"],
             event=v["event"],
             user_id=v["userId"],
             request_id=v["requestId"],
-            duplicate_is_done=ours,
+            # A requestId derived from this sheet's name and this row's values was made by an
+            # earlier run of this sheet (an earlier version of the file) when it is a duplicate.
+            duplicate_is_done=bool(v["requestId_derived"]),
+            sent_before=sent_before,
         )
     except ConflictError as exc:
         return (
             "conflict",
             v["coinConfigId"],
-            f"requestId {v['requestId']} was used before this run; nothing allocated ({exc})",
+            f"requestId {v['requestId']} was used before, not by a run of this sheet; nothing "
+            f"allocated ({exc})",
         )
-    if done.already_done and item.attempts > 1:
-        # Sent by an earlier attempt of this run (crash or lost answer): the allocation is ours,
-        # as a create confirmed when resuming is "created".
+    if done.confirmed:
         return (
             "allocated",
             v["coinConfigId"],
-            f"allocated (confirmed when resuming: requestId {v['requestId']} had reached the "
-            "server; nothing allocated twice)",
+            f"allocated (confirmed: requestId {v['requestId']} had reached the server; the "
+            "server refused the repeat, nothing allocated twice)",
         )
     if done.already_done:
-        message = (
-            f"already allocated earlier with requestId {v['requestId']}; nothing allocated twice"
+        return (
+            "unchanged",
+            v["coinConfigId"],
+            f"already allocated by an earlier run of this sheet (requestId {v['requestId']}); "
+            "nothing allocated twice",
         )
-        if v["requestId_derived"]:
-            message += (
-                " (a row without a requestId is known by the sheet's name and its values: for a"
-                " new batch of the same rows, give the sheet a new name or a requestId column)"
-            )
-        return "unchanged", v["coinConfigId"], message
     return "allocated", v["coinConfigId"], done.message or "allocated"
 
 
@@ -392,6 +414,12 @@ def _work(
         else:
             status, config_id, message = _allocate(client, item)
         return item.row, status, config_id, message, None
+    except UnconfirmedError as exc:
+        # The server may have done it: never "failed". Counted towards "the server stopped
+        # answering" only when no answer came at all.
+        lost = isinstance(exc.__cause__, TransportError)
+        streak = _Unreachable(exc.__cause__) if lost else None
+        return item.row, "unconfirmed", None, str(exc), streak
     except (AuthError, LoginUnavailableError) as exc:
         # No login (refused, or no usable answer from the login): the row was not sent, and
         # running the file again once the login works sends it.
