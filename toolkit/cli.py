@@ -678,10 +678,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     sheet = _read_sheet(args.file, "configs")
     with _workspace(args) as ws:
         plan = _plan(args, "configs", _validate(sheet, ws), ws)
-    return _show_plan(args, sheet, plan)
+        cost_line = _plan_cost_line(args, ws, plan)
+    return _show_plan(args, sheet, plan, cost_line=cost_line)
 
 
-def _show_plan(args: argparse.Namespace, sheet: Any, plan: Any) -> int:
+def _show_plan(
+    args: argparse.Namespace, sheet: Any, plan: Any, *, cost_line: str | None = None
+) -> int:
     """Print a plan (nothing sent) and its summary; exit 1 when a row is invalid or in conflict."""
     counts = {str(k): int(v) for k, v in plan.counts.items() if v}
     if args.format == "csv":
@@ -696,7 +699,8 @@ def _show_plan(args: argparse.Namespace, sheet: Any, plan: Any) -> int:
         counts=counts,
         rows_in=len(sheet),
         rows_out=len(plan.frame),
-        extra={"to_send": plan.to_send, "sent": 0, "dry_run": True},
+        extra={"to_send": plan.to_send, "sent": 0, "dry_run": True}
+        | ({"monthly_cost": cost_line} if cost_line else {}),
         rows=plan.frame if args.format == "json" else None,
     )
 
@@ -772,6 +776,24 @@ def cmd_bulk_create(args: argparse.Namespace) -> int:
 
 def cmd_bulk_allocate(args: argparse.Namespace) -> int:
     return _bulk(args, "allocations")
+
+
+# --------------------------------------------------------------------------- cost
+
+
+def _plan_cost_line(args: argparse.Namespace, ws: Any, plan: Any) -> str | None:
+    """The plan's monthly cost delta ("This sheet raises monthly cost by …"), when volumes are
+    known (--volumes, else the registry's allocations of the last 30 days)."""
+    from toolkit.bulk import volumes
+
+    sheet = volumes.read_volumes(args.volumes) if getattr(args, "volumes", None) else None
+    return volumes.cost_basis(ws.registry, ws.settings, volumes=sheet).plan_line(plan)
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from toolkit.cli_cost import run_cost
+
+    return run_cost(args)
 
 
 # --------------------------------------------------------------------------- sandbox
@@ -1011,6 +1033,54 @@ def _commands() -> list[tuple[str, Callable[..., int], str, str, str, Callable[.
             help="the audit entry to undo (the audit_id column of history)",
         )
 
+    def plan_cost_args(p: argparse.ArgumentParser) -> None:
+        plan_args(p)
+        p.add_argument(
+            "--volumes",
+            metavar="FILE",
+            help="a volumes sheet (companyId, event, count[, month]) for the monthly cost delta "
+            "(default: the allocations of the last 30 days)",
+        )
+
+    def cost_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--volumes",
+            metavar="FILE",
+            help="volumes sheet: companyId, event, count[, month] (default: the allocations "
+            "recorded over the last --days days, scaled to a month)",
+        )
+        p.add_argument(
+            "--what-if",
+            metavar="SHEET",
+            dest="what_if",
+            help="a configuration sheet: the monthly cost before, after and the delta",
+        )
+        p.add_argument(
+            "--by",
+            choices=["company", "event", "month"],
+            default="company",
+            help="rows per company (default) or event (projection, what-if), or per month "
+            "(coins awarded so far)",
+        )
+        p.add_argument(
+            "--days",
+            type=_positive_int,
+            default=30,
+            metavar="N",
+            help="history window for volumes (default 30 days)",
+        )
+        p.add_argument(
+            "--budgets",
+            metavar="FILE",
+            help="budget sheet: companyId, budget (₹ a month; default COINS_MONTHLY_BUDGET)",
+        )
+        p.add_argument(
+            "--mode",
+            choices=["create", "upsert"],
+            default="upsert",
+            help="how the --what-if sheet would be applied (default upsert)",
+        )
+
     def sandbox_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("-h", "--help", action=_SandboxHelp, help="show this help and exit")
         p.add_argument(
@@ -1040,7 +1110,7 @@ def _commands() -> list[tuple[str, Callable[..., int], str, str, str, Callable[.
             "Each valid row becomes create, update (upsert mode, values differ), unchanged,\n"
             "skipped or conflict, shown with before → after values.",
             "coins plan configs.csv --mode upsert",
-            plan_args,
+            plan_cost_args,
         ),
         (
             "bulk-create",
@@ -1160,6 +1230,19 @@ def _commands() -> list[tuple[str, Callable[..., int], str, str, str, Callable[.
             "Put a configuration back to the values it had before the audited change.",
             "coins history WCC817428    # find the audit id\n  coins revert 42",
             revert_args,
+        ),
+        (
+            "cost",
+            cmd_cost,
+            "what the programme costs, and what a sheet would change",
+            "Coins awarded (from the allocations the toolkit recorded), the projected monthly\n"
+            "cost per company or event (volume × configured amount × COINS_RUPEES_PER_COIN;\n"
+            "₹1 a coin is assumed, and said, when it is unset), and with --what-if a sheet's\n"
+            "cost before, after and the delta, with companies it takes over budget.",
+            "coins cost --volumes volumes.csv --by event\n"
+            "  coins cost --what-if raise-referrals.csv --format json\n"
+            "  coins cost --by month",
+            cost_args,
         ),
         (
             "sandbox",
