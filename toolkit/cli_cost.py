@@ -64,21 +64,6 @@ def _what_if_rows(result: cost.WhatIf, key: str) -> pd.DataFrame:
     return moved.reset_index(drop=True)
 
 
-def _for_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rupees the Indian way and coins grouped, for people at a terminal."""
-    out = frame.copy()
-    for column in out.columns:
-        if "rupees" in column or column == "budget":
-            out[column] = [cost.format_inr(v, exact=True) for v in out[column]]
-        elif column in ("monthly_coins", "monthly_count", "coins_delta", "coins", "awarded_coins"):
-            out[column] = [
-                "" if pd.isna(v) else cost.group_indian(round(float(v))) for v in out[column]
-            ]
-        elif column == "pct":
-            out[column] = [cost.format_pct(v) for v in out[column]]
-    return out
-
-
 def run_cost(args: argparse.Namespace) -> int:
     """The ``coins cost`` command (its options are declared in ``toolkit.cli``)."""
     if args.by == "month" and args.what_if:
@@ -160,7 +145,7 @@ def run_cost(args: argparse.Namespace) -> int:
         print(f"rows left out ({len(problems):,} problems):")
         cli._emit_rows(args, cli._limited(args, problems, "problems"))
         print()
-    cli._emit_rows(args, cli._limited(args, _for_table(rows), "rows"))
+    cli._emit_rows(args, cli._limited(args, cost.for_people(rows), "rows"))
     print()
     print(f"volumes: {summary['volumes']}")
     print(f"value: {summary['value']}")

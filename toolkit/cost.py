@@ -41,6 +41,7 @@ __all__ = [
     "changes_from_edits",
     "changes_from_plan",
     "cost_line",
+    "for_people",
     "format_coins",
     "format_inr",
     "format_pct",
@@ -135,6 +136,34 @@ def format_pct(fraction: float | None) -> str:
     if fraction == 0:
         return "0%"
     return f"{fraction:+.1%}" if abs(fraction) < 0.01 else f"{fraction:+.0%}"
+
+
+def _is_rupees(column: str) -> bool:
+    return "rupees" in column or column == "budget"
+
+
+def _is_coins(column: str) -> bool:
+    return "coins" in column or column in ("monthly_count", "count")
+
+
+def for_people(frame: pd.DataFrame) -> pd.DataFrame:
+    """A cost frame to read (tables in the app, the CLI, notebooks): rupee columns written
+    out the Indian way (₹1,20,000), coins and counts rounded and grouped (1,20,000), ``pct``
+    as a signed percentage, yes/no columns as "yes" or blank, nothing shown as None."""
+    out = pd.DataFrame(index=frame.index)
+    for column in frame.columns:
+        values = frame[column]
+        if _is_rupees(column):
+            out[column] = [format_inr(v, exact=True) if pd.notna(v) else "" for v in values]
+        elif _is_coins(column) and pd.api.types.is_numeric_dtype(values.dtype):
+            out[column] = ["" if pd.isna(v) else group_indian(round(float(v))) for v in values]
+        elif column == "pct":
+            out[column] = [format_pct(v) for v in values]
+        elif pd.api.types.is_bool_dtype(values.dtype):
+            out[column] = ["yes" if v else "" for v in values]
+        else:
+            out[column] = values.astype(object).where(values.notna(), "")
+    return out
 
 
 @dataclass(frozen=True, slots=True)

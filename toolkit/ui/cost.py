@@ -131,21 +131,9 @@ def _projection_views(key: str, _basis: vol.CostBasis) -> dict:
 
 
 def _money_table(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
-    """A table for people: rupee columns written the Indian way (exact), coins grouped."""
-    out = pd.DataFrame(index=frame.index)
-    for column, label in columns.items():
-        values = frame[column]
-        if column.startswith("rupees") or column in ("monthly_rupees", "budget"):
-            out[label] = [cost.format_inr(v, exact=True) for v in values]
-        elif column.startswith("coins") or column in ("monthly_coins", "monthly_count"):
-            out[label] = ["" if pd.isna(v) else cost.group_indian(round(float(v))) for v in values]
-        elif column == "pct":
-            out[label] = [cost.format_pct(v) for v in values]
-        elif pd.api.types.is_bool_dtype(values.dtype):
-            out[label] = values.map({True: "yes", False: ""}).astype("str")
-        else:
-            out[label] = values.astype(object).where(values.notna(), "").astype("str")
-    return out.reset_index(drop=True)
+    """A table for people (`toolkit.cost.for_people`) with the page's column labels."""
+    shown = cost.for_people(frame[list(columns)])
+    return shown.rename(columns=columns).reset_index(drop=True)
 
 
 def _rupee_metric(slot: Any, label: str, rupees: float, value: cost.CoinValue, **kw: Any) -> None:
