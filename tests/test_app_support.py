@@ -87,8 +87,9 @@ _ESCAPED = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|<>~:$&=^\"'])")
 
 
 def shown(markdown: str) -> str:
-    """Markdown source as the page shows it: backslash escapes (`common.esc`) removed."""
-    return _ESCAPED.sub(r"\1", markdown)
+    """Markdown source as the page shows it: `common.esc`'s escapes, entities and word
+    joiners removed."""
+    return _ESCAPED.sub(r"\1", markdown.replace("&#58;", ":")).replace("\u2060", "")
 
 
 def texts(at: AppTest, kind: str) -> list[str]:

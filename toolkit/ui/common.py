@@ -441,8 +441,13 @@ def shared_filters(
 # --------------------------------------------------------------------------- display
 
 # Every character Streamlit's Markdown gives a meaning: emphasis, links, code, HTML, math ($),
-# directives (:red[...], :material/x:), tables (|), headings and lists at a line start.
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$&=^\"'])")
+# tables (|), headings and lists at a line start: each is backslash-escaped. Two things
+# escapes do not stop, checked in Chromium: icon and emoji short codes (`:material/home:`),
+# matched in the raw text, so ":" becomes an entity; and links found in the decoded text
+# (e-mail addresses, `https://…`, `www.…`), broken with an invisible word joiner.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$&=^\"'])")
+_WORD_JOINER = "\u2060"
+_WWW = re.compile(r"(?i)(www)(\\\.)")
 SHOWN_CHARS = 300  # a value longer than this is cut in messages (the tables hold it whole)
 
 
@@ -467,7 +472,9 @@ def esc(value: Any, *, limit: int | None = SHOWN_CHARS) -> str:
         else ("\u2400" if ch == "\x00" else "\ufffd")
         for ch in text
     )
-    return _MARKDOWN.sub(r"\\\1", text)
+    text = _MARKDOWN.sub(r"\\\1", text)
+    text = text.replace(":", "&#58;" + _WORD_JOINER).replace("@", "@" + _WORD_JOINER)
+    return _WWW.sub(r"\1" + _WORD_JOINER + r"\2", text)
 
 
 def blank_missing(df: pd.DataFrame) -> pd.DataFrame:
