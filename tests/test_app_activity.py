@@ -47,3 +47,26 @@ def test_search_finds_an_allocation_by_its_request_id(monkeypatch, tmp_path, fre
     found = at.dataframe[0].value
     assert not at.exception
     assert found["action"].tolist() == ["allocate"]
+
+
+def test_an_allocation_shows_its_user_coins_and_bulk_run_and_blanks_not_none(
+    monkeypatch, tmp_path, fresh_sandbox
+):
+    ws = workspace_for(tmp_path, fresh_sandbox)
+    ws.client.create_config(company_id="CEKACT4", event="EV_D", amount=9)
+    ws.client.allocate_coins(
+        company_id="CEKACT4", event="EV_D", user_id="EKACT04", request_id="COIN_REQ_SHOWN"
+    )
+    ws.close()
+    point_app_at(monkeypatch, tmp_path, fresh_sandbox)
+
+    at = open_page("activity")
+    log = at.dataframe[0].value
+    allocation = log[log["action"] == "allocate"].iloc[0]
+    assert (allocation["userId"], allocation["coins"]) == ("EKACT04", 9)
+    assert allocation["requestId"] == "COIN_REQ_SHOWN"
+    shown = log.astype(str).to_numpy().ravel().tolist()
+    assert "None" not in shown and "nan" not in shown
+    # The user id finds it too.
+    at.text_input(key="act_search").set_value("ekact04").run()
+    assert at.dataframe[0].value["action"].tolist() == ["allocate"]

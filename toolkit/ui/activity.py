@@ -43,7 +43,10 @@ def render() -> None:
             df = df[df[column].astype("string").isin(values)]
     d1, d2 = st.columns([1, 3])
     search = d2.text_input(
-        "Configuration id or request id contains", key=f"{P}_search", placeholder="WCC…"
+        "Configuration id, request id or user contains",
+        key=f"{P}_search",
+        placeholder="WCC…",
+        max_chars=200,
     )
     if not df.empty:
         times = pd.to_datetime(df["at"], utc=True)
@@ -59,7 +62,7 @@ def render() -> None:
         needle = search.strip().upper()
         # The request id of an allocation lives in the request that was sent.
         hit = pd.Series(False, index=df.index)
-        for column in ("coinConfigId", "request"):
+        for column in ("coinConfigId", "request", "userId"):
             text = df[column].map(lambda v: "" if v is None else str(v), na_action="ignore")
             hit |= text.astype("string").str.upper().str.contains(needle, regex=False).fillna(False)
         df = df[hit]
@@ -87,9 +90,15 @@ def render() -> None:
             "changes": st.column_config.TextColumn("Changes"),
             "actor": st.column_config.TextColumn("Actor"),
             "source": st.column_config.TextColumn("Source"),
-            "message": st.column_config.TextColumn("Message"),
+            "message": st.column_config.TextColumn("Message", width="large"),
             "before_amount": st.column_config.NumberColumn("Coins before", format="%d"),
             "after_amount": st.column_config.NumberColumn("Coins after", format="%d"),
+            "userId": st.column_config.TextColumn("User"),
+            "coins": st.column_config.NumberColumn(
+                "Coins awarded", format="%d", help="What an allocation awarded, as configured then"
+            ),
+            "requestId": st.column_config.TextColumn("Request id"),
+            "bulk_run": st.column_config.TextColumn("Bulk run"),
             "reverts_audit_id": st.column_config.NumberColumn("Reverts entry", format="%d"),
         },
     )
@@ -115,6 +124,10 @@ _SHOWN = (
     "changes",
     "before_amount",
     "after_amount",
+    "userId",
+    "coins",
+    "requestId",
+    "bulk_run",
     "actor",
     "source",
     "message",
