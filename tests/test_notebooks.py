@@ -52,11 +52,12 @@ ALLOCATION_NOT_CONFIGURED_ROW = 7
 ALLOCATION_INVALID_ROW = 19
 
 
-def test_there_are_three_notebooks() -> None:
+def test_there_are_four_notebooks() -> None:
     assert [p.name for p in NOTEBOOKS] == [
         "01_bulk_create_from_csv.ipynb",
         "02_explore_configs.ipynb",
         "03_allocate_and_balances.ipynb",
+        "04_cost_and_what_if.ipynb",
     ]
 
 
@@ -549,3 +550,85 @@ def test_sample_sheets_are_what_make_samples_writes(tmp_path: Path) -> None:
     for name in ("configs_sample.csv", "allocations_sample.csv"):
         committed = (NOTEBOOKS_DIR / "data" / name).read_bytes()
         assert (tmp_path / name).read_bytes() == committed, f"{name}: run make_samples.py"
+
+
+# --------------------------------------------------------------------------- 04 cost
+
+MONTH = 30.4375 / 30  # the last 30 days, scaled to an average month
+COST_SHEETS = {
+    "awarded_by_month",
+    "awarded_by_company",
+    "projection_by_company",
+    "projection_by_event",
+    "what_if_by_company",
+    "what_if_by_event",
+    "what_if_pairs",
+}
+
+
+def _what_if_delta(lab: Lab, volume: pd.Series) -> float:
+    """The sample what-if sheet's monthly coins delta, from the sandbox's configurations."""
+    amounts = lab.sandbox_configs().set_index(["companyId", "event"])["amount"]
+    sheet = pd.read_csv(lab.workdir / "data" / "whatif_sample.csv", dtype=str)
+    return sum(
+        (int(row.amount) - int(amounts[(row.companyId, row.event)]))
+        * float(volume.get((row.companyId, row.event), 0))
+        for row in sheet.itertuples()
+    )
+
+
+def test_cost_notebook_agrees_with_the_sandboxs_own_allocation_records(
+    lab: Lab, created: nbformat.NotebookNode
+) -> None:
+    from toolkit import cost
+
+    assert "Monthly cost: unknown until volumes are known" in _text(created)  # 01, no history
+    lab.execute("03_allocate_and_balances.ipynb", rerun=False)  # 01 then 03: the history
+    executed = lab.execute("04_cost_and_what_if.ipynb")
+    text = _text(executed)
+    allocations = lab.sandbox_allocations()
+    awarded = int(allocations["amount"].sum())
+    assert f"{cost.group_indian(awarded)} coins awarded in {len(allocations)} allocations" in text
+    assert "Rupee figures assume ₹1 per coin" in text
+    assert f"**Projected monthly cost: {cost.format_inr(awarded * MONTH)}**" in text
+    # The sheet's travel bookings have a history; its referrals have none (counted as 0).
+    history = allocations.groupby(["companyId", "event"]).size() * MONTH
+    delta = _what_if_delta(lab, history)
+    assert delta > 0
+    assert f"**This sheet raises monthly cost by {cost.format_inr(delta)}" in text
+    assert "16 changed pairs have no known volume (counted as 0)" in text
+
+    book = pd.read_excel(lab.workdir / "exports" / "cost_and_what_if.xlsx", sheet_name=None)
+    assert set(book) == COST_SHEETS
+    assert int(book["awarded_by_company"]["coins"].sum()) == awarded
+    assert book["what_if_by_company"]["rupees_delta"].sum() == pytest.approx(delta)
+    assert book["projection_by_event"]["monthly_rupees"].sum() == pytest.approx(awarded * MONTH)
+    _assert_reads_well(executed)
+    assert len(_charts(executed)) == 3
+
+
+def test_cost_notebook_with_a_volumes_sheet_a_coin_value_and_budgets(
+    lab: Lab, created: nbformat.NotebookNode
+) -> None:
+    from toolkit import cost
+
+    lab.extra_env = {"COINS_RUPEES_PER_COIN": "1"}
+    try:
+        executed = lab.execute(
+            "04_cost_and_what_if.ipynb", volumes_csv="data/volumes_sample.csv", output_dir="x"
+        )
+    finally:
+        lab.extra_env = {}
+    text = _text(executed)
+    assert "Rupee figures are at ₹1 per coin (COINS_RUPEES_PER_COIN)" in text
+    assert "assumes ₹1" not in text
+    sheet = pd.read_csv(lab.workdir / "data" / "volumes_sample.csv", dtype=str)
+    volume = sheet.assign(count=sheet["count"].astype(int)).set_index(["companyId", "event"])
+    delta = _what_if_delta(lab, volume["count"])
+    assert f"**This sheet raises monthly cost by {cost.format_inr(delta)}" in text
+    assert "no known volume" not in text  # the sheet covers every pair it changes
+    # data/budgets_sample.csv: the sheet takes two companies over; one was over already.
+    assert "Taken over budget by the sheet: CEK7HQ2M4P, CEKHYDMART" in text
+    assert "Over budget already: CEKB19XR3D" in text
+    assert "CEK7HQ2M4P, CEKHYDMART over budget" in text
+    _assert_reads_well(executed)

@@ -146,6 +146,12 @@ def _is_coins(column: str) -> bool:
     return "coins" in column or column in ("monthly_count", "count")
 
 
+def _one_decimal(value: float) -> str:
+    whole, tenth = divmod(round(abs(value) * 10), 10)
+    text = group_indian(int(whole)) + (f".{int(tenth)}" if tenth else "")
+    return ("-" if value < 0 else "") + text
+
+
 def for_people(frame: pd.DataFrame) -> pd.DataFrame:
     """A cost frame to read (tables in the app, the CLI, notebooks): rupee columns written
     out the Indian way (₹1,20,000), coins and counts rounded and grouped (1,20,000), ``pct``
@@ -155,6 +161,8 @@ def for_people(frame: pd.DataFrame) -> pd.DataFrame:
         values = frame[column]
         if _is_rupees(column):
             out[column] = [format_inr(v, exact=True) if pd.notna(v) else "" for v in values]
+        elif column == "monthly_count" and pd.api.types.is_numeric_dtype(values.dtype):
+            out[column] = ["" if pd.isna(v) else _one_decimal(float(v)) for v in values]
         elif _is_coins(column) and pd.api.types.is_numeric_dtype(values.dtype):
             out[column] = ["" if pd.isna(v) else group_indian(round(float(v))) for v in values]
         elif column == "pct":
@@ -202,6 +210,13 @@ class CoinValue:
         if self.assumed:
             return "assumes ₹1 per coin (set COINS_RUPEES_PER_COIN for your programme's value)"
         return f"at ₹{self.rupees_per_coin:g} per coin"
+
+    @property
+    def sentence(self) -> str:
+        """The same as a sentence, for the top of a page or notebook."""
+        if self.assumed:
+            return "Rupee figures assume ₹1 per coin: COINS_RUPEES_PER_COIN is not set."
+        return f"Rupee figures are at ₹{self.rupees_per_coin:g} per coin (COINS_RUPEES_PER_COIN)."
 
     @property
     def short_note(self) -> str:

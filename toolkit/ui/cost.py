@@ -589,7 +589,7 @@ def render() -> None:
     value, _ = _settings_value()
     st.caption(
         "What the programme has awarded, what a month costs at today's amounts, and what a "
-        f"change would cost before anything is sent. Rupee figures {value.note}."
+        f"change would cost before anything is sent. {value.sentence}"
     )
     _inputs()
     key = common.data_key()
