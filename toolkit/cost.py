@@ -347,21 +347,68 @@ def awarded(
     keys = [by] if isinstance(by, str) else list(by)
     data = _counted(allocations, statuses)
     coins = data["coins"]
-    known = coins.notna().to_numpy()
+    # Group codes per key (hash factorize, sorted labels), one mixed-radix code per row, and
+    # bincount for sizes and sums: about as fast as one plain groupby over 1,000,000 records.
+    codes: list[np.ndarray] = []
+    labels: list[Any] = []
+    for key in keys:
+        code, unique = pd.factorize(data[key], sort=True, use_na_sentinel=False)
+        codes.append(code.astype("int64"))
+        labels.append(unique)
+    if period is not None:
+        code, unique = pd.factorize(_period_start(data["at"], period), sort=True)
+        codes.append(code.astype("int64"))
+        labels.append(pd.DatetimeIndex(unique))
+    dims = tuple(max(len(u), 1) for u in labels)
+    if math.prod(dims) > 50_000_000:  # too many combinations for one dense count
+        return _awarded_grouped(data, keys, period, value)
+    flat = np.zeros(len(data), dtype="int64")
+    for code, size in zip(codes, dims, strict=True):
+        flat = flat * size + code
+    cells = math.prod(dims)
+    sizes = np.bincount(flat, minlength=cells)
+    sums = np.bincount(flat, weights=coins.to_numpy(dtype="float64", na_value=0.0), minlength=cells)
+    unknown = np.bincount(flat, weights=coins.isna().to_numpy(), minlength=cells)
+    present = np.flatnonzero(sizes)
+    columns: dict[str, Any] = {}
+    for name, index, unique in zip(
+        [*keys, *(["period"] if period is not None else [])],
+        np.unravel_index(present, dims) if labels else [],
+        labels,
+        strict=True,
+    ):
+        picked = unique.take(index) if hasattr(unique, "take") else np.asarray(unique)[index]
+        columns[name] = picked if name == "period" else pd.array(picked, dtype="str")
+    out = pd.DataFrame(
+        {
+            **columns,
+            "allocations": sizes[present].astype("int64"),
+            "coins": np.rint(sums[present]).astype("int64"),
+            "unknown_coins": np.rint(unknown[present]).astype("int64"),
+        }
+    )
+    if "period" in out.columns:
+        out["period"] = pd.to_datetime(out["period"]).astype("datetime64[s]")
+    out["rupees"] = out["coins"] * value.rupees_per_coin
+    return out
+
+
+def _awarded_grouped(
+    data: pd.DataFrame, keys: list[str], period: Period | None, value: CoinValue
+) -> pd.DataFrame:
+    """`awarded` for key combinations too many to count densely: a pandas groupby."""
+    coins = data["coins"]
     frame = pd.DataFrame(
         {
             **{k: data[k].to_numpy() for k in keys},
             "coins": coins.to_numpy(dtype="float64", na_value=0.0),
-            "unknown": ~known,
+            "unknown": coins.isna().to_numpy(),
         }
     )
     group_keys = list(keys)
     if period is not None:
         frame["period"] = _period_start(data["at"], period)
         group_keys.append("period")
-    if not group_keys:
-        frame["all"] = 0
-        group_keys = ["all"]
     grouped = frame.groupby(group_keys, sort=True, observed=True, dropna=False)
     out = pd.DataFrame(
         {
@@ -370,11 +417,9 @@ def awarded(
             "unknown_coins": grouped["unknown"].sum().astype("int64"),
         }
     ).reset_index()
-    out = out.drop(columns=["all"], errors="ignore")
-    out["rupees"] = out["coins"] * value.rupees_per_coin
     for k in keys:
-        if k != "period":
-            out[k] = out[k].astype("str")
+        out[k] = out[k].astype("str")
+    out["rupees"] = out["coins"] * value.rupees_per_coin
     return out
 
 
