@@ -371,7 +371,9 @@ def _table(frame: pd.DataFrame, can_edit: bool) -> tuple[pd.DataFrame, str]:
     shown = view[columns].copy()
     # Amounts are edited as text, so what was typed is what is checked (a number column
     # would turn 6.5 into 65, -5 into 5 and clamp 2,000,000 without a word).
-    shown["amount"] = shown["amount"].map(lambda v: "" if pd.isna(v) else str(int(v)))
+    shown["amount"] = pd.array(
+        ["" if pd.isna(v) else str(int(v)) for v in shown["amount"].tolist()], dtype="str"
+    )
     st.data_editor(
         shown,
         key=key,
