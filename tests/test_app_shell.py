@@ -27,6 +27,9 @@ def test_embedded_sandbox_banner_on_every_page_and_secrets_never_shown(monkeypat
     assert "embedded sandbox" in sidebar
     assert "@example.com" in sidebar
     assert "Token: valid" in sidebar
+    # The server check: what the doctor learnt about this server, in sentences.
+    checked = "\n".join(texts(at.sidebar, "text"))
+    assert "Creates:" in checked and "Allocations:" in checked
     # The embedded sandbox was seeded with demo data, and the registry learned its ids.
     at.switch_page(PAGES["overview"]).run()
     assert int(at.metric[0].value.replace(",", "")) > 20

@@ -275,6 +275,29 @@ def sidebar(conn: Connection, who: Any = None) -> None:
             f"Token: {esc(token)}  \n"
             f"Audit actor: {esc(actor)}"
         )
+        if conn.ready:
+            _server_check(conn)
+
+
+def _server_check(conn: Connection) -> None:
+    """What `coins doctor` learnt about this server (its profile), in sentences."""
+    ws = conn.workspace
+    try:
+        from toolkit.doctor import load_server_profile
+
+        profile = load_server_profile(ws.settings.home, ws.client.server_key)
+        lines = profile.describe() if profile is not None else None
+    except Exception:  # a panel of facts: never the reason a page fails
+        log.warning("the server profile could not be read", exc_info=True)
+        lines = None
+    with st.expander("Server check", icon=":material/stethoscope:"):
+        if not lines:
+            st.caption(
+                "Not checked yet: run coins doctor to learn how this server answers (until "
+                "then a lost answer to a create or an allocation is marked unconfirmed)."
+            )
+            return
+        st.text("\n".join(str(line) for line in lines))
 
 
 def shell(who: Any = None) -> None:
