@@ -512,7 +512,7 @@ def movers_chart(movers: pd.DataFrame, *, by: str = "companyId") -> alt.Chart:
     notes = []
     periods = movers.attrs.get("periods")
     if periods:
-        notes.append(f"{periods[0]:%Y-%m-%d} period → {periods[1]:%Y-%m-%d} period.")
+        notes.append(f"From the period starting {periods[0]} to the one starting {periods[1]}.")
     if data.empty:
         notes.append("Nothing to compare yet: allocations in two periods are needed.")
     return (

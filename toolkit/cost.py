@@ -458,7 +458,8 @@ def top_movers(
     out = out.loc[out["change"] != 0]
     order = out["change"].abs().sort_values(ascending=False, kind="stable").index
     out = out.loc[order].head(n).reset_index(drop=True)
-    out.attrs["periods"] = (pd.Timestamp(before), pd.Timestamp(last))
+    # Plain text (attrs travel into Arrow/JSON): the two periods compared.
+    out.attrs["periods"] = [f"{pd.Timestamp(before):%Y-%m-%d}", f"{pd.Timestamp(last):%Y-%m-%d}"]
     return out
 
 
