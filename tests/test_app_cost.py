@@ -98,7 +98,7 @@ def test_what_if_shows_the_delta_before_anything_is_sent(monkeypatch, programme,
     with workspace_for(programme, fresh_sandbox) as ws:
         assert ws.registry.find("CEKCOSTA", "REFERRAL_EVENT").amount == 100
     labels = [d.proto.label for d in at.get("download_button")]
-    assert "Download the change (1 rows)" in labels
+    assert "Download the change (1 row)" in labels
 
 
 def test_a_volumes_sheet_replaces_history_and_its_bad_rows_are_answered_by_row(

@@ -546,7 +546,7 @@ def _handoff(result: cost.WhatIf, configs: pd.DataFrame) -> None:
     st.markdown("**Apply it** — nothing has been sent. Review and apply the change as a sheet:")
     c1, c2 = st.columns(2)
     c1.download_button(
-        f"Download the change ({len(sheet):,} rows)",
+        f"Download the change ({len(sheet):,} row{'s' if len(sheet) != 1 else ''})",
         common.excel_safe_csv(sheet),
         file_name="what-if-change.csv",
         mime="text/csv",
