@@ -14,6 +14,7 @@
 | COINS_MAX_ROWS | most data rows in a sheet | 1,048,576 |
 | COINS_MAX_COLUMNS | most columns in a sheet | 1,000 |
 | COINS_MAX_CELL_CHARS | longest cell (characters) | 32,767 |
+| COINS_MAX_CELLS | most cells (rows × columns) in a sheet | 20,000,000 |
 | COINS_MAX_XLSX_PART_MB | largest part of an .xlsx once unpacked (MB) | 512 |
 | COINS_MAX_XLSX_RATIO | most an .xlsx part may expand when unpacked (times) | 100 |
 
@@ -74,6 +75,7 @@ LIMIT_VARIABLES: dict[str, tuple[str, type]] = {
     "COINS_MAX_ROWS": ("max_rows", int),
     "COINS_MAX_COLUMNS": ("max_columns", int),
     "COINS_MAX_CELL_CHARS": ("max_cell_chars", int),
+    "COINS_MAX_CELLS": ("max_cells", int),
     "COINS_MAX_XLSX_PART_MB": ("max_xlsx_part_mb", float),
     "COINS_MAX_XLSX_RATIO": ("max_xlsx_ratio", float),
 }
@@ -97,6 +99,7 @@ class Limits:
     max_rows: int = 1_048_576
     max_columns: int = 1_000
     max_cell_chars: int = 32_767
+    max_cells: int = 20_000_000
     max_xlsx_part_mb: float = 512.0
     max_xlsx_ratio: float = 100.0
 

@@ -3,18 +3,23 @@
 A sheet is text only: every cell is a trimmed `str` ("" when empty), every data row keeps the
 row number the analyst's spreadsheet shows (header = row 1, blank rows counted but dropped), and
 the columns carry canonical names (``companyId``, ``event``, ...). Judging the values is
-`toolkit.bulk.validation`'s job; reading refuses only what cannot be a sheet at all.
+`toolkit.bulk.validation`'s job; reading refuses only what cannot be a sheet at all, and what
+is past the limits (`toolkit.settings.Limits`: file size, rows, columns, cells, cell length,
+and for .xlsx each part's unpacked size and ratio), with one message naming the row, column or
+part and the variable that sets the limit. A refused file is refused whole, before it costs
+memory: nothing is half-read.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import hashlib
 import io
 import os
 import re
-import zipfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -23,6 +28,9 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+
+from toolkit.settings import Limits
 
 __all__ = [
     "ALLOCATION_HEADER",
@@ -65,7 +73,8 @@ codecs.register_error(_LATIN1_FALLBACK, _latin1_fallback)
 
 
 class SheetError(ValueError):
-    """The input cannot be read as a sheet of this kind; the message says why and what to send."""
+    """The input cannot be read as a sheet of this kind, or is past a limit; the message says
+    why (row, column or part) and what to send instead."""
 
 
 @dataclass(frozen=True)
@@ -184,22 +193,26 @@ def read_configs(
     source: str | os.PathLike[str] | bytes | bytearray | memoryview | IO[Any],
     *,
     filename: str | None = None,
+    limits: Limits | None = None,
 ) -> Sheet:
     """Read a configuration sheet (companyId, event, amount[, configuration]).
 
     ``source`` is a path, the bytes of an upload, or a binary file object; ``filename`` names it
-    in messages (an upload has no path). Raises `SheetError` when it cannot be such a sheet.
+    in messages (an upload has no path). ``limits`` default to `Limits.from_env()` (the
+    ``COINS_MAX_*`` variables). Raises `SheetError` when it cannot be such a sheet or is past
+    a limit.
     """
-    return _read(source, filename, _LAYOUTS["configs"])
+    return _read(source, filename, _LAYOUTS["configs"], limits)
 
 
 def read_allocations(
     source: str | os.PathLike[str] | bytes | bytearray | memoryview | IO[Any],
     *,
     filename: str | None = None,
+    limits: Limits | None = None,
 ) -> Sheet:
     """Read an allocation sheet (companyId, event, userId[, requestId]); see `read_configs`."""
-    return _read(source, filename, _LAYOUTS["allocations"])
+    return _read(source, filename, _LAYOUTS["allocations"], limits)
 
 
 def sheet_from_frame(frame: pd.DataFrame, *, kind: str = "configs", name: str = "frame") -> Sheet:
@@ -238,49 +251,77 @@ def sheet_from_frame(frame: pd.DataFrame, *, kind: str = "configs", name: str = 
 # -- bytes in --------------------------------------------------------------------------------
 
 
-def _raw_bytes(source: Any, filename: str | None) -> tuple[bytes, str]:
+def _too_big(name: str, size: int, limits: Limits) -> SheetError:
+    return SheetError(
+        f"{name} is {size / 1_000_000:,.1f} MB, more than the {limits.max_file_mb:,g} MB a sheet "
+        "may be (COINS_MAX_FILE_MB); it was not read. Split it into smaller files, or raise "
+        "COINS_MAX_FILE_MB."
+    )
+
+
+def _raw_bytes(source: Any, filename: str | None, limits: Limits) -> tuple[bytes, str]:
+    """The file's bytes, refused by size before they are read where the size is known."""
+    most = limits.max_file_bytes
     if isinstance(source, str | os.PathLike):
         path = Path(source)
+        name = filename or path.name
         try:
-            return path.read_bytes(), filename or path.name
+            size = path.stat().st_size
+            if path.is_file() and size > most:
+                raise _too_big(name, size, limits)
+            with path.open("rb") as handle:
+                data = handle.read(most + 1)
         except FileNotFoundError as exc:
             raise SheetError(f"{path}: no such file") from exc
         except IsADirectoryError as exc:
             raise SheetError(f"{path} is a folder, not a sheet") from exc
         except OSError as exc:
             raise SheetError(f"{path} cannot be read: {exc.strerror or exc}") from exc
-    if isinstance(source, bytes | bytearray | memoryview):
-        return bytes(source), filename or "upload"
-    if hasattr(source, "read"):
-        data = source.read()
+    elif isinstance(source, bytes | bytearray | memoryview):
+        data, name = source, filename or "upload"
+        if len(data) > most:
+            raise _too_big(name, len(data), limits)
+    elif hasattr(source, "read"):
         name = filename or os.path.basename(str(getattr(source, "name", "") or "")) or "upload"
+        size = getattr(source, "size", None)  # an upload (Streamlit) knows its size
+        if isinstance(size, int) and size > most:
+            raise _too_big(name, size, limits)
+        data = source.read(most + 1)
         if isinstance(data, str):  # a text-mode file object: already decoded
             data = data.encode("utf-8")
-        return bytes(data), name
-    raise TypeError(f"cannot read a sheet from {type(source).__name__}")
+    else:
+        raise TypeError(f"cannot read a sheet from {type(source).__name__}")
+    if len(data) > most:  # a pipe or a growing file: more than the limit arrived
+        raise _too_big(name, len(data), limits)
+    return bytes(data), name
 
 
-def _read(source: Any, filename: str | None, layout: _Layout) -> Sheet:
-    raw, name = _raw_bytes(source, filename)
+def _read(
+    source: Any, filename: str | None, layout: _Layout, limits: Limits | None = None
+) -> Sheet:
+    limits = limits or Limits.from_env()
+    raw, name = _raw_bytes(source, filename, limits)
     digest = hashlib.sha256(raw).hexdigest()
     if raw.startswith(b"PK\x03\x04"):
-        return _read_xlsx(raw, name, digest, layout)
+        return _read_xlsx(raw, name, digest, layout, limits)
     if raw.startswith(b"\xd0\xcf\x11\xe0"):
         raise SheetError(
-            f"{name} is an old Excel .xls workbook; save it as .xlsx or CSV "
-            f"with the header {layout.header}"
+            f"{name} is an old Excel .xls workbook (or a password-protected one); save it as "
+            f".xlsx or CSV with the header {layout.header}"
         )
-    text, encoding, utf8 = _decode(raw, name, layout)
+    data, encoding, head = _decode(raw, name, layout)
+    del raw  # the UTF-8 bytes are all that is kept
     notes = []
     if encoding == "cp1252":
         notes.append(f"Not UTF-8: read as {encoding} (a Windows/Excel export).")
-    delimiter, skip = _sniff(text, layout)
-    cells = _parse_csv(utf8, text, delimiter, skip)
+    delimiter, skip = _sniff(head, layout)
+    _check_shape(data, head, delimiter, skip, name, limits)
+    cells = _parse_csv(data, delimiter, skip, name, limits)
     header = list(cells.iloc[0]) if len(cells) else []
-    data = cells.iloc[1:]
-    rows = np.arange(skip + 2, skip + 2 + len(data), dtype="int64")
+    body = cells.iloc[1:]
+    rows = np.arange(skip + 2, skip + 2 + len(body), dtype="int64")
     return _build(
-        data,
+        body,
         [str(h) for h in header],
         rows,
         layout,
@@ -290,6 +331,7 @@ def _read(source: Any, filename: str | None, layout: _Layout) -> Sheet:
         notes=notes,
         sha256=digest,
         header_row=skip + 1,
+        limits=limits,
     )
 
 
@@ -298,8 +340,9 @@ def _expected(layout: _Layout) -> str:
     return f"Expected a header like: {layout.header} ({optional} optional)"
 
 
-def _decode(raw: bytes, name: str, layout: _Layout) -> tuple[str, str, bytes | None]:
-    """Decode once. Returns the text, the encoding, and UTF-8 bytes when the raw ones are."""
+def _decode(raw: bytes, name: str, layout: _Layout) -> tuple[bytes, str, str]:
+    """Returns the file as UTF-8 bytes, its encoding, and the decoded head (64 KB) for
+    sniffing. UTF-8 files are checked in chunks and never held as one big str."""
     boms = (
         (b"\xff\xfe\x00\x00", "utf-32-le"),
         (b"\x00\x00\xfe\xff", "utf-32-be"),
@@ -326,27 +369,42 @@ def _decode(raw: bytes, name: str, layout: _Layout) -> tuple[str, str, bytes | N
                 encoding = "utf-16-be"
             else:
                 raise SheetError(_binary_message(name, layout))
-    if encoding is not None:
-        codec = "utf-8" if encoding == "utf-8-sig" else encoding
+    if encoding is not None and encoding != "utf-8-sig":
         try:
-            text = body.decode(codec)
+            data = body.decode(encoding).encode("utf-8")
         except UnicodeDecodeError as exc:
             raise SheetError(f"{name} starts like {encoding} text but is not valid") from exc
-        utf8 = body if codec == "utf-8" else None
+    elif _is_utf8(body):
+        data, encoding = body, encoding or "utf-8"
+    elif encoding is not None:
+        raise SheetError(f"{name} starts like {encoding} text but is not valid")
     else:
-        try:
-            text, encoding, utf8 = raw.decode("utf-8"), "utf-8", raw
-        except UnicodeDecodeError:
-            # The five bytes cp1252 leaves undefined decode as their latin-1 code points, as
-            # browsers do (WHATWG windows-1252), so no file is refused for one odd byte.
-            text, encoding, utf8 = raw.decode("cp1252", errors=_LATIN1_FALLBACK), "cp1252", None
-    if not text[:65536].strip(_TRIM) and not text.strip(_TRIM):
+        # The five bytes cp1252 leaves undefined decode as their latin-1 code points, as
+        # browsers do (WHATWG windows-1252), so no file is refused for one odd byte.
+        data = raw.decode("cp1252", errors=_LATIN1_FALLBACK).encode("utf-8")
+        encoding = "cp1252"
+    head = data[: 65536 * 4].decode("utf-8", errors="ignore")[:65536]
+    if not head.strip(_TRIM) and not data.decode("utf-8", errors="replace").strip(_TRIM):
         raise SheetError(f"{name} is empty. {_expected(layout)}, then one row per line.")
-    head = text[:65536]
     controls = sum(1 for ch in head if ch < " " and ch not in "\t\n\r\x0c")
     if controls > 0.01 * len(head) + 8:  # a few stray ones are cells' problems
         raise SheetError(_binary_message(name, layout))
-    return text, encoding, utf8
+    return data, encoding, head
+
+
+def _is_utf8(data: bytes) -> bool:
+    """Whether ``data`` is valid UTF-8, checked a chunk at a time (no full-size copy)."""
+    if data.isascii():
+        return True
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    step = 1 << 20
+    try:
+        for start in range(0, len(view), step):
+            decoder.decode(view[start : start + step], final=start + step >= len(view))
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _binary_message(name: str, layout: _Layout) -> str:
@@ -401,9 +459,153 @@ def _find_header(records: list[list[str]], layout: _Layout) -> tuple[int | None,
     return best_index, max(best_score, 0)
 
 
-def _parse_csv(utf8: bytes | None, text: str, delimiter: str, skip: int) -> pd.DataFrame:
+def _line_span(data: bytes, skip: int) -> tuple[int, int]:
+    """Where line ``skip`` (0 = the first) starts and ends in ``data``."""
+    start = 0
+    for _ in range(skip):
+        start = data.find(b"\n", start) + 1
+    end = data.find(b"\n", start)
+    return start, end if end >= 0 else len(data)
+
+
+def _shown(names: list[str], most: int = 8, total: int | None = None) -> str:
+    """A few names (each cut to 40 characters), then how many more: a 100,000-column header
+    is counted, not listed."""
+    total = len(names) if total is None else total
+    shown = ", ".join(repr(n if len(n) <= 40 else n[:39] + "…") for n in names[:most])
+    return shown + (f" and {total - most:,} more" if total > most else "")
+
+
+def _check_shape(
+    data: bytes, head: str, delimiter: str, skip: int, name: str, limits: Limits
+) -> None:
+    """Refuse, before parsing, a header wider than the column limit or more data rows than
+    the row limit (counted from the bytes; exactly, by the csv module, when cells are quoted)."""
+    start, end = _line_span(data, skip)
+    width = data.count(delimiter.encode(), start, end) + 1
+    if width > limits.max_columns:
+        names: list[str] = []
+        with contextlib.suppress(csv.Error, StopIteration, UnicodeDecodeError):
+            line = data[start : min(end, start + (1 << 20))].decode("utf-8")
+            names = [n.strip(_TRIM) for n in next(csv.reader([line], delimiter=delimiter))]
+            names = [n or "(blank)" for n in names]
+        listed = f": {_shown(names, total=width)}" if names else ""
+        raise SheetError(
+            f"{name}: the header row (row {skip + 1}) has {width:,} columns{listed}; more than "
+            f"the {limits.max_columns:,} a sheet may have (COINS_MAX_COLUMNS). Nothing was read."
+        )
+    _check_runs(data, delimiter, name, limits)
+    newline = b"\n" if b"\n" in data else b"\r"
+    lines = data.count(newline) + 1
+    if lines <= limits.max_rows + skip + 1:
+        return  # cannot be more rows than that
+    if b'"' in data:  # a line end inside quotes is part of a cell, not a new row
+        lines = _line_ends_outside_quotes(data, newline) + 1
+    rows = lines - _blank_lines(data, newline, delimiter) - skip - 1
+    if rows > limits.max_rows:
+        raise SheetError(
+            f"{name} has more than {limits.max_rows:,} data rows, the limit (COINS_MAX_ROWS); "
+            "nothing was read. Split it into smaller files, or raise COINS_MAX_ROWS."
+        )
+
+
+def _check_runs(data: bytes, delimiter: str, name: str, limits: Limits) -> None:
+    """Refuse, before parsing, a cell that is surely too long: bytes with no delimiter and no
+    line end between them belong to one cell, and a character is at most 4 bytes."""
+    most = 4 * limits.max_cell_chars
+    size = len(data)
+    if size <= most:
+        return
+    step = 2 << 20
+    marks = [ord(delimiter), 0x0A, 0x0D]
+    last = -1  # where the last delimiter or line end is
+    for start in range(0, size, step):
+        chunk = np.frombuffer(data, dtype=np.uint8, count=min(step, size - start), offset=start)
+        hit = chunk == marks[0]
+        for mark in marks[1:]:
+            hit |= chunk == mark
+        at = np.flatnonzero(hit)
+        if not len(at):
+            continue  # the run goes on; it is judged where it ends
+        at += start
+        if at[0] - last - 1 > most:
+            _refuse_run(data, last + 1, name, limits)
+        if len(at) > 1:
+            gaps = np.diff(at) - 1
+            widest = int(np.argmax(gaps))
+            if gaps[widest] > most:
+                _refuse_run(data, int(at[widest]) + 1, name, limits)
+        last = int(at[-1])
+    if size - last - 1 > most:
+        _refuse_run(data, last + 1, name, limits)
+
+
+def _refuse_run(data: bytes, position: int, name: str, limits: Limits) -> None:
+    line = data.count(b"\n", 0, position) + 1
+    raise SheetError(
+        f"{name} row {line:,}: a cell of more than {limits.max_cell_chars:,} characters, the "
+        "most a cell may hold (COINS_MAX_CELL_CHARS); nothing was read."
+    )
+
+
+def _line_ends_outside_quotes(data: bytes, newline: bytes) -> int:
+    """Line ends that end a record: those after an even number of quotes (a doubled quote
+    inside a quoted cell counts twice, so it changes nothing), a chunk at a time."""
+    step = 2 << 20
+    ends = 0
+    inside = 0  # 1 while within quotes at the start of the chunk
+    for start in range(0, len(data), step):
+        chunk = np.frombuffer(
+            data, dtype=np.uint8, count=min(step, len(data) - start), offset=start
+        )
+        quotes = np.flatnonzero(chunk == 0x22)
+        breaks = np.flatnonzero(chunk == newline[0])
+        ends += int(((np.searchsorted(quotes, breaks) + inside) % 2 == 0).sum())
+        inside = (inside + len(quotes)) % 2
+    return ends
+
+
+def _blank_lines(data: bytes, newline: bytes, delimiter: str) -> int:
+    """Lines with nothing but spaces and delimiters, counted a chunk at a time."""
+    noise = (b" \t\x0b\x0c\r" if newline == b"\n" else b" \t\x0b\x0c\n") + delimiter.encode()
+    pair = re.compile(re.escape(newline) + b"(?=" + re.escape(newline) + b")")
+    blank = 0
+    step = 2 << 20
+    previous = newline  # the file starts as if after a line end
+    for start in range(0, len(data), step):
+        chunk = previous + data[start : start + step].translate(None, noise)
+        blank += len(pair.findall(chunk))
+        previous = chunk[-1:]
+    return blank + (previous == newline)  # a last, empty line
+
+
+def _csv_records(
+    data: bytes, delimiter: str, name: str, *, skip: int = 0
+) -> Iterator[tuple[int, list[str]]]:
+    """(row number, cells) of each record, streamed by the csv module (any quoting, ragged
+    rows); a cell past the module's field limit is refused as too long."""
+    stream = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline="")
+    reader = csv.reader(stream, delimiter=delimiter)
+    index = 0
+    begins = 1  # the line the next record starts on
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise SheetError(
+                f"{name} row {begins:,}: a cell runs on to line {reader.line_num:,} ({exc}); "
+                "is a quote left open? Nothing was read."
+            ) from None
+        index += 1
+        if index > skip:
+            yield index, record
+        begins = reader.line_num + 1
+
+
+def _parse_csv(data: bytes, delimiter: str, skip: int, name: str, limits: Limits) -> pd.DataFrame:
     """Records (header first) as a frame of str with columns 0..n-1; missing cells are ""."""
-    data = utf8 if utf8 is not None else text.encode("utf-8")
     try:
         return _parse_pyarrow(data, delimiter, skip)
     except (pa.ArrowInvalid, ValueError):
@@ -427,8 +629,7 @@ def _parse_csv(utf8: bytes | None, text: str, delimiter: str, skip: int) -> pd.D
     except (pd.errors.ParserError, ValueError):
         # More cells than the header, or odd quoting: the csv module takes anything; slow,
         # but only such files pay for it.
-        records = list(csv.reader(io.StringIO(text), delimiter=delimiter))[skip:]
-        return _records_frame(records)
+        return _records_frame(_csv_records(data, delimiter, name, skip=skip), name, limits)
 
 
 def _parse_pyarrow(data: bytes, delimiter: str, skip: int) -> pd.DataFrame:
@@ -465,12 +666,32 @@ def _parse_pyarrow(data: bytes, delimiter: str, skip: int) -> pd.DataFrame:
     )
 
 
-def _records_frame(records: list[list[str]] | list[tuple[str, ...]]) -> pd.DataFrame:
-    width = max((len(r) for r in records), default=0)
-    columns: list[list[str]] = [[] for _ in range(width)]
-    for record in records:
-        for i in range(width):
-            columns[i].append(record[i] if i < len(record) else "")
+def _records_frame(
+    records: Iterable[tuple[int, list[str]]], name: str, limits: Limits
+) -> pd.DataFrame:
+    """(row number, cells) records as a frame; a row wider than the column limit, or more
+    cells than the cell limit, is refused as soon as it is seen."""
+    columns: list[list[str]] = []
+    header_width = None
+    for count, (number, record) in enumerate(records, start=1):
+        if header_width is None:
+            header_width = len(record)
+        if len(record) > len(columns):
+            if len(record) > limits.max_columns:
+                raise SheetError(
+                    f"{name} row {number:,} has {len(record):,} cells, more than the "
+                    f"{limits.max_columns:,} columns a sheet may have (COINS_MAX_COLUMNS); the "
+                    f"header row has {header_width:,}. Nothing was read."
+                )
+            columns.extend([""] * (count - 1) for _ in range(len(record) - len(columns)))
+        if count * len(columns) > limits.max_cells:
+            raise SheetError(
+                f"{name} reaches {count:,} rows × {len(columns):,} columns by row {number:,}, "
+                f"more than the {limits.max_cells:,} cells allowed (COINS_MAX_CELLS); nothing "
+                "was read."
+            )
+        for i, column in enumerate(columns):
+            column.append(record[i] if i < len(record) else "")
     return pd.DataFrame({i: pd.Series(col, dtype="str") for i, col in enumerate(columns)})
 
 
@@ -490,52 +711,54 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def _read_xlsx(raw: bytes, name: str, digest: str, layout: _Layout) -> Sheet:
-    import openpyxl  # only xlsx uploads pay for it
+def _read_xlsx(raw: bytes, name: str, digest: str, layout: _Layout, limits: Limits) -> Sheet:
+    from toolkit.bulk.workbook import read_workbook  # only xlsx uploads pay for it
 
-    try:
-        book = openpyxl.load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise SheetError(
-            f"{name} is a ZIP file but not an .xlsx workbook. {_expected(layout)}."
-        ) from exc
-    try:
-        wanted = "config" if layout.kind == "configs" else "alloc"
-        candidates = sorted(book.worksheets, key=lambda ws: wanted not in _header_key(ws.title))
-        chosen = None
-        for ws in candidates:
-            # read_only worksheets fill missing rows with empty tuples, so positions are rows.
-            records = [tuple(_cell_text(v) for v in row) for row in ws.iter_rows(values_only=True)]
-            index, score = _find_header(records[:_HEADER_SEARCH_ROWS], layout)
-            if chosen is None or (index is not None and score > chosen[2]):
-                chosen = (ws.title, records, score if index is not None else -1, index or 0)
-            if index is not None and set(layout.required) <= {
-                layout.aliases.get(_header_key(c)) for c in records[index]
-            }:
-                chosen = (ws.title, records, score, index)
-                break
-    finally:
-        book.close()
-    if chosen is None or not any(any(c.strip(_TRIM) for c in r) for r in chosen[1]):
-        raise SheetError(f"{name} is an empty workbook. {_expected(layout)}.")
-    title, records, _, skip = chosen
-    notes = [f"Read worksheet '{title}'."] if len(book.sheetnames) > 1 else []
-    cells = _records_frame(records[skip:])
-    header = list(cells.iloc[0])
-    data = cells.iloc[1:]
-    rows = np.arange(skip + 2, skip + 2 + len(data), dtype="int64")
+    def find_header(records: list[tuple[str, ...]]) -> tuple[int | None, int, bool]:
+        index, score = _find_header(records, layout)
+        complete = index is not None and set(layout.required) <= {
+            layout.aliases.get(_header_key(c)) for c in records[index]
+        }
+        return index, score, complete
+
+    sheet = read_workbook(
+        raw,
+        name,
+        limits=limits,
+        expected=_expected(layout),
+        preferred="config" if layout.kind == "configs" else "alloc",
+        find_header=find_header,
+        search_rows=_HEADER_SEARCH_ROWS,
+    )
+    notes = [f"Read worksheet '{sheet.title}'."] if sheet.worksheets > 1 else []
+    n = len(sheet.rows)
+    cells = pd.DataFrame(
+        {i: _column_series(column, n) for i, column in enumerate(sheet.columns)},
+        index=pd.RangeIndex(n),
+    )
     return _build(
-        data,
-        header,
-        rows,
+        cells,
+        sheet.header + [""] * max(len(sheet.columns) - len(sheet.header), 0),
+        np.asarray(sheet.rows, dtype="int64"),
         layout,
         source_name=name,
         encoding="xlsx",
         delimiter="",
         notes=notes,
         sha256=digest,
-        header_row=skip + 1,
+        header_row=sheet.header_row,
+        limits=limits,
+        blank_rows=sheet.blank_rows,
     )
+
+
+def _column_series(column: list[str] | dict[int, str], n: int) -> pd.Series:
+    if isinstance(column, list):
+        return pd.Series(column, dtype="str")
+    values = np.full(n, "", dtype=object)  # a sparse column right of the header
+    for position, text in column.items():
+        values[position] = text
+    return pd.Series(values, dtype="str")
 
 
 # -- cells to a sheet ------------------------------------------------------------------------
@@ -572,6 +795,62 @@ def _excel_column(index: int) -> str:
     return letters
 
 
+def _check_limits(
+    trimmed: dict[int, pd.Series],
+    header: list[str],
+    rows: np.ndarray,
+    keep: np.ndarray,
+    source_name: str,
+    limits: Limits,
+    header_row: int,
+) -> None:
+    """The exact checks, once the cells are read: data rows, cells and the longest cell."""
+    for i, title in enumerate(header):
+        if len(title) > limits.max_cell_chars:
+            raise SheetError(
+                f"{source_name}: the header row (row {header_row}), column {_excel_column(i)} "
+                f"holds {len(title):,} characters, more than the {limits.max_cell_chars:,} a "
+                "cell may hold (COINS_MAX_CELL_CHARS); nothing was read."
+            )
+    n = int(keep.sum())
+    if n > limits.max_rows:
+        raise SheetError(
+            f"{source_name} has {n:,} data rows, more than the {limits.max_rows:,} allowed "
+            "(COINS_MAX_ROWS); nothing was read. Split it into smaller files, or raise "
+            "COINS_MAX_ROWS."
+        )
+    if len(trimmed) > limits.max_columns:
+        raise SheetError(
+            f"{source_name} has {len(trimmed):,} columns, more than the {limits.max_columns:,} "
+            "allowed (COINS_MAX_COLUMNS); nothing was read."
+        )
+    if n * len(trimmed) > limits.max_cells:
+        raise SheetError(
+            f"{source_name} has {n:,} rows × {len(trimmed):,} columns, more than the "
+            f"{limits.max_cells:,} cells allowed (COINS_MAX_CELLS); nothing was read."
+        )
+    for i, column in trimmed.items():
+        if not len(column):
+            continue
+        # Bytes are never fewer than characters: the byte lengths (offsets only) rule out
+        # nearly every column without looking at its text.
+        if int(pc.max(pc.binary_length(pa.array(column.array))).as_py() or 0) <= (
+            limits.max_cell_chars
+        ):
+            continue
+        lengths = column.str.len()
+        if int(lengths.max()) <= limits.max_cell_chars:
+            continue
+        at = int(np.argmax(lengths.to_numpy(dtype="int64") > limits.max_cell_chars))
+        title = header[i] if i < len(header) and header[i] else ""
+        where = f"column {_excel_column(i)}" + (f" ({title!r})" if title else "")
+        raise SheetError(
+            f"{source_name} row {int(rows[at]):,}, {where}: a cell of {int(lengths.iloc[at]):,} "
+            f"characters, more than the {limits.max_cell_chars:,} a cell may hold "
+            "(COINS_MAX_CELL_CHARS); nothing was read."
+        )
+
+
 def _kept(column: pd.Series, keep: np.ndarray, skipped: int) -> pd.Series:
     column = column[keep] if skipped else column
     return column.reset_index(drop=True)
@@ -589,8 +868,14 @@ def _build(
     notes: list[str],
     sha256: str,
     header_row: int,
+    limits: Limits | None = None,
+    blank_rows: int = 0,
 ) -> Sheet:
-    """Trim, drop blank rows, map the header to canonical names, fill absent optional columns."""
+    """Trim, drop blank rows, map the header to canonical names, fill absent optional columns.
+
+    With ``limits`` (a file, not a frame already in memory) the rows, cells and cell lengths
+    are checked first. ``blank_rows`` are blank rows the reader already left out.
+    """
     header = [h.strip(_TRIM) for h in header]
     trimmed = {
         i: cells.iloc[:, i].astype("str").str.strip().fillna("") for i in range(cells.shape[1])
@@ -604,6 +889,9 @@ def _build(
         blank[at] = (column.iloc[at] == "").to_numpy(dtype=bool)
     keep = ~blank
     skipped = int(blank.sum())
+    if limits is not None:
+        _check_limits(trimmed, header, rows, keep, source_name, limits, header_row)
+    skipped_shown = skipped + blank_rows
 
     canonical: dict[str, int] = {}
     written: dict[str, str] = {}
@@ -622,7 +910,7 @@ def _build(
         written[target] = title
     missing = [c for c in layout.required if c not in canonical]
     if missing:
-        found = ", ".join(repr(h) for h in header if h) or "none"
+        found = _shown([h for h in header if h], 12) or "none"
         what = " and ".join(missing) if len(missing) <= 2 else ", ".join(missing)
         raise SheetError(
             f"{source_name} is not {layout.label} sheet: no {what} "
@@ -660,9 +948,15 @@ def _build(
     if renamed:
         notes.append("Columns read as: " + ", ".join(renamed) + ".")
     if extra_names:
-        notes.append("Extra columns kept as they are: " + ", ".join(extra_names) + ".")
-    if skipped:
-        notes.append(f"Skipped {skipped} blank row{'s' if skipped > 1 else ''}.")
+        listed = ", ".join(extra_names[:20])
+        more = len(extra_names) - 20
+        notes.append(
+            "Extra columns kept as they are: "
+            + listed
+            + (f" and {more:,} more ({len(extra_names):,} in all)." if more > 0 else ".")
+        )
+    if skipped_shown:
+        notes.append(f"Skipped {skipped_shown} blank row{'s' if skipped_shown > 1 else ''}.")
     if header_row != 1:
         notes.append(f"Header found on row {header_row}; rows above it were ignored.")
     return Sheet(
