@@ -192,3 +192,23 @@ def test_the_inline_edit_review_says_what_the_edits_cost_a_month(
     delta = 4 * 5 * MONTH  # 4 meal payments a month at CEKCOSTB, 10 → 5 coins
     line = next(t for t in texts(at, "info") if t.startswith("These edits"))
     assert f"lowers monthly cost by {cost.format_inr(delta)}" in line
+
+
+def test_an_allocation_plan_says_what_it_awards_in_coins_and_rupees(
+    monkeypatch, programme, fresh_sandbox
+):
+    point_app_at(monkeypatch, programme, fresh_sandbox)
+    monkeypatch.setenv("COINS_RUPEES_PER_COIN", "0.5")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("toolkit/ui/allocate.py").run()
+    sheet = (
+        b"companyId,event,userId\r\n"
+        b"CEKCOSTA,REFERRAL_EVENT,EKNEW1\r\n"
+        b"CEKCOSTA,REFERRAL_EVENT,EKNEW2\r\n"
+        b"CEKCOSTB,MEAL_CARD_PAYMENT,EKNEW1\r\n"
+    )
+    at.file_uploader(key="al_bulk_file").set_value(("award.csv", sheet, "text/csv")).run()
+    assert not at.exception
+    line = next(t for t in texts(at, "info") if t.startswith("This sheet awards"))
+    assert line == "This sheet awards 210 coins ≈ ₹105 (₹0.5 per coin)"
