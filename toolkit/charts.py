@@ -303,7 +303,7 @@ def event_measures(df: pd.DataFrame, projection: pd.DataFrame | None = None) -> 
     return out.loc[order].reset_index(drop=True)
 
 
-def typical_amount_chart(df: pd.DataFrame, *, top: int = 30) -> alt.LayerChart:
+def typical_amount_chart(df: pd.DataFrame, *, top: int = 30) -> alt.LayerChart | alt.FacetChart:
     """The typical amount per event across companies: a dot at the median, a line from the
     lowest to the highest amount; the events most companies configure first."""
     measures = event_measures(df)
@@ -584,7 +584,7 @@ def what_if_chart(frame: pd.DataFrame, *, by: str = "companyId", top: int = 20) 
     )
 
 
-def budget_chart(by_company: pd.DataFrame, *, top: int = 25) -> alt.Chart:
+def budget_chart(by_company: pd.DataFrame, *, top: int = 25) -> alt.LayerChart | alt.FacetChart:
     """Projected monthly cost against each company's budget (companies with a budget, the
     closest to or furthest over it first); red when over."""
     data = by_company.loc[by_company["budget"].notna()].copy()

@@ -119,7 +119,8 @@ def run_cost(args: argparse.Namespace) -> int:
         else:
             result = basis.what_if(cost.changes_from_plan(plan))
             rows = _what_if_rows(result, key)
-            summary["what_if"] = f"{what_if_sheet.source_name}: {plan.summary()}"
+            name = what_if_sheet.source_name if what_if_sheet is not None else args.what_if
+            summary["what_if"] = f"{name}: {plan.summary()}"
             summary["line"] = f"This sheet {result.summary()}"
             summary["total"] = result.total
             summary["newly_over_budget"] = result.newly_over_budget

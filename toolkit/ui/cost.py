@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import streamlit as st
@@ -85,7 +85,9 @@ def basis() -> vol.CostBasis:
 
 
 @st.cache_resource(ttl=common.FRAME_TTL_S, show_spinner="Adding up…", max_entries=32)
-def _awarded_views(key: str, period: str, _value: cost.CoinValue, _records: pd.DataFrame) -> dict:
+def _awarded_views(
+    key: str, period: cost.Period, _value: cost.CoinValue, _records: pd.DataFrame
+) -> dict:
     """The awarded section for one data version, period and coin value (all in the key)."""
     value = _value
     counted = cost.awarded(_records, by=[], period=None, value=value)
@@ -195,8 +197,9 @@ def plan_cost(plan: Any) -> None:
             return
         result = current.plan_delta(plan)
         _line(line, over=bool(result and result.newly_over_budget))
-        with st.expander("Cost by company", expanded=False):
-            _cost_tables(result, f"{P}_plan")
+        if result is not None:
+            with st.expander("Cost by company", expanded=False):
+                _cost_tables(result, f"{P}_plan")
     except Exception:  # a cost line never breaks the page it sits on
         log.exception("the plan's cost line failed")
         st.caption("Monthly cost: could not be worked out.")
@@ -345,10 +348,8 @@ def _inputs() -> None:
 
 
 def _awarded(records: pd.DataFrame, key: str, value: cost.CoinValue) -> None:
-    period = (
-        st.segmented_control("Per", list(cost.PERIODS), default="month", key=f"{P}_period")
-        or "month"
-    )
+    chosen = st.segmented_control("Per", list(cost.PERIODS), default="month", key=f"{P}_period")
+    period = cast(cost.Period, chosen or "month")
     views = _awarded_views(f"{key}|{value}", period, value, records)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Coins awarded", cost.group_indian(views["coins"]), help="All time, this server.")
