@@ -25,7 +25,6 @@ PAGES = [
         title="Overview",
         icon=":material/dashboard:",
         url_path="overview",
-        default=True,
     ),
     st.Page(
         "toolkit/ui/configurations.py",
@@ -54,6 +53,15 @@ PAGES = [
     st.Page("toolkit/ui/cost.py", title="Cost", icon=":material/payments:", url_path="cost"),
 ]
 
-page = st.navigation(PAGES)
+
+def _home() -> None:
+    """`/` opens the Overview at its own address: the default page of a navigation has no
+    path of its own, so `/overview` (a link, a bookmark) would be "Page not found"."""
+    st.switch_page(PAGES[0])
+
+
+HOME = st.Page(_home, title="Home", url_path="home", default=True, visibility="hidden")
+
+page = st.navigation([HOME, *PAGES])
 common.shell(who)
 page.run()
