@@ -61,7 +61,7 @@ SLOW_START_GAIN = 0.25
 MIN_RPS = 0.2
 # In-flight rows for --concurrency auto: from where, and never more than this.
 START_CONCURRENCY = 8
-MAX_AUTO_CONCURRENCY = 64
+MAX_AUTO_CONCURRENCY = 32
 # The rate hovers this fraction below the remembered limit, and probes above it at this
 # fraction of the limit per second (slower when each throttle costs a Retry-After pause).
 MARGIN = 0.01
@@ -101,14 +101,17 @@ class Pacer(Protocol):
 class PaceState:
     """A run's pace as progress shows it.
 
-    ``rate`` requests/s allowed now; ``limit`` the server's limit as measured (None until it
-    throttled); ``throttling`` True while the server throttles (a throttled answer in the last
-    few seconds, or a pause); ``paused_s`` seconds left of a pause the server asked for;
-    ``throttled`` throttled answers so far; ``answers`` answers so far; ``concurrency`` rows
-    allowed in flight now; ``deadline_s`` seconds left before the run's deadline (None: none).
+    ``rate`` requests/s allowed now; ``sent_per_s`` requests/s sent lately; ``limit`` the
+    server's limit as measured (None until it throttled); ``throttling`` True while the server
+    throttles (a throttled answer in the last few seconds, or a pause); ``paused_s`` seconds
+    left of a pause the server asked for; ``throttled`` throttled answers so far; ``answers``
+    answers so far; ``concurrency`` rows allowed in flight now; ``deadline_s`` seconds left
+    before the run's deadline (None: none); ``rows_per_s`` rows finished per second lately
+    (the run fills it in).
     """
 
     rate: float
+    sent_per_s: float
     limit: float | None
     throttling: bool
     paused_s: float
@@ -116,14 +119,21 @@ class PaceState:
     answers: int
     concurrency: int
     deadline_s: float | None = None
+    rows_per_s: float = 0.0
 
     def describe(self) -> str:
-        """A few words for a progress line: "12.0 req/s" or "39.5 req/s, server throttling"."""
-        text = f"{self.rate:.1f} req/s"
+        """A few words for a progress line: "38.2 rows/s" or "38.2 rows/s, server throttling
+        (limit about 40 req/s)" or "… paused 0.8 s by the server"."""
+        if self.rows_per_s:
+            text = f"{self.rows_per_s:.1f} rows/s"
+        else:
+            text = f"{self.sent_per_s:.1f} req/s"
         if self.paused_s > 0:
             text += f", paused {self.paused_s:.1f} s by the server"
         elif self.throttling:
             text += ", server throttling"
+            if self.limit:
+                text += f" (limit about {self.limit:.0f} req/s)"
         return text
 
 
@@ -170,6 +180,9 @@ class RateController:
         self._cut_accepted = 0  # _accepted at the last cut
         self._last_growth: float | None = None
         self.uncertainty = 0.0  # how far off (a fraction) the limit may be
+        self._futile = 0  # cuts in a row that did not lengthen the clean spell
+        self._spell_before = 0
+        self._rate_before = 0.0
         self._search = 0.0  # of which this much is still to search above the limit
         self._search_speed = 0.0
         self._probe_from = now
@@ -299,33 +312,46 @@ class RateController:
         estimate = None
         if continuing:
             # The bucket stayed empty since the streak began: what the server accepted since,
-            # over the time since, is its limit (to a token).
-            # Still throttled, so the limit is below the rate: the upper end of the count's
-            # one-token noise keeps a short streak from cutting far below the limit.
+            # over the time it was sent to since, is its limit (to a token; and the tokens a
+            # pause gave back, which make it a little high). Still throttled, so the limit is
+            # below the rate: the upper end of the count's one-token noise keeps a short
+            # streak from cutting far below it.
             began, accepted0, paused0 = self._streak
-            span = now - began
-            estimate = (self._accepted - accepted0 + 1.0) / span
             paused = self._paused_total - paused0
-            self.uncertainty = min(0.5, 2.0 / max(1.0, estimate * span) + paused / span)
+            span = max(now - began - paused, rtt)
+            estimate = (self._accepted - accepted0 + 1.0) / span
+            self.uncertainty = min(0.5, 2.0 / max(1.0, estimate * span))
         elif self._cut_at is not None:
             # After a clean spell the limit lies between what the server accepted since the
             # last episode (its bucket empty at both ends; tokens that overflowed while the
             # rate was low make this too low) and the rate that just emptied its bucket.
             span = now - self._cut_at
-            low = max(0.5, self._accepted - self._cut_accepted - 0.5) / span
+            spell = self._accepted - self._cut_accepted
+            low = max(0.5, spell - 0.5) / span
             since = max(now - 2.0, self._cut_at + paused_since)
             high = self.send_rate(now, now - since) if now - since >= 0.25 else low
             if high <= low * (1.0 + 2.0 * MARGIN):
                 estimate = low
                 self.uncertainty = 2.0 / max(1.0, low * span)
-            elif paused_since > 0:
-                # A pause refilled the bucket, which may make `high` far too high: resume at
-                # the safe end and search up to the middle.
-                estimate = low
-                self.uncertainty = min(0.5, (high - low) / (2.0 * low))
             else:
-                estimate = (low + high) / 2.0
+                # Nearer the high end after a pause: `low` counts the pause as time the
+                # server could have served, which is only true of a big enough bucket.
+                weight = 0.25 if paused_since > 0 else 0.5
+                estimate = high - (high - low) * weight
                 self.uncertainty = min(0.5, (high - low) / (2.0 * estimate))
+            # A cut that did not lengthen the clean spell did not help: the server throttles
+            # whatever the rate (at random, or for other clients). After two such, the rate
+            # is kept (pauses are still honoured) until the throttling follows the rate again.
+            if self._spell_before and was < self._rate_before * 0.97:
+                futile = spell <= 2 * self._spell_before
+                self._futile = self._futile + 1 if futile else 0
+            self._spell_before, self._rate_before = spell, was
+            if self._futile >= 2:
+                # Noise, not a limit: nothing changes, and the probe goes on where it was.
+                self._last_cut = self._cut_at = now
+                self._cut_accepted = self._accepted
+                self._cut_paused = self._paused_total
+                return
         if self.slow_start:
             # Half the rate (TCP), and no more than the server accepted on average so far: a
             # bucket's burst made the send rate overshoot its limit by far.
@@ -335,7 +361,8 @@ class RateController:
             self.uncertainty = FIRST_UNCERTAINTY
             self.rate = estimate
         elif estimate is not None:
-            self.rate = min(max(estimate * (1.0 - MARGIN), was / 4.0), was * (1.0 - MARGIN))
+            floor = was / 4.0 if continuing else was / 2.0
+            self.rate = min(max(estimate * (1.0 - MARGIN), floor), was * (1.0 - MARGIN))
         else:
             self.rate = was * 0.7
         if estimate is not None:
@@ -407,11 +434,13 @@ class AdaptivePacer:
                 while True:
                     now = self._clock()
                     if self.cancel.is_set() or (self.deadline is not None and now >= self.deadline):
+                        self._local.refused = True
                         return False
                     if self._queue[0] is me:
                         ready = self._control.ready_at(now)
                         if now >= ready:
                             self._local.granted = self._control.grant(now)
+                            self._local.turns = getattr(self._local, "turns", 0) + 1
                             return True
                         timeout = min(ready - now, self.POLL_S)
                         if self.deadline is not None:
@@ -427,6 +456,9 @@ class AdaptivePacer:
     def on_answer(self, *, throttled: bool, retry_after: float | None) -> None:
         granted = getattr(self._local, "granted", None)
         self._local.granted = None
+        if throttled:  # refused before anything was done: as if it had not been sent
+            self._local.turns = getattr(self._local, "turns", 1) - 1
+            self._local.throttles = getattr(self._local, "throttles", 0) + 1
         with self._lock:
             self._control.answered(
                 self._clock(), granted, throttled=throttled, retry_after=retry_after
@@ -435,6 +467,31 @@ class AdaptivePacer:
                 self._queue[0].notify()
 
     # -- what the run reads ------------------------------------------------------------
+
+    @property
+    def rps_cap(self) -> float | None:
+        """The analyst's cap on requests a second (None: none)."""
+        cap = self._control.rps_cap
+        return None if math.isinf(cap) else cap
+
+    @property
+    def concurrency_cap(self) -> int | None:
+        """The analyst's cap on rows in flight (None: found by the run)."""
+        return self._control.concurrency_cap
+
+    def take_refusal(self) -> tuple[bool, int, int]:
+        """Since the last call in this thread: whether ``wait_turn`` refused a turn (that
+        request was not sent), how many requests it let go that were not answered as
+        throttled (those the server may have acted on), and how many were throttled; clears
+        them."""
+        local = self._local
+        taken = (
+            getattr(local, "refused", False),
+            getattr(local, "turns", 0),
+            getattr(local, "throttles", 0),
+        )
+        local.refused, local.turns, local.throttles = False, 0, 0
+        return taken
 
     def expired(self) -> bool:
         """True once the run's deadline has passed."""
@@ -452,6 +509,7 @@ class AdaptivePacer:
             now = self._clock()
             return PaceState(
                 rate=min(c.rate, c.rps_cap),
+                sent_per_s=c.send_rate(now, 2.0),
                 limit=c.limit if not c.slow_start else None,
                 throttling=c.throttling(now),
                 paused_s=max(0.0, c.paused_until - now),

@@ -193,26 +193,32 @@ class Journal:
         with db.transaction(self._conn):
             self._insert_rows(run_id, rows, _now())
 
-    def _insert_rows(self, run_id: str, rows: pd.DataFrame, now: str) -> None:
-        def column(name: str) -> list[object]:
-            if name not in rows.columns:
-                return [None] * len(rows)
-            return [None if pd.isna(v) else v for v in rows[name].tolist()]
+    # Rows go to SQLite this many at a time (inside the caller's transaction): a million-row
+    # run never holds a million parameter tuples.
+    INSERT_CHUNK = 20_000
 
-        data = zip(
-            [int(r) for r in rows["row"].tolist()],
-            column("action"),
-            column("status"),
-            column("coin_config_id"),
-            column("request_id"),
-            column("message"),
-            strict=True,
-        )
-        self._conn.executemany(
-            "INSERT INTO bulk_rows (run_id, row, action, status, coin_config_id, request_id,"
-            " message, attempts, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
-            [(run_id, *values, now) for values in data],
-        )
+    def _insert_rows(self, run_id: str, rows: pd.DataFrame, now: str) -> None:
+        def column(part: pd.DataFrame, name: str) -> list[object]:
+            if name not in part.columns:
+                return [None] * len(part)
+            return [None if pd.isna(v) else v for v in part[name].tolist()]
+
+        for start in range(0, len(rows), self.INSERT_CHUNK):
+            part = rows.iloc[start : start + self.INSERT_CHUNK]
+            data = zip(
+                [int(r) for r in part["row"].tolist()],
+                column(part, "action"),
+                column(part, "status"),
+                column(part, "coin_config_id"),
+                column(part, "request_id"),
+                column(part, "message"),
+                strict=True,
+            )
+            self._conn.executemany(
+                "INSERT INTO bulk_rows (run_id, row, action, status, coin_config_id, request_id,"
+                " message, attempts, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                ((run_id, *values, now) for values in data),
+            )
 
     def replan(self, run_id: str, rows: pd.DataFrame) -> None:
         """Give rows that were never sent the action and status of a fresh plan (columns as
@@ -298,8 +304,15 @@ class Journal:
         self,
         run_id: str,
         results: Iterable[tuple[int, str, str | None, str | None]],
+        *,
+        unsent: Iterable[int] = (),
     ) -> None:
-        """Commit final statuses: (row, status, coin_config_id, message) after the answer."""
+        """Commit final statuses: (row, status, coin_config_id, message) after the answer.
+
+        ``unsent`` rows were marked ``sending`` but their request never left (the run stopped
+        first): their attempt is taken back in the same transaction, so a later run sends
+        them as rows never sent rather than as rows that may have reached the server.
+        """
         now = _now()
         batch = [
             (status, coin_config_id, message, now, run_id, int(row))
@@ -307,12 +320,19 @@ class Journal:
         ]
         if not batch:
             return
+        taken_back = [(run_id, int(row)) for row in unsent]
         with db.transaction(self._conn):
             self._conn.executemany(
                 "UPDATE bulk_rows SET status = ?, coin_config_id = COALESCE(?, coin_config_id),"
                 " message = ?, updated_at = ? WHERE run_id = ? AND row = ?",
                 batch,
             )
+            if taken_back:
+                self._conn.executemany(
+                    "UPDATE bulk_rows SET attempts = MAX(attempts - 1, 0)"
+                    " WHERE run_id = ? AND row = ? AND attempts > 0",
+                    taken_back,
+                )
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):  # closing twice: nothing to lose

@@ -14,16 +14,19 @@ repeated).
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
+import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from toolkit.bulk.journal import DONE_STATUSES, Journal, make_run_key
@@ -38,6 +41,7 @@ from toolkit.errors import (
     UnconfirmedError,
 )
 from toolkit.models import CoinConfig, check_configuration
+from toolkit.pacing import AUTO, START_CONCURRENCY, AdaptivePacer, PaceState
 
 __all__ = [
     "ALLOCATION_STATUSES",
@@ -87,6 +91,8 @@ class RunResult:
     ``sent`` rows were sent by this call; ``reused`` rows kept their result from an earlier
     run of the same file. ``fatal_error`` is set when the run stopped early for a reason no
     row can fix (credentials refused); the rows not sent are then ``skipped``.
+    ``deadline_reached`` says the run's deadline stopped it. ``pace`` is how the run went
+    (`toolkit.pacing.PaceState`: the server's limit as measured, throttled answers, …).
     """
 
     frame: pd.DataFrame
@@ -101,6 +107,13 @@ class RunResult:
     cancelled: bool = False
     fatal_error: EnKashError | None = None
     results_path: Path | None = None
+    deadline_reached: bool = False
+    pace: PaceState | None = None
+
+    @property
+    def throttled(self) -> int:
+        """Answers the server throttled during this run (each sent again, no row spent)."""
+        return self.pace.throttled if self.pace is not None else 0
 
     @property
     def ok(self) -> bool:
@@ -118,7 +131,13 @@ class RunResult:
             text += " — " + ", ".join(parts)
         if self.reused:
             text += f" ({self.reused} from an earlier run of this file)"
-        if self.cancelled:
+        if self.throttled and self.pace is not None:
+            text += f"; the server throttled {self.throttled} answers"
+            if self.pace.limit:
+                text += f" (its limit measured at about {self.pace.limit:.0f} requests/s)"
+        if self.deadline_reached:
+            text += "; the run's deadline passed, run again to resume"
+        elif self.cancelled:
             text += "; cancelled, run again to resume"
         if self.fatal_error is not None:
             text += f"; stopped: {self.fatal_error}"
@@ -220,7 +239,9 @@ class ProgressBar:
     with ``(done, total)``, ``run`` with ``(done, total, counts)``, shown beside the bar). The
     bar starts at the first call's ``done`` (rows reused from an earlier run or invalid), so
     its rate counts only rows sent now, and closes itself when ``done`` reaches ``total``.
-    ``tqdm_class`` picks the bar (default ``tqdm.auto``); other keywords go to it.
+    Given ``pace`` (`run` passes a `toolkit.pacing.PaceState`), the bar also shows the send
+    rate and when the server is throttling. ``tqdm_class`` picks the bar (default
+    ``tqdm.auto``); other keywords go to it.
     """
 
     def __init__(self, *, tqdm_class: Any = None, **tqdm_kwargs: Any) -> None:
@@ -229,7 +250,12 @@ class ProgressBar:
         self.bar: Any = None
 
     def __call__(
-        self, done: int, total: int | None = None, counts: dict[str, int] | None = None, *_: Any
+        self,
+        done: int,
+        total: int | None = None,
+        counts: dict[str, int] | None = None,
+        *_: Any,
+        pace: PaceState | None = None,
     ) -> None:
         bar = self.bar
         if bar is None:
@@ -240,8 +266,15 @@ class ProgressBar:
             bar = self.bar = tqdm_class(total=total, initial=done, **self._kwargs)
         if total is not None:
             bar.total = total
-        if counts:
-            bar.set_postfix({k: v for k, v in counts.items() if v}, refresh=False)
+        if counts or pace is not None:
+            shown: dict[str, Any] = {k: v for k, v in (counts or {}).items() if v}
+            if pace is not None:
+                shown["req/s"] = f"{pace.sent_per_s:.0f}"
+                if pace.paused_s > 0:
+                    shown["server"] = f"paused {pace.paused_s:.1f}s"
+                elif pace.throttling:
+                    shown["server"] = "throttling"
+            bar.set_postfix(shown, refresh=False)
         # update() redraws at most every `mininterval`; close() draws the final state.
         if done > bar.n:
             bar.update(done - bar.n)
@@ -505,27 +538,59 @@ def _with_sent_request_ids(plan: Plan, state: pd.DataFrame) -> Plan:
     return replace(plan, frame=frame)
 
 
-def _items(plan: Plan, todo: pd.DataFrame) -> list[_Item]:
-    """Work items for the rows still to send, in row order."""
+# Work items are built this many at a time, as the run hands rows out.
+ITEMS_CHUNK = 2048
+
+
+def _positions(frame_rows: pd.Series, rows: Iterable[int] | np.ndarray) -> np.ndarray:
+    """Where each of ``rows`` sits in ``frame_rows`` (every one of them must be there)."""
+    index = pd.Index(frame_rows.to_numpy(dtype=np.int64))
+    found = index.get_indexer(np.asarray(rows, dtype=np.int64))
+    if (found < 0).any():  # pragma: no cover - the journal only holds the plan's rows
+        raise RuntimeError("a journaled row is not in the plan")
+    return found
+
+
+def _items(plan: Plan, todo: pd.DataFrame) -> Iterator[_Item]:
+    """Work items for the rows still to send, in row order, made a chunk at a time as they
+    are handed out (a million-row sheet never holds a million items)."""
     cols = [c for c in plan.frame.columns if c not in ("action", "message")]
-    values = plan.frame[cols].merge(todo[["row", "action", "attempts"]], on="row")
-    values = values.sort_values("row", kind="stable")
-    items = []
-    for record in values.to_dict("records"):
-        clean = {k: (None if _is_blank(v) else v) for k, v in record.items()}
-        if clean.get("amount") is not None:
-            clean["amount"] = int(clean["amount"])
-        if clean.get("before_amount") is not None:
-            clean["before_amount"] = int(clean["before_amount"])
-        items.append(
-            _Item(
-                row=int(record["row"]),
-                action=str(record["action"]),
-                attempts=int(record["attempts"]),
-                values=clean,
+    todo = todo.sort_values("row", kind="stable")
+    where = _positions(plan.frame["row"], todo["row"])
+    actions = todo["action"].astype("str").to_numpy()
+    attempts = todo["attempts"].to_numpy(dtype=np.int64)
+    values = plan.frame[cols]
+    for start in range(0, len(where), ITEMS_CHUNK):
+        stop = start + ITEMS_CHUNK
+        chunk = values.iloc[where[start:stop]].to_dict("records")
+        for record, action, tries in zip(
+            chunk, actions[start:stop], attempts[start:stop], strict=True
+        ):
+            clean = {k: (None if _is_blank(v) else v) for k, v in record.items()}
+            if clean.get("amount") is not None:
+                clean["amount"] = int(clean["amount"])
+            if clean.get("before_amount") is not None:
+                clean["before_amount"] = int(clean["before_amount"])
+            yield _Item(
+                row=int(record["row"]), action=str(action), attempts=int(tries), values=clean
             )
-        )
-    return items
+
+
+def _caps(concurrency: int | str, rps: float | str | None) -> tuple[int | None, float | None]:
+    """The analyst's caps: (concurrency, rps), None where ``auto``."""
+    if concurrency == AUTO:
+        concurrency_cap = None
+    elif isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, or {AUTO!r}")
+    else:
+        concurrency_cap = concurrency
+    if rps is None or rps == AUTO:
+        rps_cap = None
+    elif isinstance(rps, bool) or not isinstance(rps, int | float) or not rps > 0:
+        raise ValueError(f"rps must be more than 0, or {AUTO!r}")
+    else:
+        rps_cap = float(rps)
+    return concurrency_cap, rps_cap
 
 
 def run(
@@ -534,38 +599,57 @@ def run(
     *,
     client: Any = None,
     registry: Any = None,
-    concurrency: int = 8,
-    rps: float | None = None,
+    concurrency: int | str = AUTO,
+    rps: float | str | None = AUTO,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     results_path: str | Path | None = None,
     run_key: str | None = None,
     resume: bool = True,
     journal_path: str | Path | None = None,
+    deadline_s: float | None = None,
+    start_concurrency: int = START_CONCURRENCY,
 ) -> RunResult:
     """Send a plan's rows to the API and account for every row.
 
     ``plan`` comes from ``toolkit.bulk.plan`` or ``plan_allocations`` (a validation is
     planned first, configurations in mode create). Give a ``workspace``
     (``toolkit.workspace.connect()``) or a ``client`` and ``registry``.
-    ``concurrency`` requests at most in flight; ``rps`` caps rows started per second (the
-    client's own retries are not counted); ``progress(done, total, counts)`` is called from
-    this thread at most every 0.1 s and once at the end; setting ``cancel`` stops sending
-    (rows not started end ``skipped``; Ctrl-C does the same). ``results_path`` also writes
-    the results CSV (``write_results``). ``run_key`` overrides the key that finds an earlier
-    run of the same file; ``resume=False`` starts afresh (derived requestIds and the client's
-    conflict checks still keep anything from being done twice). The journal lives in the
-    registry's SQLite file unless ``journal_path`` names another.
+
+    The run finds the server's pace on its own (`toolkit.pacing.AdaptivePacer`, one rate for
+    all its workers): ``rps="auto"`` and ``concurrency="auto"`` (the defaults) search for the
+    fastest rate the server accepts and keep as many rows in flight as that rate needs
+    (starting from ``start_concurrency``); a number for either is a cap the run never
+    exceeds. A throttled answer (429, 503 with Retry-After, an EnKash velocity code) is sent
+    again without spending the row's retries; a row fails only for a real refusal, or when
+    ``deadline_s`` (seconds for the whole run; None = none, each request then waits out
+    throttling for at most ten minutes) has passed — rows not sent by then are ``skipped``.
+
+    ``progress(done, total, counts)`` is called from this thread at most every 0.1 s and once
+    at the end; a callback that takes a ``pace`` keyword also gets the run's
+    `toolkit.pacing.PaceState` (rate, throttling, the measured limit). Setting ``cancel``
+    stops sending (rows not started end ``skipped``; Ctrl-C does the same).
+    ``results_path`` also writes the results CSV (``write_results``). ``run_key`` overrides
+    the key that finds an earlier run of the same file; ``resume=False`` starts afresh
+    (derived requestIds and the client's conflict checks still keep anything from being done
+    twice). The journal lives in the registry's SQLite file unless ``journal_path`` names
+    another.
     """
-    if concurrency < 1:
-        raise ValueError("concurrency must be at least 1")
+    concurrency_cap, rps_cap = _caps(concurrency, rps)
+    if deadline_s is not None and not deadline_s > 0:
+        raise ValueError("deadline_s must be more than 0 seconds")
     started = time.perf_counter()
+    pacer = AdaptivePacer(
+        rps_cap=rps_cap,
+        concurrency_cap=concurrency_cap,
+        start_concurrency=start_concurrency,
+        deadline=None if deadline_s is None else time.monotonic() + deadline_s,
+    )
     client, registry = _resolve_target(workspace, client, registry)
     if not isinstance(plan, Plan):
         plan = _plan_from_validation(plan, registry)
     server_key = str(getattr(client, "server_key", None) or getattr(client, "base_url", ""))
     key = run_key or make_run_key(plan.file_sha256, plan.kind, plan.mode, server_key)
-    limiter = RateLimiter(rps) if rps else None
     statuses = ALLOCATION_STATUSES if plan.kind == "allocations" else CONFIG_STATUSES
     total = len(plan.frame)
 
@@ -573,15 +657,19 @@ def run(
     try:
         found = journal.find_run(key) if resume else None
         if found is None:
+            fresh = _initial_rows(plan)
             run_id = journal.start_run(
                 run_key=key,
                 kind=plan.kind,
                 mode=plan.mode,
                 server_key=server_key,
-                rows=_initial_rows(plan),
+                rows=fresh,
                 source_name=plan.source_name,
                 file_sha256=plan.file_sha256,
             )
+            # What was just journaled, without reading a million rows back.
+            state = fresh.assign(attempts=0)
+            del fresh
         else:
             run_id = found.run_id
             before = journal.rows(run_id)
@@ -601,8 +689,9 @@ def run(
             ]
             journal.replan(run_id, changed)
             journal.set_state(run_id, "running")
-        state = journal.rows(run_id)
-        state = state[state["row"].isin(plan.frame["row"])]
+            del before, fresh, missing, changed
+            state = journal.rows(run_id)
+            state = state[state["row"].isin(plan.frame["row"])]
         plan = _with_sent_request_ids(plan, state)
         # Rows an earlier run of this file sent and finished: their results are reused.
         reused = int(
@@ -613,39 +702,36 @@ def run(
         )
 
         # Rows still to send keep the action their run first planned for them.
-        todo = state[~state["status"].isin(list(DONE_STATUSES))]
-        todo = todo[todo["action"].isin(list(SENDING_ACTIONS))]
-        final: dict[int, tuple[str, str | None, str | None]] = {
-            int(r): (s, _text(c), _text(m))
-            for r, s, c, m in zip(
-                state["row"],
-                state["status"],
-                state["coin_config_id"],
-                state["message"],
-                strict=True,
-            )
-            if s in DONE_STATUSES
-        }
-        items = _items(plan, todo)
-        sent, cancelled, fatal = _drive(
+        is_done = state["status"].isin(list(DONE_STATUSES))
+        todo = state.loc[~is_done & state["action"].isin(list(SENDING_ACTIONS))]
+        final = _Outcomes(plan.frame["row"], statuses)
+        done_rows = state.loc[is_done]
+        final.set_many(
+            done_rows["row"], done_rows["status"], done_rows["coin_config_id"], done_rows["message"]
+        )
+        del state, done_rows, is_done
+        drove = _drive(
             journal=journal,
             run_id=run_id,
             client=client,
-            items=items,
+            items=_items(plan, todo),
+            to_send=len(todo),
             mode=plan.mode,
-            concurrency=concurrency,
-            limiter=limiter,
+            pacer=pacer,
             cancel=cancel,
             progress=progress,
             final=final,
             total=total,
             statuses=statuses,
         )
+        del todo
+        sent, cancelled, fatal = drove.sent, drove.cancelled, drove.fatal
         journal.set_state(run_id, "stopped" if fatal else "cancelled" if cancelled else "finished")
     finally:
         journal.close()
 
     frame = _results_frame(plan, final)
+    del final
     counts = {s: int((frame["status"] == s).sum()) for s in statuses}
     result = RunResult(
         frame=frame,
@@ -659,6 +745,8 @@ def run(
         elapsed_s=time.perf_counter() - started,
         cancelled=cancelled,
         fatal_error=fatal,
+        deadline_reached=drove.deadline_reached,
+        pace=drove.pace,
     )
     if results_path is not None:
         result.results_path = write_results(frame, results_path)
@@ -671,121 +759,325 @@ def _stop_reason(fatal: EnKashError | None) -> str:
     return f"not sent: {fatal}; fix this and run again to resume"
 
 
+DEADLINE_MESSAGE = "not sent: the run's deadline passed; run the file again to resume"
+THROTTLED_AT_DEADLINE_MESSAGE = (
+    "the server was still throttling this row when the run's deadline passed (nothing was "
+    "done); run the file again to resume"
+)
+# Requests wait out a throttling server this long each when the run has no deadline.
+THROTTLE_WAIT_S = 600.0
+# The workers are handed rows this far ahead of what they can be working on (so a worker that
+# finishes never waits for the journal), and answers are journaled at most this often: each
+# a transaction holding every row since.
+HAND_OUT_AHEAD_S = 0.1
+JOURNAL_EVERY_S = 0.02
+LEFTOVER_CHUNK = 10_000
+
+
+class _Outcomes:
+    """Every row's final (status, coinConfigId, message), in arrays by the row's place in the
+    plan: a million rows hold a few bytes each, not a dict entry and a tuple."""
+
+    # Messages repeat (the server's "Successfully allocated …"): kept once each, up to this many.
+    KEEP_TEXTS = 10_000
+
+    def __init__(self, rows: pd.Series, statuses: Iterable[str]) -> None:
+        self.rows = rows.to_numpy(dtype=np.int64)
+        self._index = pd.Index(self.rows)
+        self.names: list[str] = list(statuses)
+        self._codes = {name: i for i, name in enumerate(self.names)}
+        n = len(self.rows)
+        self.status = np.full(n, -1, dtype=np.int16)
+        self.config_id = np.full(n, None, dtype=object)
+        self.message = np.full(n, None, dtype=object)
+        self._texts: dict[str, str] = {}
+
+    def _code(self, status: str) -> int:
+        code = self._codes.get(status)
+        if code is None:
+            code = self._codes[status] = len(self.names)
+            self.names.append(status)
+        return code
+
+    def _kept(self, text: Any) -> str | None:
+        text = _text(text)
+        if text is None or len(self._texts) >= self.KEEP_TEXTS:
+            return text
+        return self._texts.setdefault(text, text)
+
+    def set(self, answers: list[tuple[int, str, str | None, str | None]]) -> None:
+        if not answers:
+            return
+        where = self._index.get_indexer([row for row, *_ in answers])
+        for at, (_, status, config_id, message) in zip(where, answers, strict=True):
+            self.status[at] = self._code(status)
+            self.config_id[at] = config_id
+            self.message[at] = self._kept(message)
+
+    def set_many(
+        self, rows: pd.Series, statuses: pd.Series, config_ids: pd.Series, messages: pd.Series
+    ) -> None:
+        if len(rows) == 0:
+            return
+        where = self._index.get_indexer(rows.to_numpy(dtype=np.int64))
+        codes = statuses.astype("str").map(self._code).to_numpy(dtype=np.int16)
+        self.status[where] = codes
+        self.config_id[where] = [_text(v) for v in config_ids.tolist()]
+        self.message[where] = [self._kept(v) for v in messages.tolist()]
+
+    def counts(self) -> dict[str, int]:
+        found = np.bincount(self.status[self.status >= 0], minlength=len(self.names))
+        return {name: int(found[i]) for i, name in enumerate(self.names)}
+
+    def __len__(self) -> int:
+        return int((self.status >= 0).sum())
+
+    def status_text(self) -> np.ndarray:
+        names = np.array([*self.names, None], dtype=object)
+        return names[self.status]  # -1 (no outcome) picks the None at the end
+
+
+class _Workers:
+    """The run's worker threads: each takes the next item from a queue and hands back its
+    answer. Started as the run needs more (up to its concurrency), never more."""
+
+    def __init__(self, work: Callable[[_Item], tuple[Any, ...]]) -> None:
+        self._work = work
+        self._todo: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self.answers: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+
+    def __len__(self) -> int:
+        return len(self._threads)
+
+    def grow(self, n: int) -> None:
+        while len(self._threads) < n:
+            thread = threading.Thread(
+                target=self._loop, name=f"bulk-run-{len(self._threads)}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def hand_out(self, item: _Item) -> None:
+        self._todo.put(item)
+
+    def _loop(self) -> None:
+        while (item := self._todo.get()) is not None:
+            self.answers.put(self._work(item))
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._todo.put(None)
+        for thread in self._threads:
+            thread.join()
+
+
+@dataclass
+class _Drove:
+    sent: int
+    cancelled: bool
+    fatal: EnKashError | None
+    deadline_reached: bool
+    pace: PaceState
+
+
+def _progress_call(progress: ProgressCallback | None) -> Callable[..., Any] | None:
+    """``progress`` called as ``(done, total, counts)``, with ``pace=`` when it takes it."""
+    if progress is None:
+        return None
+    import inspect
+
+    try:
+        params = inspect.signature(progress).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable: the three arguments only
+        return lambda done, total, counts, pace: progress(done, total, counts)
+    if any(p.name == "pace" or p.kind is p.VAR_KEYWORD for p in params):
+        return lambda done, total, counts, pace: progress(done, total, counts, pace=pace)
+    return lambda done, total, counts, pace: progress(done, total, counts)
+
+
 def _drive(
     *,
     journal: Journal,
     run_id: str,
     client: Any,
-    items: list[_Item],
+    items: Iterator[_Item],
+    to_send: int,
     mode: str,
-    concurrency: int,
-    limiter: RateLimiter | None,
+    pacer: AdaptivePacer,
     cancel: threading.Event | None,
     progress: ProgressCallback | None,
-    final: dict[int, tuple[str, str | None, str | None]],
+    final: _Outcomes,
     total: int,
     statuses: tuple[str, ...],
-) -> tuple[int, bool, EnKashError | None]:
-    """The loop: journal `sending`, hand out, collect, journal finals. Returns (sent,
-    cancelled, fatal error)."""
-    pending = deque(items)
-    in_flight: dict[Future[Any], _Item] = {}
-    stop = threading.Event()
+) -> _Drove:
+    """The loop: journal `sending`, hand out, collect, journal finals in batches."""
+    stop = pacer.cancel  # set: no more rows start, and every wait for a turn gives up
     fatal: EnKashError | None = None
-    cancelled = False
+    cancelled = deadline_reached = False
     sent = 0
     unreachable = 0  # rows in a row with no usable answer
     counts = {s: 0 for s in statuses}
-    for status, _, _ in final.values():
-        counts[status] = counts.get(status, 0) + 1
+    counts.update({s: n for s, n in final.counts().items() if n})
+    finished: deque[tuple[float, int]] = deque([(time.monotonic(), 0)])  # (when, rows done)
+    done_now = 0
     last_report = 0.0
+    call_progress = _progress_call(progress)
+
+    def rows_per_s() -> float:
+        now = time.monotonic()
+        while len(finished) > 1 and finished[0][0] < now - 5.0:
+            finished.popleft()
+        first_at, first_done = finished[0]
+        return (done_now - first_done) / (now - first_at) if now > first_at else 0.0
+
+    def pace() -> PaceState:
+        return replace(pacer.state(), rows_per_s=rows_per_s())
 
     def report(force: bool = False) -> None:
         nonlocal last_report
         now = time.monotonic()
-        if progress is not None and (force or now - last_report >= 0.1):
+        if call_progress is not None and (force or now - last_report >= 0.1):
             last_report = now
-            progress(len(final), total, dict(counts))
+            call_progress(len(final), total, dict(counts), pace())
 
-    report(force=True)
     recorder = _RecorderBuffer(client)
+    paced = getattr(client, "paced", None)
+    if callable(paced):
+        # One pacer for every worker: the run's rate spans them all.
+        budget = THROTTLE_WAIT_S if pacer.deadline is None else math.inf
+        worker_client = paced(pacer, throttle_budget_s=budget)
+        limiter = None
+        fixed: int | None = None
+    else:  # a client without pacing: the caps alone, as before
+        worker_client = client
+        limiter = RateLimiter(pacer.rps_cap) if pacer.rps_cap else None
+        fixed = pacer.concurrency_cap or START_CONCURRENCY
+
+    def one_row(item: _Item) -> tuple[Any, ...]:
+        """(row, status, coinConfigId, message, error, whether no request of it left)."""
+        if stop.is_set() or pacer.expired():  # the run stopped while this row was queued
+            return item.row, "skipped", None, CANCELLED_MESSAGE, None, True
+        pacer.take_refusal()
+        try:
+            answer = _work(worker_client, item, mode, stop, limiter)
+        except BaseException as exc:  # _work never raises; a bug must still not lose the row
+            log.exception("row %s failed unexpectedly", item.row)
+            answer = (item.row, "failed", None, f"internal error: {type(exc).__name__}", None)
+        row, status, config_id, message, error = answer
+        refused, acted, throttles = pacer.take_refusal()
+        if refused and status == "failed" and error is None:
+            # The pacer refused the request its turn, so that request was not sent: at the
+            # deadline a row the server kept throttling fails; any other row is not sent.
+            if pacer.expired() and throttles:
+                message = THROTTLED_AT_DEADLINE_MESSAGE
+            else:
+                status, message = "skipped", CANCELLED_MESSAGE
+        return row, status, config_id, message, error, refused and acted == 0
+
+    workers = _Workers(one_row)
+    outstanding = 0  # handed out, answer not yet back
+    exhausted = to_send == 0
+    report(force=True)
     try:
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bulk-run") as pool:
-            while pending or in_flight:
-                try:
-                    if cancel is not None and cancel.is_set() and not stop.is_set():
-                        cancelled = True
-                        stop.set()
-                    if not stop.is_set() and pending:
-                        batch = [
-                            pending.popleft()
-                            for _ in range(min(len(pending), concurrency - len(in_flight)))
-                        ]
+        while True:
+            try:
+                if cancel is not None and cancel.is_set() and not stop.is_set():
+                    cancelled = True
+                    stop.set()
+                if pacer.expired() and not stop.is_set():
+                    deadline_reached = True
+                    stop.set()
+                if not stop.is_set() and not exhausted:
+                    limit = fixed or pacer.concurrency()
+                    workers.grow(limit)
+                    ahead = max(limit, math.ceil(rows_per_s() * HAND_OUT_AHEAD_S))
+                    want = limit + ahead - outstanding
+                    if want > 0 and (outstanding <= limit or want >= ahead // 2):
+                        batch = list(itertools.islice(items, want))
+                        exhausted = len(batch) < want
                         if batch:
                             journal.mark_sending(run_id, [item.row for item in batch])
                             for item in batch:
                                 item.attempts += 1
-                                in_flight[pool.submit(_work, client, item, mode, stop, limiter)] = (
-                                    item
-                                )
-                    if not in_flight:
-                        break
-                    done, _ = wait(in_flight, timeout=0.25, return_when=FIRST_COMPLETED)
-                except KeyboardInterrupt:
-                    # Ctrl-C: stop handing out rows, let the ones in flight answer, keep it all.
-                    cancelled = True
-                    stop.set()
-                    continue
-                answers = []
-                for future in done:
-                    in_flight.pop(future)
-                    row, status, config_id, message, error = future.result()
-                    if status != "skipped":
-                        sent += 1
-                    if isinstance(error, _Unreachable):
-                        unreachable += 1
-                        if unreachable >= UNREACHABLE_ROWS and fatal is None:
-                            fatal = TransportError(
-                                f"{unreachable} rows in a row got no usable answer from the "
-                                f"server (last: {error.error.message}); the run stopped",
-                                http_status=error.error.http_status,
-                            )
-                            stop.set()
-                        error = None
-                    elif status != "skipped":
-                        unreachable = 0
-                    if error is not None and fatal is None:
-                        fatal = error
-                        stop.set()
-                    if status == "skipped":
-                        message = _stop_reason(fatal)
-                    answers.append((row, status, config_id, message))
-                recorder.flush()  # the registry first: a crash in between leaves `sending`
-                journal.record(run_id, answers)
-                for row, status, config_id, message in answers:
-                    final[row] = (status, config_id, message)
-                    counts[status] = counts.get(status, 0) + 1
+                                workers.hand_out(item)
+                            outstanding += len(batch)
+                if not outstanding:
+                    break
+                try:
+                    answers = [workers.answers.get(timeout=0.1)]
+                except queue.Empty:
+                    answers = []
+                else:
+                    # Let more answers gather: one journal transaction for all of them.
+                    time.sleep(JOURNAL_EVERY_S)
+                    with_more = workers.answers
+                    while not with_more.empty():
+                        answers.append(with_more.get_nowait())
+            except KeyboardInterrupt:
+                # Ctrl-C: stop handing out rows, let the ones in flight answer, keep it all.
+                cancelled = True
+                stop.set()
+                continue
+            if not answers:
                 report()
+                continue
+            outstanding -= len(answers)
+            finals = []
+            unsent = [answer[0] for answer in answers if answer[5] and answer[1] == "skipped"]
+            for row, status, config_id, message, error, _ in answers:
+                if status != "skipped":
+                    sent += 1
+                if isinstance(error, _Unreachable):
+                    unreachable += 1
+                    if unreachable >= UNREACHABLE_ROWS and fatal is None:
+                        fatal = TransportError(
+                            f"{unreachable} rows in a row got no usable answer from the "
+                            f"server (last: {error.error.message}); the run stopped",
+                            http_status=error.error.http_status,
+                        )
+                        stop.set()
+                    error = None
+                elif status != "skipped":
+                    unreachable = 0
+                if error is not None and fatal is None:
+                    fatal = error
+                    stop.set()
+                if status == "skipped" and message == CANCELLED_MESSAGE:
+                    message = (
+                        DEADLINE_MESSAGE
+                        if fatal is None and (deadline_reached or pacer.expired())
+                        else _stop_reason(fatal)
+                    )
+                finals.append((row, status, config_id, message))
+            recorder.flush()  # the registry first: a crash in between leaves `sending`
+            journal.record(run_id, finals, unsent=unsent)
+            final.set(finals)
+            for _, status, _, _ in finals:
+                counts[status] = counts.get(status, 0) + 1
+            done_now += len(finals)
+            finished.append((time.monotonic(), done_now))
+            report()
     finally:
+        stop.set()  # whatever happened, rows still queued end at once (skipped)
+        workers.close()
         recorder.close()
     # Rows never handed out: skipped, with the reason, so that rows in = rows out.
-    if pending:
-        reason = _stop_reason(fatal)
-        leftovers = [(item.row, "skipped", None, reason) for item in pending]
+    reason = DEADLINE_MESSAGE if deadline_reached and fatal is None else _stop_reason(fatal)
+    while leftovers := [
+        (item.row, "skipped", None, reason) for item in itertools.islice(items, LEFTOVER_CHUNK)
+    ]:
         journal.record(run_id, leftovers)
-        for row, status, config_id, message in leftovers:
-            final[row] = (status, config_id, message)
-            counts[status] += 1
+        final.set(leftovers)
+        counts["skipped"] = counts.get("skipped", 0) + len(leftovers)
     report(force=True)
-    return sent, cancelled, fatal
+    return _Drove(sent, cancelled, fatal, deadline_reached, pace())
 
 
 _RESULT_COLUMNS = ("status", "coinConfigId", "message")
 
 
-def _results_frame(
-    plan: Plan, final: dict[int, tuple[str, str | None, str | None]]
-) -> pd.DataFrame:
+def _results_frame(plan: Plan, final: _Outcomes) -> pd.DataFrame:
     """Input row and values, then status, coinConfigId, message (and requestId)."""
     inputs = plan.inputs
     added = list(_RESULT_COLUMNS)
@@ -795,23 +1087,23 @@ def _results_frame(
     renames = {c: f"{c} (input)" for c in inputs.columns if c in added and c != "requestId"}
     out = inputs.rename(columns=renames).reset_index(drop=True)
     out["row"] = out["row"].astype("int64")
-    rows = plan.frame["row"].astype("int64").tolist()
-    status = [final[r][0] if r in final else None for r in rows]
-    config_id = [final[r][1] if r in final else None for r in rows]
-    message = [final[r][2] if r in final else None for r in rows]
     # Rows without a journal entry cannot happen; a None here fails the check below.
     by_row = pd.DataFrame(
         {
-            "row": rows,
-            "status": pd.array(status, dtype="str"),
-            "coinConfigId": pd.array(config_id, dtype="str"),
-            "message": pd.array(message, dtype="str"),
+            "row": final.rows,
+            "status": pd.array(final.status_text(), dtype="str"),
+            "coinConfigId": pd.array(final.config_id, dtype="str"),
+            "message": pd.array(final.message, dtype="str"),
         }
     )
     if plan.kind == "allocations":
         by_row["requestId"] = plan.frame["requestId"].astype("str").to_numpy()
         out = out.drop(columns=["requestId"], errors="ignore")
-    merged = out.merge(by_row, on="row", how="left", validate="one_to_one")
+    if np.array_equal(out["row"].to_numpy(), final.rows):
+        # The sheet's rows in the plan's order (as always): side by side, no merge's copy.
+        merged = out.assign(**{c: by_row[c].to_numpy() for c in by_row.columns if c != "row"})
+    else:
+        merged = out.merge(by_row, on="row", how="left", validate="one_to_one")
     # Rows in = rows out, always: a break here is a bug, never something to hide.
     if not (len(merged) == len(plan.frame) == len(plan.inputs)) or merged["status"].isna().any():
         raise RuntimeError(
