@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import requests
+from conftest import sandbox_profile
 
 from toolkit import bulk
 from toolkit.client import CoinsClient
@@ -27,7 +28,8 @@ def _configs(url: str) -> list[dict[str, Any]]:
 def test_fault_soak_creates_exactly_one_config_per_row(tmp_path: Path) -> None:
     faults = {
         "error_rate": 0.10,
-        "rate_limit_rate": 0.05,
+        # Each 429 carries Retry-After: 1, and a bulk run pauses every worker for it.
+        "rate_limit_rate": 0.01,
         "slow_after_commit_rate": 0.03,
         "slow_after_commit_ms": 4000,
         "drop_rate": 0.02,
@@ -40,7 +42,7 @@ def test_fault_soak_creates_exactly_one_config_per_row(tmp_path: Path) -> None:
     with start_sandbox(tmp_path / "sandbox.sqlite3", fault_seed=20240611, **faults) as sandbox:
         # The timeout turns slow-after-commit answers into ambiguous failures, yet stays well
         # above a normal answer on a busy 2-core machine (16 client threads share the GIL with
-        # the sandbox); the sandbox's Retry-After of 1 s is shortened so the soak stays short.
+        # the sandbox); the client's backoff is shortened so the soak stays short.
         client = CoinsClient(
             base_url=sandbox.url,
             **sandbox.credentials,
@@ -49,6 +51,7 @@ def test_fault_soak_creates_exactly_one_config_per_row(tmp_path: Path) -> None:
             backoff_factor=0.02,
             backoff_max=0.1,
             sleep=lambda s: time.sleep(min(s, 0.1)),
+            profile=sandbox_profile(sandbox),
         )
         registry = Registry(tmp_path / "registry.sqlite3", client=client)
         the_plan = bulk.plan(bulk.validate(bulk.read_configs(sheet)), registry)

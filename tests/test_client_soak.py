@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import requests
+from conftest import sandbox_profile
 
 from toolkit.client import CoinsClient
 from toolkit.sandbox import start_sandbox
@@ -42,6 +43,7 @@ def test_thousand_creates_under_faults_leave_exactly_a_thousand_configs(
         backoff_factor=0.05,
         backoff_max=0.5,
         pool_maxsize=16,
+        profile=sandbox_profile(faulty_sandbox),
     )
     client.get_balance("EKWARMUP")
     faulty_sandbox.set_faults(
@@ -89,6 +91,7 @@ def test_allocations_under_faults_and_a_one_second_token_are_each_made_once() ->
             backoff_max=0.3,
             pool_maxsize=16,
             sleep=lambda s: time.sleep(min(s, 0.3)),  # Retry-After: 1 shortened
+            profile=sandbox_profile(sandbox),
         )
         config = client.create_config(company_id="CEKSOAK", event="MEAL_CARD_PAYMENT", amount=3)
         sandbox.set_faults(

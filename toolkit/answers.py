@@ -55,6 +55,7 @@ __all__ = [
     "error_from_response",
     "read",
     "read_parts",
+    "retry_after_seconds",
     "whole_number",
 ]
 
@@ -210,7 +211,7 @@ def read_parts(
     """One answer from its status, headers and raw body; every secret scrubbed from it."""
     secrets = tuple(secrets)
     headers = {str(k).lower(): str(v) for k, v in headers.items()}
-    asked = _retry_after(headers.get("retry-after"), now=now)
+    asked = retry_after_seconds(headers.get("retry-after"), now=now)
     retry_after = None if asked is None else min(asked, RETRY_AFTER_CAP_S)
     common: dict[str, Any] = {
         "http_status": status,
@@ -424,7 +425,7 @@ def _code(value: Any) -> int | str | None:
         return 0 if text.upper() in ("SUCCESS", "OK") else text
 
 
-def _retry_after(raw: str | None, *, now: float | None = None) -> float | None:
+def retry_after_seconds(raw: str | None, *, now: float | None = None) -> float | None:
     """``Retry-After`` in seconds: integer or decimal seconds, or an HTTP date."""
     if raw is None or not raw.strip():
         return None

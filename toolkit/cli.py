@@ -390,13 +390,16 @@ def cmd_allocate(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from toolkit.doctor import PROBE_EVENT, PROBE_USER, SANDBOX_SCRATCH_COMPANY, run_doctor
+    from toolkit.doctor import PROBE_EVENT, PROBE_USER, probe_embedded, run_doctor
 
     with _workspace(args) as ws:
         scratch = args.scratch_company
-        if scratch is None and ws.is_sandbox:
-            scratch = SANDBOX_SCRATCH_COMPANY  # the embedded sandbox is ours: no need to ask
-        elif scratch and not args.yes:
+        if ws.is_sandbox and scratch is None:
+            # The embedded sandbox is ours: probed in full without asking, on a private twin.
+            report = probe_embedded(ws.client, ws.settings.home)
+            _print_doctor(args, report)
+            return EXIT_OK
+        if scratch and not args.yes:
             question = (
                 f"This creates configuration {args.scratch_company}/{PROBE_EVENT} (amount 0) on "
                 f"{ws.client.base_url}, creates it a second time, and allocates 0 coins twice "
@@ -411,11 +414,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                 _error("nothing done")
                 return EXIT_FATAL
         report = run_doctor(ws.client, scratch_company=scratch, home=ws.settings.home)
+    _print_doctor(args, report)
+    return EXIT_OK
+
+
+def _print_doctor(args: argparse.Namespace, report: Any) -> None:
     if args.format == "json":
         print(json.dumps(report.to_dict(), indent=2))
     else:
         print("\n".join(report.lines()))
-    return EXIT_OK
 
 
 def cmd_balance(args: argparse.Namespace) -> int:

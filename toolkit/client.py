@@ -61,6 +61,7 @@ from toolkit.answers import (
     read,
     whole_number,
 )
+from toolkit.answers import retry_after_seconds as _retry_after_seconds
 from toolkit.auth import BearerAuth, TokenManager
 from toolkit.errors import (
     AuthError,
@@ -96,10 +97,9 @@ CONFIG_PATH = "/api/v0/enkash-coins/"
 ALLOCATE_PATH = "/api/v0/enkash-coins/allocate-coin"
 BALANCE_PATH = "/api/v0/coins/balance"
 
-# Statuses urllib3 repeats for GET and PATCH (idempotent; a 503's Retry-After honoured). 429s
-# and every answer to a write come back to the client, which paces throttles and decides what
-# a lost write means.
-RETRY_STATUSES = frozenset({500, 502, 503, 504})
+# Statuses urllib3 repeats for a login (it has no pacer); every API answer comes back to the
+# client, which paces throttles and decides what a lost answer means.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # getaddrinfo's "no such name" answers; EAI_AGAIN (a DNS server that did not answer) is retried.
 _NO_SUCH_HOST = frozenset(
     code for code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if code is not None
@@ -223,6 +223,12 @@ class _Retry(Retry):
             raise MaxRetryError(_pool, url, error) from error
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
+    def parse_retry_after(self, retry_after: str) -> float:
+        # urllib3 raises InvalidHeader on "0.5" (decimal seconds, which CDNs send): read every
+        # form the way the answers are read, and wait a backoff when it is no form at all.
+        seconds = _retry_after_seconds(retry_after)
+        return min(seconds, RETRY_AFTER_CAP_S) if seconds is not None else 0.0
+
     def get_backoff_time(self) -> float:
         if self.backoff_policy is None:
             return super().get_backoff_time()
@@ -251,12 +257,10 @@ def _retry(
     *,
     methods: Iterable[str],
     reads: bool,
-    statuses: bool,
-    login: bool = False,
+    statuses: bool = False,
 ) -> _Retry:
     """A Retry that always repeats unsent requests (connect errors); after a read error (no
-    answer, dropped connection) only when ``reads``; after 500/502/504 only when ``statuses``
-    (a login also after 429: it has no pacer)."""
+    answer, dropped connection) only when ``reads``; after 429/5xx only when ``statuses``."""
     retry = _Retry(
         total=max_retries,
         connect=max_retries,
@@ -265,9 +269,7 @@ def _retry(
         other=0,
         redirect=0,
         allowed_methods=frozenset(methods),
-        status_forcelist=(
-            (RETRY_STATUSES | {429} if login else RETRY_STATUSES) if statuses else frozenset()
-        ),
+        status_forcelist=RETRY_STATUSES if statuses else frozenset(),
         backoff_factor=policy.factor,
         backoff_max=policy.maximum,
         backoff_jitter=policy.jitter,
@@ -448,17 +450,13 @@ class CoinsClient:
 
         policy, budget = self._backoff, self.max_retries
         # requests picks the longest mounted prefix, so each path gets its own policy.
+        # urllib3 repeats only requests that were never sent (connection refused, connect
+        # timeout); what an answer means, and whether a request that may have reached the server
+        # is sent again, is the client's own decision with one budget per call (see `_call`).
         session.mount(
             self.base_url,
-            adapter(_retry(policy, budget, methods=("GET", "PATCH"), reads=True, statuses=True)),
+            adapter(_retry(policy, budget, methods=("GET", "PATCH", "POST"), reads=False)),
         )
-        # Create and allocate: urllib3 repeats only requests never sent; what happens after a
-        # request may have reached the server is the client's own decision (see `_call`).
-        for path in (CREATE_PATH, ALLOCATE_PATH):
-            session.mount(
-                self.base_url + path,
-                adapter(_retry(policy, budget, methods=("POST",), reads=False, statuses=False)),
-            )
         # A login is repeated when it was never sent or answered 429/5xx — never after a
         # refusal (400/401 come straight back), nor after no answer: a wrong password that the
         # server counted but did not answer in time must not be counted twice (3 locks).
@@ -473,7 +471,6 @@ class CoinsClient:
                     methods=("POST",),
                     reads=False,
                     statuses=True,
-                    login=True,
                 )
             ),
         )
@@ -1015,8 +1012,8 @@ class CoinsClient:
                 "confirm a repeat safely, so it was not sent again",
                 None,
             )
-        retries = renewals = 0
-        throttled_since: float | None = None
+        retries = renewals = blocked = throttles = 0
+        throttled_for = 0.0  # the waits the server asked for in this call
         while True:
             if not self.pacer.wait_turn():
                 raise RateLimitError(
@@ -1034,19 +1031,19 @@ class CoinsClient:
                 throttled = answer.meaning is Meaning.THROTTLED
                 self.pacer.on_answer(throttled=throttled, retry_after=answer.retry_after)
                 if throttled:
-                    now = time.monotonic()
-                    throttled_since = throttled_since if throttled_since is not None else now
-                    if now - throttled_since > self.throttle_budget_s:
+                    throttles += 1
+                    asked = answer.retry_after
+                    throttled_for += asked if asked else self._backoff.delay(throttles)
+                    if throttled_for > self.throttle_budget_s:
                         raise self._error_of(answer, what, request_id)
                     continue
-                throttled_since = None
                 if answer.meaning is Meaning.TOKEN_INVALID and renewals < _MAX_RENEWALS:
                     renewals += 1
                     if self._tokens.renew_after_rejection(token):
                         continue
-                if answer.meaning is Meaning.BLOCKED and retries < min(self.max_retries, 3):
-                    retries += 1  # the API never saw it: safe to send again, after a pause
-                    self._backoff.sleep(self._backoff.delay(retries + 1))
+                if answer.meaning is Meaning.BLOCKED and blocked < self.max_retries:
+                    blocked += 1  # the API never saw it: safe to send again, after a pause
+                    self._backoff.sleep(self._backoff.delay(blocked + 1))
                     continue
                 if answer.meaning is Meaning.TOKEN_INVALID:
                     raise self._error_of(answer, what, request_id)
@@ -1058,13 +1055,6 @@ class CoinsClient:
                     self._error_of(answer, what, request_id),
                 )
             # Sent, and no usable answer: the server may have processed it.
-            if write is None and (
-                outcome.error is None
-                or isinstance(outcome.error, TransportError)
-                or outcome.error.http_status in RETRY_STATUSES
-            ):
-                # GET/PATCH: urllib3 has already spent the retry budget on exactly this.
-                raise outcome.error or TransportError(f"{what}: {outcome.reason}")
             if write is not None and not self._resend_safe(write):
                 raise self._unconfirmed(
                     write,

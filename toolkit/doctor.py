@@ -41,6 +41,7 @@ __all__ = [
     "SANDBOX_SCRATCH_COMPANY",
     "DoctorReport",
     "load_server_profile",
+    "probe_embedded",
     "profile_embedded",
     "run_doctor",
 ]
@@ -165,8 +166,6 @@ def run_doctor(
             raise ValueError(f"--scratch-company {scratch_company!r} {reason}")
         profile = _probe_writes(quiet, company, report, profile)
 
-    if home is not None and client.server_key.startswith("sandbox:"):
-        profile = replace(profile, dialect=getattr(_embedded_handle(home), "dialect", None))
     report.profile = profile.stamped()
     if home is not None:
         report.saved_to = save_profile(home, report.profile)
@@ -267,14 +266,40 @@ def _scratch_amount(client: CoinsClient, ids: list[str], company: str) -> int | 
     return None
 
 
+def probe_embedded(client: CoinsClient, home: str | Path) -> DoctorReport:
+    """Probe the embedded sandbox without asking (it is ours) and keep its profile.
+
+    The write probes run against a private sandbox of the same dialect started for the
+    purpose, so the analyst's sandbox never holds a scratch configuration.
+    """
+    from toolkit.client import CoinsClient
+    from toolkit.sandbox import start_sandbox
+
+    dialect = getattr(_embedded_handle(home), "dialect", None)
+    with (
+        start_sandbox(dialect=dialect) as twin,
+        CoinsClient(base_url=twin.url, **twin.credentials, timeout_s=client.timeout_s) as probe,
+    ):
+        report = run_doctor(probe, scratch_company=SANDBOX_SCRATCH_COMPANY)
+    report.server = client.base_url
+    report.steps.append(
+        f"(the write probes ran on a private sandbox of the same dialect, {dialect!r}: "
+        "nothing was created in this one)"
+    )
+    report.created, report.allocations = [], []
+    report.profile = replace(report.profile, server_key=client.server_key, dialect=dialect)
+    report.saved_to = save_profile(home, report.profile)
+    return report
+
+
 def profile_embedded(client: CoinsClient, home: str | Path) -> ServerProfile:
-    """The embedded sandbox's profile, probed without asking (it is ours) and kept."""
+    """The embedded sandbox's profile: kept, or probed now without asking."""
     dialect = getattr(_embedded_handle(home), "dialect", None)
     kept = load_profile(home, client.server_key)
     if kept is not None and kept.dialect == dialect:
         return kept
     try:
-        return run_doctor(client, scratch_company=SANDBOX_SCRATCH_COMPANY, home=home).profile
+        return probe_embedded(client, home).profile
     except EnKashError as exc:  # the sandbox misbehaving must not stop the app from opening
         logger.warning("Could not profile the embedded sandbox: %s", exc)
         return ServerProfile(client.server_key)
