@@ -284,3 +284,18 @@ def test_every_page_at_phone_width(app_server, browser):
             width = pg.evaluate("() => document.documentElement.scrollWidth")
             assert width <= PHONE["width"] + 1, (path, width)
         shot(pg, "phone-02-activity")
+
+
+def test_started_beyond_loopback_without_sign_in_it_refuses_and_stops(tmp_path, browser):
+    log = tmp_path / "exposed.log"
+    with streamlit_app(app_env(tmp_path), log, "--server.address", "0.0.0.0") as (url, proc):
+        pg = new_page(browser)
+        with evidence(pg, "exposed"):
+            pg.goto(url + "/")
+            pg.get_by_text(re.compile("^Refusing to serve the coins app")).wait_for()
+            assert pg.get_by_role("heading", name="Overview").count() == 0
+            proc.wait(timeout=30)  # and the server shuts itself down
+        pg.context.close()
+    refusals = [line for line in log.read_text().splitlines() if "Refusing to serve" in line]
+    assert len(refusals) == 1, refusals
+    assert not (tmp_path / "registry.sqlite3").exists()  # nothing was opened

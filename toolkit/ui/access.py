@@ -354,6 +354,19 @@ def _say_once(line: str) -> None:
         print(line, flush=True)  # the console running `streamlit run`: the one line to see
 
 
+def _stop_the_server() -> None:
+    """Served by `streamlit run` on an address it must not use: shut the server down (a
+    moment later, so this page still shows why). Not under AppTest, which serves nothing."""
+    from streamlit import config
+
+    if getattr(config, "_server_mode", "unknown") is None:
+        return
+    import signal
+    import threading
+
+    threading.Timer(1.0, os.kill, args=(os.getpid(), signal.SIGTERM)).start()
+
+
 def gate() -> Identity:
     """Run first on every page: refuse an unsafe exposure, a foreign host name, a visitor not
     signed in or not listed. Returns the identity when the page may be drawn."""
@@ -366,6 +379,7 @@ def gate() -> Identity:
     if problem:
         _say_once(problem)
         st.error(problem, icon=":material/lock:")
+        _stop_the_server()
         st.stop()
     try:
         host = st.context.headers.get("Host")
