@@ -400,8 +400,8 @@ def _allocate(client: Any, item: _Item) -> tuple[str, str | None, str]:
         return (
             "conflict",
             v["coinConfigId"],
-            f"requestId {v['requestId']} was used before, not by a run of this sheet; nothing "
-            f"allocated ({exc})",
+            f"requestId {v['requestId']} was used before this run (by an earlier run or "
+            f"elsewhere); nothing allocated ({exc})",
         )
     if done.confirmed:
         return (
