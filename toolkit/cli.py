@@ -32,6 +32,7 @@ from toolkit.errors import (
     ConflictError,
     EnKashError,
     ForbiddenError,
+    LoginUnavailableError,
     NotFoundError,
     RateLimitError,
     ServerError,
@@ -1333,6 +1334,11 @@ def _translate(exc: BaseException) -> tuple[str, int]:
             EXIT_FATAL,
         )
     if isinstance(exc, TransportError):
+        # "Cannot reach" only when nothing reached the server; a timeout or a dropped answer
+        # means it was reached and did not answer.
+        reached = not any(w in str(exc) for w in ("could not connect", "was not found"))
+        if reached and not isinstance(exc, LoginUnavailableError):
+            return f"the server did not answer: {exc}", EXIT_FATAL
         return f"cannot reach the server: {exc}", EXIT_FATAL
     if isinstance(exc, NotFoundError):
         return f"not found: {exc}", EXIT_ROWS
