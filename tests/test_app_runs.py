@@ -70,3 +70,163 @@ def test_a_lock_whose_process_died_is_taken_over_and_its_attempt_marked_died(tmp
 def test_runs_list_is_empty_for_a_new_file(tmp_path):
     runs = list_runs(tmp_path / "registry.sqlite3")
     assert runs.empty and "started_by" in runs.columns
+
+
+# -- the app's side: approval, a sheet held by another process, a run whose process died ----
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+from test_app_support import (  # noqa: E402
+    APP,
+    PAGES,
+    TIMEOUT,
+    button,
+    point_app_at,
+    run_to_results,
+    sandbox_configs,
+    texts,
+)
+
+from toolkit import bulk  # noqa: E402
+
+SHEET = (
+    b"companyId,event,amount,configuration\r\n"
+    b"CEKRUNS1,EV_ONE,5,DEFAULT\r\n"
+    b"CEKRUNS1,EV_TWO,6,DEFAULT\r\n"
+    b"CEKRUNS2,EV_ONE,7,DEFAULT\r\n"
+)
+AUTH = {
+    "redirect_uri": "http://localhost:8501/oauth2callback",
+    "cookie_secret": "a-test-cookie-secret-of-some-length",
+    "client_id": "coins-app",
+    "client_secret": "not-a-real-secret",
+    "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
+}
+
+
+def _as(email: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.secrets["auth"] = dict(AUTH)
+    at.user = {"is_logged_in": True, "email_verified": True, "email": email}
+    at.run()
+    at.switch_page(PAGES["bulk_upload"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _upload(at: AppTest, data: bytes = SHEET, name: str = "runs.csv") -> AppTest:
+    return at.file_uploader(key="bu_file").set_value((name, data, "text/csv")).run()
+
+
+def test_a_big_run_waits_for_an_approver_then_runs_under_its_starters_name(
+    monkeypatch, tmp_path, fresh_sandbox
+):
+    point_app_at(monkeypatch, tmp_path, fresh_sandbox)
+    monkeypatch.setenv("COINS_EDITORS", "ed@corp.example")
+    monkeypatch.setenv("COINS_APPROVERS", "ap@corp.example")
+    monkeypatch.setenv("COINS_APPROVAL_ROWS", "2")
+    editor = _upload(_as("ed@corp.example"))
+    assert any("needs an approver" in t for t in texts(editor, "info")), texts(editor, "info")
+    button(editor, "Ask an approver — send 3 rows").click().run()
+    assert any("Waiting for an approver" in w for w in texts(editor, "warning"))
+    assert sandbox_configs(fresh_sandbox).empty  # nothing sent while it waits
+    assert not [b for b in editor.button if b.label == "Approve and run"]  # not their own
+
+    # The approver finds it in the runs list of the same server, without the file.
+    approver = _as("ap@corp.example")
+    assert any("runs.csv" in t and "awaiting approval" in t for t in texts(approver, "text"))
+    button(approver, "Open").click().run()
+    button(approver, "Approve and run").click().run()
+    run_to_results(approver)
+    assert len(sandbox_configs(fresh_sandbox)) == 3
+    from toolkit.workspace import connect
+
+    with connect(fresh_sandbox.settings(home=tmp_path)) as ws:
+        audit = ws.registry.audit_frame(action="create")
+        assert set(audit["actor"]) == {"ed@corp.example"}
+        runs = list_runs(ws.registry.path)
+    assert runs.loc[0, "started_by"] == "ed@corp.example"
+    assert runs.loc[0, "approved_by"] == "ap@corp.example"
+    assert runs.loc[0, "state"] == "finished"
+
+
+def test_a_sheet_another_process_is_sending_offers_no_run(monkeypatch, tmp_path, fresh_sandbox):
+    point_app_at(monkeypatch, tmp_path, fresh_sandbox)
+    sheet = bulk.read_configs(SHEET, filename="runs.csv")
+    server_key = fresh_sandbox.url
+    lock_key = make_lock_key(sheet.sha256, "configs", server_key)
+    # Another process (the CLI, a second app) holds the sheet's lock and is alive.
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sys, time
+                from toolkit.bulk.journal import acquire_run_lock
+                acquire_run_lock({str(tmp_path / "registry.sqlite3")!r}, lock_key={lock_key!r},
+                                 run_key="rk", actor="cli-user")
+                print("held", flush=True)
+                time.sleep(120)
+                """
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+        at.switch_page(PAGES["bulk_upload"]).run()
+        _upload(at)
+        warning = " ".join(texts(at, "warning"))
+        assert "being sent right now by cli-user" in warning, warning
+        assert not [b for b in at.button if b.label.startswith(("Run —", "Resume"))]
+    finally:
+        holder.kill()
+        holder.wait()
+    # Its process died: the sheet may run again (the dead lock is taken over).
+    at.run()
+    assert [b for b in at.button if b.label.startswith("Run — send 3 rows")]
+
+
+def test_a_run_whose_process_died_is_offered_as_resume_and_sends_only_the_rest(
+    monkeypatch, tmp_path, fresh_sandbox
+):
+    import threading
+
+    from toolkit.bulk.journal import Journal
+    from toolkit.workspace import connect
+
+    point_app_at(monkeypatch, tmp_path, fresh_sandbox)
+    # A run that sent one row and was killed: the journal still says running, and no one
+    # alive holds its lock.
+    with connect(fresh_sandbox.settings(home=tmp_path)) as ws:
+        plan = bulk.plan(bulk.validate(bulk.read_configs(SHEET, filename="runs.csv")), ws.registry)
+        stop = threading.Event()
+        fresh_sandbox.set_faults(latency_ms=150)
+        first = bulk.run(
+            plan,
+            ws,
+            concurrency=1,
+            cancel=stop,
+            progress=lambda done, total, counts: stop.set() if counts.get("created") else None,
+        )
+        fresh_sandbox.clear_faults()
+        journal = Journal(ws.registry.path)
+        journal.set_state(first.run_id, "running")
+        journal.close()
+    sent_before = len(sandbox_configs(fresh_sandbox))
+    assert 1 <= sent_before < 3
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page(PAGES["bulk_upload"]).run()
+    _upload(at)
+    history = at.dataframe[0].value  # the runs list: the dead run reads interrupted
+    assert "interrupted" in history["state"].tolist()
+    warning = " ".join(texts(at, "warning"))
+    assert "interrupted" in warning and "Resume" in warning, warning
+    button(at, "Resume").click().run()
+    run_to_results(at)
+    assert len(sandbox_configs(fresh_sandbox)) == 3  # the rest, and nothing twice
+    with connect(fresh_sandbox.settings(home=tmp_path)) as ws:
+        creates = ws.registry.audit_frame(action="create")
+    assert creates.groupby(["companyId", "event"]).size().max() == 1  # each row audited once
