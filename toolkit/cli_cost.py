@@ -75,7 +75,7 @@ def run_cost(args: argparse.Namespace) -> int:
         basis = vol.cost_basis(
             ws.registry, ws.settings, volumes=volume_sheet, budgets=budget_sheet, days=args.days
         )
-        records = ws.registry.allocations_frame()
+        records = ws.registry.allocations_frame(bulk_runs=False)
         plan = None
         if what_if_sheet is not None:
             validation = bulk.validate(what_if_sheet, registry=ws.registry)

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from toolkit import db, errors
@@ -820,12 +821,14 @@ class Registry:
         company_id: str | Iterable[str] | None = None,
         event: str | Iterable[str] | None = None,
         status: str | Iterable[str] | None = None,
+        bulk_runs: bool = True,
     ) -> pd.DataFrame:
         """Every allocation this server's registry recorded, oldest first (ALLOCATION_COLUMNS):
         one row per requestId, ``coins`` as configured at that moment (blank when the
         configuration was not known here), ``status`` (ALLOCATION_STATUSES) and the bulk run
-        (journal run id and sheet name) that sent it, if any. ``since`` inclusive, ``until``
-        exclusive; text filters take one value or several."""
+        (journal run id and sheet name) that sent it, if any (``bulk_runs=False`` skips that
+        look-up: the columns stay blank). ``since`` inclusive, ``until`` exclusive; text
+        filters take one value or several. Read in batches: memory stays near the frame's."""
         where = ["server_key = ?"]
         params: list[Any] = [self.server_key]
         for column, value in (("company_id", company_id), ("event", event), ("status", status)):
@@ -839,40 +842,34 @@ class Registry:
         if until is not None:
             where.append("at < ?")
             params.append(_iso_from(until))
+        # Without a time filter every row is wanted: a plain scan beats the time index's
+        # row-by-row look-ups. Rows are put in time order below, not by SQLite.
+        table = "allocations" if since or until else "allocations NOT INDEXED"
         sql = (
             "SELECT at, company_id, event, user_id, request_id, coin_config_id, coins, status,"
-            " source, actor, audit_id FROM allocations WHERE "
-            + " AND ".join(where)
-            + " ORDER BY at, audit_id"
+            f" source, actor, audit_id FROM {table} WHERE " + " AND ".join(where)
         )
+        parts = []
         with self._lock:
             cursor = self._conn.cursor()
-            cursor.row_factory = None  # plain tuples: 1,000,000 rows read as columns, fast
-            rows = cursor.execute(sql, params).fetchall()
-        columns = list(zip(*rows, strict=True)) if rows else [()] * 11
-        at, company, event_, user, request, config, coins, state, source, actor, audit = columns
-        runs = self._bulk_runs(list(request)) if rows else {}
-        frame = pd.DataFrame(
-            {
-                "at": pd.to_datetime(pd.Series(at, dtype=object), utc=True, format="ISO8601")
-                .astype("datetime64[us, UTC]")
-                .array,
-                "companyId": pd.array(company, dtype="str"),
-                "event": pd.array(event_, dtype="str"),
-                "userId": pd.array(user, dtype="str"),
-                "requestId": pd.array(request, dtype="str"),
-                "coinConfigId": pd.array(config, dtype="str"),
-                "coins": pd.array(coins, dtype="Int64"),
-                "status": pd.array(state, dtype="str"),
-                "source": pd.array(source, dtype="str"),
-                "actor": pd.array(actor, dtype="str"),
-                "bulk_run": pd.array([runs.get(r, (None, None))[0] for r in request], dtype="str"),
-                "bulk_sheet": pd.array(
-                    [runs.get(r, (None, None))[1] for r in request], dtype="str"
-                ),
-                "audit_id": pd.array(audit, dtype="Int64"),
-            }
-        )
+            cursor.row_factory = None  # plain tuples, turned into columns a batch at a time
+            cursor.execute(sql, params)
+            while rows := cursor.fetchmany(_ALLOCATION_BATCH):
+                parts.append(_allocation_batch(rows))
+        frame = pd.concat(parts, ignore_index=True) if parts else _allocation_batch([])
+        if len(frame) > 1:
+            order = np.lexsort(
+                (
+                    frame["audit_id"].to_numpy(dtype="float64", na_value=np.inf),
+                    frame["at"].array.asi8,
+                )
+            )
+            frame = frame.take(order).reset_index(drop=True)
+        runs = self._bulk_runs(frame["requestId"].tolist()) if bulk_runs and len(frame) else {}
+        if runs:
+            found = [runs.get(r, (None, None)) for r in frame["requestId"].tolist()]
+            frame["bulk_run"] = pd.array([f[0] for f in found], dtype="str")
+            frame["bulk_sheet"] = pd.array([f[1] for f in found], dtype="str")
         return frame[list(ALLOCATION_COLUMNS)]
 
     def _bulk_runs(self, request_ids: list[str | None]) -> dict[str, tuple[str, str | None]]:
@@ -1255,6 +1252,35 @@ def _text(value: Any) -> str | None:
 
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+_ALLOCATION_BATCH = 100_000
+
+
+def _allocation_batch(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """One batch of allocation rows (the SELECT of allocations_frame) as typed columns."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 11
+    at, company, event, user, request, config, coins, state, source, actor, audit = columns
+    blank = [None] * len(rows)
+    return pd.DataFrame(
+        {
+            "at": pd.to_datetime(pd.Series(at, dtype=object), utc=True, format="ISO8601")
+            .astype("datetime64[us, UTC]")
+            .array,
+            "companyId": pd.array(company, dtype="str"),
+            "event": pd.array(event, dtype="str"),
+            "userId": pd.array(user, dtype="str"),
+            "requestId": pd.array(request, dtype="str"),
+            "coinConfigId": pd.array(config, dtype="str"),
+            "coins": pd.array(coins, dtype="Int64"),
+            "status": pd.array(state, dtype="str"),
+            "source": pd.array(source, dtype="str"),
+            "actor": pd.array(actor, dtype="str"),
+            "bulk_run": pd.array(blank, dtype="str"),
+            "bulk_sheet": pd.array(blank, dtype="str"),
+            "audit_id": pd.array(audit, dtype="Int64"),
+        }
+    )
 
 
 def _audit_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -508,7 +508,9 @@ def cost_basis(
     if volumes is None:
         end = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
         end = end.tz_localize("UTC") if end.tzinfo is None else end
-        history = registry.allocations_frame(since=end - pd.Timedelta(days=days), until=end)
+        history = registry.allocations_frame(
+            since=end - pd.Timedelta(days=days), until=end, bulk_runs=False
+        )
         frame = cost.volumes_from_history(history, days=days, now=end)
         volume_frame, source = frame, str(frame.attrs["source"])
     else:

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 @st.cache_resource(ttl=common.FRAME_TTL_S, show_spinner="Reading the allocations…", max_entries=4)
 def _allocations(key: str) -> pd.DataFrame:
     """Every allocation record of this server (shared by sessions: read, never change)."""
-    return common.workspace().registry.allocations_frame()
+    return common.workspace().registry.allocations_frame(bulk_runs=False)
 
 
 def _settings_value() -> tuple[cost.CoinValue, str | None]:
