@@ -220,6 +220,21 @@ def test_a_run_whose_process_died_is_offered_as_resume_and_sends_only_the_rest(
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.switch_page(PAGES["bulk_upload"]).run()
     _upload(at)
+    # Its rows were written a moment ago by a process that took no lock (as the CLI's runs
+    # do): it may still be running, so it is not offered for Resume.
+    warning = " ".join(texts(at, "warning"))
+    assert "holds no lock" in warning, warning
+    assert not [b for b in at.button if b.label.startswith(("Resume", "Run —"))]
+    # Quiet for ten minutes: it died.
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "registry.sqlite3") as conn:
+        conn.execute(
+            "UPDATE bulk_rows SET updated_at = strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now',"
+            " '-10 minutes') WHERE run_id = ?",
+            (first.run_id,),
+        )
+    at.run()
     history = at.dataframe[0].value  # the runs list: the dead run reads interrupted
     assert "interrupted" in history["state"].tolist()
     warning = " ".join(texts(at, "warning"))

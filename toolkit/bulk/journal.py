@@ -699,3 +699,17 @@ def list_runs(
     finally:
         conn.close()
     return pd.DataFrame(out, columns=RUN_LIST_COLUMNS)
+
+
+def last_row_write(path: str | Path, run_id: str) -> str | None:
+    """When any row of ``run_id`` was last written (ISO, UTC), or None: a run journaled as
+    running whose rows are still being written is alive even if it holds no lock (a process
+    that does not take one)."""
+    conn = _lock_conn(path)
+    try:
+        found = conn.execute(
+            "SELECT MAX(updated_at) FROM bulk_rows WHERE run_id = ?", (run_id,)
+        ).fetchone()
+    finally:
+        conn.close()
+    return found[0] if found else None

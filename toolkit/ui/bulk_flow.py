@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from toolkit import bulk
+from toolkit.bulk import reading
 from toolkit.ui import access, common, runs
 
 SHOWN_ROWS = 1_000  # tables show this many rows; downloads hold every row
@@ -207,6 +208,12 @@ def render(ws, *, kind: str, prefix: str) -> None:
         )
         return
 
+    try:  # a file past the size limit is refused before a copy of it is made
+        reading.check_size(upload.size, upload.name)
+    except bulk.SheetError as exc:
+        st.session_state.pop(state_key, None)
+        st.error(common.esc(str(exc), limit=2_000), icon=":material/block:")
+        return
     data = upload.getvalue()
     digest = hashlib.sha256(data).hexdigest()
     name = upload.name
@@ -378,6 +385,8 @@ def _run_section(ws, plan, state: dict, *, name: str, prefix: str, who) -> None:
         return
     earlier = state.get("earlier")
     resume = False
+    if earlier is not None and _busy_without_lock(ws, earlier[0], lock_key):
+        return
     if earlier is not None:
         found, done_counts = earlier
         final = sum(n for s, n in done_counts.items() if s not in ("pending", "sending"))
@@ -451,6 +460,35 @@ def _run_section(ws, plan, state: dict, *, name: str, prefix: str, who) -> None:
         st.error(common.esc(started), icon=":material/sync_lock:")
         return
     st.rerun()
+
+
+def _busy_without_lock(ws, found, lock_key: str) -> bool:
+    """A run journaled as running, whose sheet no process ever locked, with rows still being
+    written: some process that takes no lock is sending it. Say so (no Resume: it would send
+    rows twice). A lock left by a holder that died means the run is truly dead."""
+    if found.state != "running":
+        return False
+    from datetime import UTC, datetime
+
+    from toolkit.bulk.journal import LOCK_STALE_S, last_row_write, run_lock_holder
+
+    if run_lock_holder(ws.registry.path, lock_key) is not None:
+        return False  # locked once, and its holder is gone (a live one was handled above)
+
+    last = last_row_write(ws.registry.path, found.run_id)
+    if last is None:
+        return False
+    age = (datetime.now(UTC) - datetime.fromisoformat(last)).total_seconds()
+    if age >= LOCK_STALE_S:
+        return False
+    st.warning(
+        f"This sheet's run {common.esc(found.run_id)} is still writing rows ({age:,.0f} s ago) "
+        "from a process that holds no lock (the command line or a notebook?). It cannot be "
+        "resumed while it may be running; look again when it has been quiet for "
+        f"{LOCK_STALE_S / 60:.0f} minutes.",
+        icon=":material/sync_lock:",
+    )
+    return True
 
 
 def _run_section_for(run, *, prefix: str, who, state: dict | None = None) -> None:
@@ -578,7 +616,11 @@ def _runs_panel(ws, kind: str, prefix: str, who) -> Any:
 def _server_run_view(run, *, prefix: str, who) -> None:
     """A run opened from the runs list (no file uploaded in this tab): its plan and progress or
     results."""
-    st.subheader(f"Run of {common.esc(run.name)}", divider="gray")
+    head, close = st.columns([5, 1], vertical_alignment="bottom")
+    head.subheader(f"Run of {common.esc(run.name)}", divider="gray")
+    if close.button("Close", key=f"{prefix}_close_run", icon=":material/close:"):
+        st.session_state.pop(f"{prefix}_open_run", None)
+        st.rerun()
     _plan_section(run.plan, prefix=f"{prefix}_opened", frozen=run)
     _run_section_for(run, prefix=f"{prefix}_opened", who=who)
 
