@@ -277,3 +277,142 @@ def test_lone_cr_and_trailing_delimiters_read_as_excel_shows_them():
         sheet = read_configs(DATA / name)
         assert sheet.frame["configuration"].tolist() == ["DEFAULT", "CUSTOM", "DEFAULT"]
         assert sheet.extra_columns == []
+
+
+# -- limits ----------------------------------------------------------------------------------
+
+
+def small(**changes):
+    from toolkit.settings import Limits
+
+    return Limits(**changes)
+
+
+def test_a_file_past_the_size_limit_is_refused_by_path_bytes_and_file_object(tmp_path):
+    from toolkit.bulk.reading import check_size
+
+    raw = b"companyId,event,amount\n" + b"CEKEKCARDS,MEAL_CARD_PAYMENT,5\n" * 40_000
+    path = tmp_path / "big.csv"
+    path.write_bytes(raw)
+    limits = small(max_file_mb=1)
+    for source in (path, raw):
+        with pytest.raises(SheetError, match=r"1\.2 MB, more than the 1 MB.*COINS_MAX_FILE_MB"):
+            read_configs(source, filename="big.csv", limits=limits)
+    with pytest.raises(SheetError, match=r"is more than the 1 MB.*COINS_MAX_FILE_MB"):
+        read_configs(io.BytesIO(raw), filename="big.csv", limits=limits)  # read up to the limit
+    with pytest.raises(SheetError, match="COINS_MAX_FILE_MB"):
+        check_size(len(raw), "big.csv", limits=limits)
+    assert len(read_configs(path, limits=small(max_file_mb=2))) == 40_000
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+def test_more_data_rows_than_the_limit_are_refused_blank_lines_not_counted(quoted):
+    cell = '"E, F"' if quoted else "E"
+    body = "".join(f"C{i},{cell},5\n" for i in range(10))
+    raw = ("companyId,event,amount\n" + body + "\n,,\n" * 30).encode()
+    with pytest.raises(SheetError, match=r"more than 9 data rows.*COINS_MAX_ROWS"):
+        read_configs(raw, limits=small(max_rows=9))
+    assert len(read_configs(raw, limits=small(max_rows=10))) == 10
+
+
+def test_a_quoted_cell_spanning_lines_is_one_row_for_the_row_limit():
+    raw = b'companyId,event,amount,note\nC1,E,5,"one\ntwo\nthree\nfour"\nC2,E,6,x\n'
+    assert read_configs(raw, limits=small(max_rows=2)).frame["row"].tolist() == [2, 3]
+
+
+def test_a_wide_header_is_counted_not_listed():
+    names = ["companyId", "event", "amount"] + [f"extra{i}" for i in range(5_000)]
+    with pytest.raises(SheetError) as caught:
+        read_configs((",".join(names) + "\nC,E,5\n").encode(), limits=small(max_columns=100))
+    message = str(caught.value)
+    assert "5,003 columns" in message and "4,995 more" in message and "COINS_MAX_COLUMNS" in message
+    assert "extra4999" not in message and len(message) < 600
+
+
+def test_a_row_wider_than_the_column_limit_is_refused_naming_it():
+    raw = b"companyId,event,amount\nC,E,5\nC,E,6," + b",".join([b"x"] * 500) + b"\n"
+    with pytest.raises(SheetError, match=r"row 3 has 503 cells.*header row has 3"):
+        read_configs(raw, limits=small(max_columns=100))
+
+
+def test_extra_columns_beyond_twenty_are_counted_in_the_note():
+    names = ["companyId", "event", "amount"] + [f"x{i}" for i in range(30)]
+    sheet = read_configs((",".join(names) + "\nC,E,5" + ",v" * 30 + "\n").encode())
+    note = next(n for n in sheet.notes if n.startswith("Extra columns"))
+    assert "x19" in note and "x20" not in note and "10 more (30 in all)" in note
+
+
+def test_more_cells_than_the_cell_limit_are_refused():
+    raw = ("companyId,event,amount,a,b\n" + "C,E,5,x,y\n" * 30).encode()
+    with pytest.raises(SheetError, match=r"30 rows × 5 columns.*COINS_MAX_CELLS"):
+        read_configs(raw, limits=small(max_cells=100))
+
+
+def test_a_cell_past_the_length_limit_is_refused_naming_its_row_and_column():
+    raw = b"companyId,event,amount\nC,E,5\nC," + b"E" * 300 + b",6\n"
+    with pytest.raises(SheetError, match=r"row 3, column B \('event'\): a cell of 300 char"):
+        read_configs(raw, limits=small(max_cell_chars=100))
+    # a cell past four times the limit (in bytes) is refused from the bytes, before parsing
+    with pytest.raises(SheetError, match=r"row 3: a cell of more than 50 characters"):
+        read_configs(raw, limits=small(max_cell_chars=50))
+
+
+def _xlsx(rows, **sheet_kwargs) -> bytes:
+    openpyxl = pytest.importorskip("openpyxl")
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in rows:
+        sheet.append(row)
+    for ref, value in sheet_kwargs.items():
+        sheet[ref] = value
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_xlsx_limits_name_the_row_and_column():
+    header = ["companyId", "event", "amount"]
+    wide = _xlsx([header, ["C", "E", 5]], J3="far")
+    with pytest.raises(SheetError, match=r"row 3 has a value in column J.*COINS_MAX_COLUMNS"):
+        read_configs(wide, limits=small(max_columns=5))
+    long = _xlsx([header, ["C", "E" * 300, 5]])
+    with pytest.raises(SheetError, match=r"row 2, column B holds 300 characters"):
+        read_configs(long, limits=small(max_cell_chars=100))
+    many = _xlsx([header] + [["C", "E", i] for i in range(20)])
+    with pytest.raises(SheetError, match="COINS_MAX_ROWS"):
+        read_configs(many, limits=small(max_rows=10))
+    assert len(read_configs(many, limits=small(max_rows=20))) == 20
+
+
+def test_xlsx_parts_are_checked_before_any_is_unpacked():
+    raw = _xlsx([["companyId", "event", "amount"], ["C", "E", 5]])
+    with pytest.raises(SheetError, match=r"would unpack to .*COINS_MAX_XLSX_PART_MB"):
+        read_configs(raw, limits=small(max_xlsx_part_mb=0.001))
+
+
+def test_xlsx_values_read_as_excel_shows_them_with_gaps_and_far_cells():
+    import datetime
+
+    header = ["Company ID", "Event Name", "Coins", "when", "flag", "ratio"]
+    raw = _xlsx(
+        [
+            ["A title"],
+            [],
+            header,
+            ["CEK1", "E_ONE", 6, datetime.datetime(2026, 1, 2, 3, 4, 5), True, 0.25],
+            ["CEK2", "E_TWO", 6.0, datetime.date(2026, 5, 6), False, 1e20],
+            [],
+            ["CEK3", "E_3", "007"],
+        ],
+        H10="farther",
+    )
+    sheet = read_configs(raw)
+    frame = sheet.frame
+    assert frame["row"].tolist() == [4, 5, 7, 10]
+    assert frame["amount"].tolist() == ["6", "6", "007", ""]
+    assert frame["when"].tolist()[:2] == ["2026-01-02T03:04:05", "2026-05-06T00:00:00"]
+    assert frame["flag"].tolist()[:2] == ["TRUE", "FALSE"]
+    assert frame["ratio"].tolist()[:2] == ["0.25", "100000000000000000000"]
+    assert frame["column H"].tolist() == ["", "", "", "farther"]
+    assert sheet.header_row == 3
+    assert "Skipped 3 blank rows." in sheet.notes

@@ -38,6 +38,7 @@ __all__ = [
     "WHITESPACE",
     "Sheet",
     "SheetError",
+    "check_size",
     "read_allocations",
     "read_configs",
     "sheet_from_frame",
@@ -251,12 +252,22 @@ def sheet_from_frame(frame: pd.DataFrame, *, kind: str = "configs", name: str = 
 # -- bytes in --------------------------------------------------------------------------------
 
 
-def _too_big(name: str, size: int, limits: Limits) -> SheetError:
+def _too_big(name: str, size: int | None, limits: Limits) -> SheetError:
+    """``size`` None: only known to be past the limit (a stream read up to it)."""
+    what = f"is {size / 1_000_000:,.1f} MB, more" if size is not None else "is more"
     return SheetError(
-        f"{name} is {size / 1_000_000:,.1f} MB, more than the {limits.max_file_mb:,g} MB a sheet "
-        "may be (COINS_MAX_FILE_MB); it was not read. Split it into smaller files, or raise "
+        f"{name} {what} than the {limits.max_file_mb:,g} MB a sheet may be "
+        "(COINS_MAX_FILE_MB); it was not read. Split it into smaller files, or raise "
         "COINS_MAX_FILE_MB."
     )
+
+
+def check_size(size: int, name: str, *, limits: Limits | None = None) -> None:
+    """Refuse a file by its size alone (an upload, before its bytes are copied): `SheetError`
+    when it is past ``COINS_MAX_FILE_MB``."""
+    limits = limits or Limits.from_env()
+    if size > limits.max_file_bytes:
+        raise _too_big(name, size, limits)
 
 
 def _raw_bytes(source: Any, filename: str | None, limits: Limits) -> tuple[bytes, str]:
@@ -291,8 +302,8 @@ def _raw_bytes(source: Any, filename: str | None, limits: Limits) -> tuple[bytes
             data = data.encode("utf-8")
     else:
         raise TypeError(f"cannot read a sheet from {type(source).__name__}")
-    if len(data) > most:  # a pipe or a growing file: more than the limit arrived
-        raise _too_big(name, len(data), limits)
+    if len(data) > most:  # a stream, a pipe or a growing file: more than the limit arrived
+        raise _too_big(name, None, limits)
     return bytes(data), name
 
 
@@ -511,33 +522,23 @@ def _check_shape(
 
 def _check_runs(data: bytes, delimiter: str, name: str, limits: Limits) -> None:
     """Refuse, before parsing, a cell that is surely too long: bytes with no delimiter and no
-    line end between them belong to one cell, and a character is at most 4 bytes."""
+    line end between them belong to one cell, and a character is at most 4 bytes.
+
+    A run longer than ``most`` covers a whole block of ``most / 2`` bytes, so only blocks with
+    no delimiter and no line end at all are looked at closely (``find`` stops at the first).
+    """
     most = 4 * limits.max_cell_chars
     size = len(data)
-    if size <= most:
-        return
-    step = 2 << 20
-    marks = [ord(delimiter), 0x0A, 0x0D]
-    last = -1  # where the last delimiter or line end is
-    for start in range(0, size, step):
-        chunk = np.frombuffer(data, dtype=np.uint8, count=min(step, size - start), offset=start)
-        hit = chunk == marks[0]
-        for mark in marks[1:]:
-            hit |= chunk == mark
-        at = np.flatnonzero(hit)
-        if not len(at):
-            continue  # the run goes on; it is judged where it ends
-        at += start
-        if at[0] - last - 1 > most:
-            _refuse_run(data, last + 1, name, limits)
-        if len(at) > 1:
-            gaps = np.diff(at) - 1
-            widest = int(np.argmax(gaps))
-            if gaps[widest] > most:
-                _refuse_run(data, int(at[widest]) + 1, name, limits)
-        last = int(at[-1])
-    if size - last - 1 > most:
-        _refuse_run(data, last + 1, name, limits)
+    marks = (delimiter.encode(), b"\n", b"\r")
+    block = max(most // 2, 1)
+    for start in range(0, size, block):
+        end = min(start + block, size)
+        if any(data.find(mark, start, end) >= 0 for mark in marks):
+            continue
+        left = max(data.rfind(mark, 0, start) for mark in marks)
+        right = min((at for mark in marks if (at := data.find(mark, end)) >= 0), default=size)
+        if right - left - 1 > most:
+            _refuse_run(data, left + 1, name, limits)
 
 
 def _refuse_run(data: bytes, position: int, name: str, limits: Limits) -> None:
