@@ -316,9 +316,8 @@ def _read_object(
         succeeded = (code in (0, None) if has_envelope else True) and success_flag is not False
         if succeeded and 200 <= status < 300:
             return Answer(Meaning.SUCCESS, payload=payload, message=message, **base)
-        meaning = _from_code(code, message) if not succeeded else None
-        if meaning is None:
-            meaning = _refine(_by_status(status, headers), message)
+        coded = _from_code(code, message) if not succeeded else None
+        meaning = coded if coded is not None else _refine(_by_status(status, headers), message)
         if meaning is Meaning.FAILURE and not 200 <= status < 300:
             meaning = _refine(_by_status(status, headers), message)
         return Answer(

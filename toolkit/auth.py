@@ -244,20 +244,20 @@ class TokenManager:
                 http_status=status,
             )
         # Any other answer is a refusal: never retried, remembered (three tries lock the account).
-        error = body.get("error") if body else None
+        oauth_error = body.get("error") if body else None
         description = body.get("error_description") if body else None
-        reason = str(error or answer.code or f"HTTP {status}")
+        reason = str(oauth_error or answer.code or f"HTTP {status}")
         detail = description or (answer.message if answer.message != reason else "")
         if detail and detail not in reason:
             reason += f" — {detail}"
-        logger.warning("EnKash refused the login for %s: %s", self._username, error or status)
+        logger.warning("EnKash refused the login for %s: %s", self._username, oauth_error or status)
         raise self._refuse(
             AuthError(
                 f"EnKash refused the login for {self._username} ({reason}). Check "
                 "ENKASH_CLIENT_ID/ENKASH_CLIENT_SECRET and ENKASH_USERNAME/ENKASH_PASSWORD. "
                 "The toolkit will not try again: the account locks after 3 failed logins",
                 http_status=status,
-                response_code=error or answer.code,
+                response_code=str(oauth_error) if oauth_error else answer.code,
                 body=redact(answer.body, secrets),
             )
         )

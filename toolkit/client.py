@@ -274,7 +274,7 @@ def _retry(
         backoff_max=policy.maximum,
         backoff_jitter=policy.jitter,
         respect_retry_after_header=True,
-        retry_after_max=RETRY_AFTER_CAP_S,
+        retry_after_max=int(RETRY_AFTER_CAP_S),
         raise_on_status=False,
         raise_on_redirect=False,
     )
@@ -1021,6 +1021,7 @@ class CoinsClient:
                     "cancelled or reached its deadline); nothing was sent",
                 )
             token = self._tokens.token()
+            outcome: _Ambiguous | None
             try:
                 answer = self._attempt(method, path, what, json, params, token)
             except _Ambiguous as lost:

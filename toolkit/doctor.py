@@ -278,7 +278,14 @@ def probe_embedded(client: CoinsClient, home: str | Path) -> DoctorReport:
     dialect = getattr(_embedded_handle(home), "dialect", None)
     with (
         start_sandbox(dialect=dialect) as twin,
-        CoinsClient(base_url=twin.url, **twin.credentials, timeout_s=client.timeout_s) as probe,
+        CoinsClient(
+            base_url=twin.url,
+            client_id=twin.credentials["client_id"],
+            client_secret=twin.credentials["client_secret"],
+            username=twin.credentials["username"],
+            password=twin.credentials["password"],
+            timeout_s=client.timeout_s,
+        ) as probe,
     ):
         report = run_doctor(probe, scratch_company=SANDBOX_SCRATCH_COMPANY)
     report.server = client.base_url
