@@ -245,3 +245,37 @@ def test_a_run_whose_process_died_is_offered_as_resume_and_sends_only_the_rest(
     with connect(fresh_sandbox.settings(home=tmp_path)) as ws:
         creates = ws.registry.audit_frame(action="create")
     assert creates.groupby(["companyId", "event"]).size().max() == 1  # each row audited once
+
+
+def test_stop_from_any_tab_ends_the_run_and_resume_sends_the_rest(
+    monkeypatch, tmp_path, fresh_sandbox
+):
+    point_app_at(monkeypatch, tmp_path, fresh_sandbox)
+    sheet = "companyId,event,amount\r\n" + "".join(
+        f"CEKSTOP{i // 10},EV_{i % 10:02d},{i + 1}\r\n" for i in range(30)
+    )
+    fresh_sandbox.set_faults(latency_ms=200)
+    try:
+        first = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+        first.switch_page(PAGES["bulk_upload"]).run()
+        _upload(first, sheet.encode(), "stop.csv")
+        first.slider(key="bu_concurrency").set_value(1).run()
+        button(first, "Run — send 30 rows").click().run()
+        # Another tab (a fresh session) sees it running, and stops it.
+        other = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+        other.switch_page(PAGES["bulk_upload"]).run()
+        assert any("stop.csv" in t and "running" in t for t in texts(other, "text"))
+        button(other, "Open").click().run()
+        button(other, "Stop").click().run()
+        run_to_results(other)
+    finally:
+        fresh_sandbox.clear_faults()
+    sent = len(sandbox_configs(fresh_sandbox))
+    assert 0 < sent < 30
+    assert any("Stopped" in w for w in texts(other, "warning"))
+    # The first tab sees the run end too; planned again, Resume sends only the rest.
+    run_to_results(first)
+    button(first, "Plan this sheet again").click().run()
+    button(first, "Resume").click().run()
+    run_to_results(first)
+    assert len(sandbox_configs(fresh_sandbox)) == 30
