@@ -713,7 +713,14 @@ def _cell_text(value: Any) -> str:
 
 
 def _read_xlsx(raw: bytes, name: str, digest: str, layout: _Layout, limits: Limits) -> Sheet:
-    from toolkit.bulk.workbook import read_workbook  # only xlsx uploads pay for it
+    try:
+        from toolkit.bulk.workbook import read_workbook  # only xlsx uploads pay for it
+    except ImportError as exc:  # defusedxml is a pinned requirement; say so if it is missing
+        raise SheetError(
+            f"{name} is an .xlsx workbook, and reading one safely needs the {exc.name} "
+            "package, which is not installed (pip install -r requirements.txt); or save the "
+            "sheet as CSV."
+        ) from exc
 
     def find_header(records: list[tuple[str, ...]]) -> tuple[int | None, int, bool]:
         index, score = _find_header(records, layout)
