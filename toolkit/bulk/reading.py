@@ -19,7 +19,7 @@ import hashlib
 import io
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -273,6 +273,7 @@ def check_size(size: int, name: str, *, limits: Limits | None = None) -> None:
 def _raw_bytes(source: Any, filename: str | None, limits: Limits) -> tuple[bytes, str]:
     """The file's bytes, refused by size before they are read where the size is known."""
     most = limits.max_file_bytes
+    data: Any
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         name = filename or path.name
@@ -294,9 +295,9 @@ def _raw_bytes(source: Any, filename: str | None, limits: Limits) -> tuple[bytes
             raise _too_big(name, len(data), limits)
     elif hasattr(source, "read"):
         name = filename or os.path.basename(str(getattr(source, "name", "") or "")) or "upload"
-        size = getattr(source, "size", None)  # an upload (Streamlit) knows its size
-        if isinstance(size, int) and size > most:
-            raise _too_big(name, size, limits)
+        known = getattr(source, "size", None)  # an upload (Streamlit) knows its size
+        if isinstance(known, int) and known > most:
+            raise _too_big(name, known, limits)
         data = source.read(most + 1)
         if isinstance(data, str):  # a text-mode file object: already decoded
             data = data.encode("utf-8")
@@ -456,7 +457,7 @@ def _sniff(text: str, layout: _Layout) -> tuple[str, int]:
     return (delimiter if first.count(delimiter) else ","), skip
 
 
-def _find_header(records: list[list[str]], layout: _Layout) -> tuple[int | None, int]:
+def _find_header(records: Sequence[Sequence[str]], layout: _Layout) -> tuple[int | None, int]:
     """The first record naming every required column, else the best-scoring non-blank one."""
     best_index, best_score = None, -1
     for index, record in enumerate(records):

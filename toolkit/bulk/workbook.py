@@ -531,13 +531,14 @@ class _Book:
                 continue
             ref = cell.get("r")
             if ref:
-                column = _column_index(ref)
-                if column is None or column > EXCEL_COLUMNS:
+                found = _column_index(ref)
+                if found is None or found > EXCEL_COLUMNS:
                     raise _refuse(
                         f"{self.name} is a damaged or hostile workbook: {label} row {number:,} "
                         f"has a cell at {ref[:20]!r}, beyond the last column a worksheet can "
                         "have (XFD)."
                     )
+                column = found
             else:
                 column += 1
             text = self._cell(cell, tags, number, column, label)
