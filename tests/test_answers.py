@@ -287,3 +287,20 @@ def test_a_configuration_answer_is_normalised_and_unknown_fields_set_aside() -> 
     )
     assert known == {"coinConfigId": "1042", "companyId": "CEKEKCARDS", "event": "X", "amount": 6}
     assert extra == {"createdBy": "ops"}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "meaning"),
+    [
+        (
+            200,
+            b'{"status": "SUCCESS", "message": "done", "data": {"coinConfigId": 9}}',
+            Meaning.SUCCESS,
+        ),
+        (200, b'{"status": "FAILURE", "message": "Configuration already exists"}', Meaning.EXISTS),
+        (200, envelope(200, "Success", 7), Meaning.SUCCESS),
+        (204, b"", Meaning.SUCCESS),
+    ],
+)
+def test_other_success_and_failure_words(status: int, body: bytes, meaning: Meaning) -> None:
+    assert read_parts(status, {}, body).meaning is meaning

@@ -53,6 +53,7 @@ __all__ = [
     "config_payload",
     "error_for",
     "error_from_response",
+    "meaning_of_words",
     "read",
     "read_parts",
     "retry_after_seconds",
@@ -105,6 +106,8 @@ class Answer:
 # -- reading ---------------------------------------------------------------------------------
 
 _VELOCITY_CODES = frozenset({36, 37})
+_SUCCESS_WORDS = frozenset({"SUCCESS", "OK", "SUCCEEDED", "DONE"})
+_FAILURE_WORDS = frozenset({"FAILURE", "FAILED", "ERROR", "FAIL"})
 _DUPLICATE_REFERENCE_CODE = 38
 _OAUTH_REFUSALS = frozenset(
     {"invalid_grant", "invalid_client", "unauthorized_client", "unsupported_grant_type"}
@@ -264,6 +267,8 @@ def _read_not_json(
         )
         return Answer(Meaning.BLOCKED, message=message, **common)
     meaning = _by_status(status, headers)
+    if status == 204:
+        return Answer(Meaning.SUCCESS, **common)  # No Content: a success that says nothing
     if 200 <= status < 300 or meaning is Meaning.FAILURE:
         kind = "a web page" if html else ("empty" if not content.strip() else "not JSON")
         message = f"the server answered HTTP {status} but the answer was {kind}"
@@ -312,8 +317,17 @@ def _read_object(
         return Answer(meaning, message=message or str(error), **base)
 
     success_flag = body.get("success") if isinstance(body.get("success"), bool) else None
+    word_status = body.get("status")
+    if success_flag is None and isinstance(word_status, str):
+        # {"status": "SUCCESS" | "FAILURE", "message": …}
+        if word_status.strip().upper() in _SUCCESS_WORDS:
+            success_flag = True
+        elif word_status.strip().upper() in _FAILURE_WORDS:
+            success_flag = False
     if has_envelope or success_flag is not None:
-        succeeded = (code in (0, None) if has_envelope else True) and success_flag is not False
+        succeeded = (
+            (code in (0, None) or (code == 200 and 200 <= status < 300)) if has_envelope else True
+        ) and success_flag is not False
         if succeeded and 200 <= status < 300:
             return Answer(Meaning.SUCCESS, payload=payload, message=message, **base)
         coded = _from_code(code, message) if not succeeded else None
@@ -369,6 +383,11 @@ def _refine(meaning: Meaning, message: str) -> Meaning:
     if words is Meaning.INVALID and meaning is not Meaning.FAILURE:
         return meaning
     return words
+
+
+def meaning_of_words(message: str) -> Meaning | None:
+    """What a server's message says on its own (None when its words say nothing known)."""
+    return _from_words(message)
 
 
 def _from_words(message: str) -> Meaning | None:

@@ -58,6 +58,7 @@ from toolkit.answers import (
     config_payload,
     error_for,
     error_from_response,
+    meaning_of_words,
     read,
     whole_number,
 )
@@ -842,7 +843,7 @@ class CoinsClient:
                     answer.http_status,
                 )
             return config.merge(wanted)
-        if answer.meaning is not Meaning.EXISTS:
+        if answer.meaning not in (Meaning.EXISTS, Meaning.DUPLICATE_REQUEST):
             raise error_for(answer, what)
         skip = {payload.get("companyId"), payload.get("event")}
         candidates = [c for c in answer.existing_ids if c not in skip]
@@ -941,6 +942,8 @@ class CoinsClient:
     def _get(self, coin_config_id: str, what: str) -> CoinConfig:
         sent = self._call("GET", CONFIG_PATH + quote(coin_config_id, safe=""), what)
         data = self._success_payload(sent.answer, what, empty_is_not_found=True)
+        if isinstance(data, list) and len(data) == 1:
+            data = data[0]  # a list of the one configuration asked for
         if not isinstance(data, dict):
             raise BadAnswerError(
                 f"{what}: the server answered, but not with a configuration",
@@ -951,7 +954,8 @@ class CoinsClient:
     def _success_payload(self, answer: Answer, what: str, *, empty_is_not_found: bool) -> Any:
         if not answer.ok:
             raise self._error_of(answer, what)
-        if empty_is_not_found and answer.payload in (None, "", [], {}):
+        said_missing = isinstance(answer.payload, str) and (_words_say_not_found(answer.payload))
+        if empty_is_not_found and (answer.payload in (None, "", [], {}) or said_missing):
             # Some servers answer an unknown id with success and no payload.
             raise NotFoundError(
                 f"{what}: not found (the server answered with no configuration)",
@@ -1230,6 +1234,10 @@ class CoinsClient:
             recorder.record_call(call)
         except Exception:
             logger.exception("The recorder failed to record a %s call; the call stands", action)
+
+
+def _words_say_not_found(text: str) -> bool:
+    return meaning_of_words(text) is Meaning.NOT_FOUND
 
 
 def _config(data: dict[str, Any]) -> CoinConfig:
