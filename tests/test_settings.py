@@ -260,3 +260,17 @@ def test_the_app_warns_about_a_readable_dotenv_on_every_page(
     (tmp_path / ".env").chmod(0o600)
     at.run()
     assert not any("chmod 600" in text for text in texts(at, "warning"))
+
+
+def test_the_app_names_the_missing_setting_and_sends_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, counting_server: _CountingServer
+) -> None:
+    from test_app_support import open_page, point_app_at, texts
+
+    point_app_at(monkeypatch, tmp_path)
+    for name, value in {**REAL, "ENKASH_BASE_URL": counting_server.url}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("ENKASH_CLIENT_SECRET")
+    at = open_page("overview")
+    assert any("ENKASH_CLIENT_SECRET" in text for text in texts(at, "error")), texts(at, "error")
+    assert counting_server.requests == []
