@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import types
 
 import pytest
 
@@ -84,3 +85,48 @@ def test_importing_the_sandbox_does_not_pull_in_pandas_or_requests() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def _library_modules() -> list[str]:
+    import pkgutil
+
+    names = []
+    for info in pkgutil.walk_packages(toolkit.__path__, "toolkit."):
+        if info.name.startswith(("toolkit.ui", "toolkit.__main__", "toolkit.sandbox.__main__")):
+            continue
+        names.append(info.name)
+    return sorted(names)
+
+
+@pytest.mark.parametrize("name", _library_modules())
+def test_every_module_declares_all_its_public_names(name: str) -> None:
+    """A public class or function defined in a module is in its ``__all__`` (and only those
+    names the module has)."""
+    module = importlib.import_module(name)
+    exported = getattr(module, "__all__", None)
+    assert exported is not None, f"{name} has no __all__"
+    # Functions registered as routes are the router's business (it is what the module exports).
+    endpoints = {
+        route.endpoint
+        for value in vars(module).values()
+        if not isinstance(value, type)
+        for route in getattr(value, "routes", None) or ()
+        if hasattr(route, "endpoint")
+    }
+    defined = {
+        member
+        for member, value in vars(module).items()
+        if not member.startswith("_")
+        and isinstance(value, type | types.FunctionType)
+        and getattr(value, "__module__", None) == name
+        and value not in endpoints
+    }
+    assert defined <= set(exported), f"{name}.__all__ misses {sorted(defined - set(exported))}"
+    assert all(hasattr(module, member) for member in exported)
+
+
+def test_the_package_table_names_every_error() -> None:
+    from toolkit import errors
+
+    classes = {n for n in errors.__all__ if isinstance(getattr(errors, n), type)}
+    assert classes <= set(toolkit.__all__)

@@ -10,42 +10,38 @@ import importlib
 import logging
 from typing import Any
 
-__all__ = [
-    "AuthError",
-    "CoinConfig",
-    "CoinsClient",
-    "ConflictError",
-    "EnKashError",
-    "LoginUnavailableError",
-    "NotFoundError",
-    "RateLimitError",
-    "Registry",
-    "ServerError",
-    "Settings",
-    "TransportError",
-    "ValidationError",
-]
+# The one table of the package's public names: where each lives. ``__all__`` is derived from it.
+_PUBLIC: dict[str, tuple[str, ...]] = {
+    "toolkit.client": ("CoinsClient",),
+    "toolkit.errors": (
+        "AuthError",
+        "BadAnswerError",
+        "BlockedError",
+        "ConflictError",
+        "DuplicateRequestError",
+        "EnKashError",
+        "ForbiddenError",
+        "LoginUnavailableError",
+        "NotFoundError",
+        "RateLimitError",
+        "ServerError",
+        "TransportError",
+        "UnconfirmedError",
+        "ValidationError",
+    ),
+    "toolkit.models": ("CoinConfig",),
+    "toolkit.profiles": ("ServerProfile",),
+    "toolkit.registry": ("Registry",),
+    "toolkit.settings": ("Settings",),
+}
+_WHERE = {name: module for module, names in _PUBLIC.items() for name in names}
+
+__all__ = sorted(_WHERE)
 
 __version__ = "0.1.0"
 
 # A library never configures logging; it only makes sure it stays quiet by default.
 logging.getLogger(__name__).addHandler(logging.NullHandler())
-
-_WHERE = {
-    "AuthError": "toolkit.errors",
-    "CoinConfig": "toolkit.models",
-    "CoinsClient": "toolkit.client",
-    "ConflictError": "toolkit.errors",
-    "EnKashError": "toolkit.errors",
-    "LoginUnavailableError": "toolkit.errors",
-    "NotFoundError": "toolkit.errors",
-    "RateLimitError": "toolkit.errors",
-    "Registry": "toolkit.registry",
-    "ServerError": "toolkit.errors",
-    "Settings": "toolkit.settings",
-    "TransportError": "toolkit.errors",
-    "ValidationError": "toolkit.errors",
-}
 
 
 def __getattr__(name: str) -> Any:

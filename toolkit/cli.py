@@ -42,7 +42,29 @@ from toolkit.errors import (
 )
 from toolkit.models import check_amount, check_configuration
 
-__all__ = ["build_parser", "command_names", "main"]
+__all__ = [
+    "CliError",
+    "build_parser",
+    "cmd_allocate",
+    "cmd_balance",
+    "cmd_bulk_allocate",
+    "cmd_bulk_create",
+    "cmd_configs",
+    "cmd_cost",
+    "cmd_create",
+    "cmd_doctor",
+    "cmd_get",
+    "cmd_history",
+    "cmd_import_ids",
+    "cmd_plan",
+    "cmd_refresh",
+    "cmd_revert",
+    "cmd_sandbox",
+    "cmd_update",
+    "cmd_validate",
+    "command_names",
+    "main",
+]
 
 PROG = "coins"
 EXIT_OK = 0

@@ -39,6 +39,8 @@ __all__ = [
     "TransportError",
     "UnconfirmedError",
     "ValidationError",
+    "find_config_id",
+    "redact",
 ]
 
 _CONFIG_ID_RE = re.compile(r"\b(WCC[0-9A-Z]+)\b")

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from toolkit import db
 
@@ -31,7 +32,15 @@ __all__ = [
     "RETRY_STATUSES",
     "Journal",
     "JournalRun",
+    "LockHolder",
+    "RunLock",
+    "RunLocked",
+    "acquire_run_lock",
+    "last_row_write",
+    "list_runs",
+    "make_lock_key",
     "make_run_key",
+    "run_lock_holder",
 ]
 
 # Final statuses a resumed run reuses as they are. `failed` and `skipped` are final for the
@@ -201,12 +210,15 @@ class Journal:
         def column(part: pd.DataFrame, name: str) -> list[object]:
             if name not in part.columns:
                 return [None] * len(part)
-            return [None if pd.isna(v) else v for v in part[name].tolist()]
+            values = part[name]
+            if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object:
+                return pa.array(values.array).to_pylist()  # text, and None for missing
+            return [None if pd.isna(v) else v for v in values.tolist()]
 
         for start in range(0, len(rows), self.INSERT_CHUNK):
             part = rows.iloc[start : start + self.INSERT_CHUNK]
             data = zip(
-                [int(r) for r in part["row"].tolist()],
+                part["row"].to_numpy(dtype="int64").tolist(),
                 column(part, "action"),
                 column(part, "status"),
                 column(part, "coin_config_id"),

@@ -24,7 +24,13 @@ from toolkit.models import MAX_AMOUNT, REASONS
 if TYPE_CHECKING:
     from toolkit.registry import Registry
 
-__all__ = ["PROBLEM_COLUMNS", "Validation", "validate", "validate_allocations"]
+__all__ = [
+    "PROBLEM_COLUMNS",
+    "Validation",
+    "registry_medians",
+    "validate",
+    "validate_allocations",
+]
 
 PROBLEM_COLUMNS = ["row", "column", "value", "severity", "reason", "message"]
 OUTLIER_FACTOR = 10

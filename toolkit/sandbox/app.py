@@ -39,7 +39,14 @@ from toolkit.sandbox.parsing import MAX_BODY_BYTES
 from toolkit.sandbox.routes import admin, coins, oauth
 from toolkit.sandbox.store import Store
 
-__all__ = ["DEFAULT_CREDENTIALS", "MAX_BODY_BYTES", "SandboxConfig", "SandboxState", "create_app"]
+__all__ = [
+    "DEFAULT_CREDENTIALS",
+    "MAX_BODY_BYTES",
+    "SandboxApp",
+    "SandboxConfig",
+    "SandboxState",
+    "create_app",
+]
 
 DEFAULT_CREDENTIALS: dict[str, str] = {
     # The same values as toolkit.settings.SANDBOX_CREDENTIALS (not imported: it pulls dotenv).

@@ -34,6 +34,7 @@ __all__ = [
     "form",
     "invalid",
     "json_object",
+    "read_body",
     "show",
 ]
 

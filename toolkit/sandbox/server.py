@@ -34,6 +34,7 @@ __all__ = [
     "is_loopback_host",
     "start_sandbox",
     "url_for",
+    "uvicorn_config",
 ]
 
 logger = logging.getLogger(__name__)

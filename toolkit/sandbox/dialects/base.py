@@ -22,8 +22,13 @@ __all__ = [
     "OAuthRefusal",
     "ProjectDialect",
     "Refusal",
+    "Rotation",
+    "cloudflare_page",
     "envelope_response",
     "expired_token_refusal",
+    "html_response",
+    "json_response",
+    "spring_body",
 ]
 
 RATE_LIMIT_STYLES: tuple[str, ...] = (
