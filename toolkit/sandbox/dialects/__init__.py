@@ -58,8 +58,9 @@ __all__ = [
     "expired_token_refusal",
 ]
 
-# The dialect of the embedded sandbox and of ``start_sandbox()`` without ``dialect=``.
-DEFAULT_DIALECT = "project"
+# The dialect of the embedded sandbox and of ``start_sandbox()`` without ``dialect=``: the
+# closest reading of EnKash (its sibling APIs' documented conventions).
+DEFAULT_DIALECT = "enkash"
 
 DIALECTS: dict[str, type[Dialect]] = {
     cls.name: cls for cls in (Dialect, EnKashDialect, SpringDialect, LenientDialect, CdnDialect)
