@@ -169,8 +169,29 @@ def _problem_messages(problems: pd.DataFrame | None) -> tuple[pd.Series, pd.Seri
 
 def _per_row(messages: pd.Series, frame: pd.DataFrame) -> pd.Series:
     """Messages keyed by row number, aligned with ``frame`` ("" where a row has none)."""
+    if messages.empty:
+        return pd.Series("", index=frame.index, dtype="str")
     looked_up = messages.astype("str").reindex(frame["row"].to_numpy()).fillna("")
-    return pd.Series(looked_up.to_numpy(), index=frame.index, dtype="str")
+    return pd.Series(looked_up.array, index=frame.index, dtype="str")
+
+
+def _text_where(mask: pd.Series, yes: str, no: str) -> pd.Series:
+    """A text column: ``yes`` where ``mask``, else ``no`` (made in Arrow, not row by row)."""
+    large = pa.large_string()
+    chosen = pc.if_else(
+        pa.array(mask.to_numpy(dtype=bool)), pa.scalar(yes, large), pa.scalar(no, large)
+    )
+    return pd.Series(pd.array(chosen, dtype="str"), index=mask.index)
+
+
+def _noted(message: pd.Series, where: pd.Series, note: pd.Series) -> pd.Series:
+    """``message`` with ``note`` added where ``where``: after "; " when there is a message."""
+    if not where.any():
+        return message
+    before, added = message[where], note[where]
+    out = message.copy()
+    out[where] = before.where(before == "", before + "; ") + added
+    return out
 
 
 def _known_configs(registry: Any) -> pd.DataFrame:
@@ -320,10 +341,69 @@ def batch_name(source_name: str | None) -> str:
 # run before keep their ids only while this stays exactly the same.
 _ID_VERSION = "v2"
 _ID_SEP = "\x1f"
+_ID_CHUNK = 65_536
 
 
 def _id_prefix(sheet_name: str | None) -> bytes:
     return (_ID_VERSION + _ID_SEP + batch_name(sheet_name) + _ID_SEP).encode("utf-8")
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_ID_HEAD = np.frombuffer(b"BULK-", dtype=np.uint8)
+
+
+def _ids_of(texts: pa.Array) -> pa.ChunkedArray:
+    """ "BULK-" and the first 24 hex digits of each text's SHA-256 (texts: whole, prefix
+    included): only the hash runs per row, in slices, the hex is written by numpy."""
+    large = pa.large_string()
+    width = len(_ID_HEAD) + 24
+    sha256 = hashlib.sha256
+    chunks = []
+    for start in range(0, len(texts), _ID_CHUNK):
+        part = texts.slice(start, _ID_CHUNK).to_pylist()
+        digests = np.frombuffer(b"".join([sha256(t).digest() for t in part]), dtype=np.uint8)
+        head = digests.reshape(-1, 32)[:, :12]
+        out = np.empty((len(part), width), dtype=np.uint8)
+        out[:, : len(_ID_HEAD)] = _ID_HEAD
+        out[:, len(_ID_HEAD) :: 2] = _HEX[head >> 4]
+        out[:, len(_ID_HEAD) + 1 :: 2] = _HEX[head & 15]
+        offsets = np.arange(0, (len(part) + 1) * width, width, dtype=np.int64)
+        chunks.append(
+            pa.Array.from_buffers(
+                large, len(part), [None, pa.py_buffer(offsets), pa.py_buffer(out.tobytes())]
+            )
+        )
+    return pa.chunked_array(chunks, large)
+
+
+def _id_texts(sheet_name: str | None, *columns: pa.Array) -> pa.Array:
+    """Each row's whole text to hash: version, batch name, then ``columns``, joined."""
+    large = pa.large_string()
+    head = [pa.scalar(_ID_VERSION, large), pa.scalar(batch_name(sheet_name), large)]
+    joined = pc.binary_join_element_wise(*head, *columns, pa.scalar(_ID_SEP, large))
+    return pc.cast(joined, pa.large_binary())
+
+
+def _arrow_text(values: pd.Series) -> pa.Array:
+    return pc.cast(pa.array(pd.Series(values).astype("str").array), pa.large_string())
+
+
+def _occurrences(key: pa.Array) -> np.ndarray:
+    """For each row, the how-many-th time its ``key`` appears so far (1 for the first)."""
+    encoded = pc.dictionary_encode(key)
+    n = len(encoded)
+    if n == 0 or len(encoded.dictionary) == n:  # every key once: the common case
+        return np.ones(n, dtype=np.int64)
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    order = np.argsort(codes, kind="stable")
+    ordered = codes[order]
+    first = np.ones(n, dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    at = np.arange(n)
+    group_start = np.maximum.accumulate(np.where(first, at, 0))
+    counts = np.empty(n, dtype=np.int64)
+    counts[order] = at - group_start + 1
+    return counts
 
 
 def derive_request_id(
@@ -356,19 +436,27 @@ def derive_request_ids(
     if len(company_ids) == 0:
         return pd.Series([], index=company_ids.index, dtype="str")
     large = pa.large_string()
-    parts = [
-        pc.cast(pa.array(pd.Series(column).astype("str").array), large)
-        for column in (company_ids, events, user_ids)
-    ]
     counts = pc.cast(pa.array(np.asarray(occurrences, dtype=np.int64)), large)
-    texts = pc.binary_join_element_wise(*parts, counts, pa.scalar(_ID_SEP, large))
-    prefix = _id_prefix(sheet_name)
-    sha256 = hashlib.sha256
-    ids = [
-        "BULK-" + sha256(prefix + text).hexdigest()[:24]
-        for text in pc.cast(texts, pa.large_binary()).to_pylist()
-    ]
-    return pd.Series(ids, index=company_ids.index, dtype="str")
+    texts = _id_texts(
+        sheet_name, _arrow_text(company_ids), _arrow_text(events), _arrow_text(user_ids), counts
+    )
+    return pd.Series(pd.array(_ids_of(texts), dtype="str"), index=company_ids.index)
+
+
+def _derived_ids(
+    sheet_name: str | None, company_ids: pd.Series, events: pd.Series, user_ids: pd.Series
+) -> pd.Series:
+    """`derive_request_ids` with each row's occurrence counted here: the n-th time the
+    sheet names the same companyId, event and userId."""
+    if len(company_ids) == 0:
+        return pd.Series([], index=company_ids.index, dtype="str")
+    large = pa.large_string()
+    fields = [_arrow_text(company_ids), _arrow_text(events), _arrow_text(user_ids)]
+    key = pc.binary_join_element_wise(*fields, pa.scalar(_ID_SEP, large))
+    del fields
+    counts = pc.cast(pa.array(_occurrences(key)), large)
+    texts = _id_texts(sheet_name, key, counts)  # the key is the three fields, joined
+    return pd.Series(pd.array(_ids_of(texts), dtype="str"), index=company_ids.index)
 
 
 def plan_allocations(validation: Any, registry: Any = None) -> Plan:
@@ -398,16 +486,13 @@ def plan_allocations(validation: Any, registry: Any = None) -> Plan:
     user = checked["userId"].astype("str")
     need = given.isna() & valid
     # The n-th time a sheet names the same companyId, event and userId without a requestId.
-    occurrence = (
-        pd.DataFrame({"c": company[need], "e": event[need], "u": user[need]})
-        .groupby(["c", "e", "u"], sort=False)
-        .cumcount()
-        + 1
-    )
     name = _source_name(validation, sheet)
-    derived = derive_request_ids(name, company[need], event[need], user[need], occurrence)
-    request_id = given.copy()
-    request_id[need] = derived
+    if need.all():
+        request_id = _derived_ids(name, company, event, user)
+    else:
+        derived = _derived_ids(name, company[need], event[need], user[need])
+        request_id = given.copy()
+        request_id[need] = derived
 
     base = pd.DataFrame(
         {
@@ -421,23 +506,23 @@ def plan_allocations(validation: Any, registry: Any = None) -> Plan:
     )
     known = _known_configs(registry)[["companyId", "event", "amount", "coinConfigId"]]
     merged = base.merge(known, on=["companyId", "event"], how="left", validate="many_to_one")
-    act = pd.Series(np.where(valid, "allocate", "invalid"), index=merged.index, dtype="str")
-    by_row_errors = _per_row(errors, merged)
-    by_row_warnings = _per_row(warnings, merged)
-    message = pd.Series("", index=merged.index, dtype="str")
-    message = message.mask(act == "invalid", by_row_errors)
-    unknown_pair = (act == "allocate") & merged["coinConfigId"].isna()
-    message = message.mask(
+    valid.index = merged.index
+    act = _text_where(valid, "allocate", "invalid")
+    invalid = ~valid
+    unknown_pair = valid & merged["coinConfigId"].isna()
+    message = _text_where(
         unknown_pair,
         "warning: no configuration known locally for this company and event "
         "(the server refuses the allocation if none exists)",
+        "",
     )
-    has_warning = by_row_warnings != ""
-    joiner = np.where(message != "", "; ", "")
-    message = message.mask(has_warning, message + joiner + "warning: " + by_row_warnings)
+    if invalid.any():
+        message = message.mask(invalid, _per_row(errors, merged))
+    if len(warnings):
+        by_row_warnings = _per_row(warnings, merged)
+        message = _noted(message, by_row_warnings != "", "warning: " + by_row_warnings)
     merged["action"] = act
     merged["message"] = message
-    invalid = act == "invalid"
     merged["amount"] = merged["amount"].where(~invalid)
     merged["coinConfigId"] = merged["coinConfigId"].where(~invalid)
     return Plan(

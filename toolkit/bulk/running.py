@@ -551,29 +551,64 @@ def _positions(frame_rows: pd.Series, rows: Iterable[int] | np.ndarray) -> np.nd
     return found
 
 
-def _items(plan: Plan, todo: pd.DataFrame) -> Iterator[_Item]:
+class _Items:
     """Work items for the rows still to send, in row order, made a chunk at a time as they
-    are handed out (a million-row sheet never holds a million items)."""
-    cols = [c for c in plan.frame.columns if c not in ("action", "message")]
-    todo = todo.sort_values("row", kind="stable")
-    where = _positions(plan.frame["row"], todo["row"])
-    actions = todo["action"].astype("str").to_numpy()
-    attempts = todo["attempts"].to_numpy(dtype=np.int64)
-    values = plan.frame[cols]
-    for start in range(0, len(where), ITEMS_CHUNK):
-        stop = start + ITEMS_CHUNK
-        chunk = values.iloc[where[start:stop]].to_dict("records")
+    are handed out (a million-row sheet never holds a million items); the rows never handed
+    out are told by number alone."""
+
+    def __init__(self, plan: Plan, todo: pd.DataFrame) -> None:
+        todo = todo.sort_values("row", kind="stable")
+        self._where = _positions(plan.frame["row"], todo["row"])
+        self._rows = todo["row"].to_numpy(dtype=np.int64)
+        self._actions = todo["action"].astype("str").to_numpy()
+        self._attempts = todo["attempts"].to_numpy(dtype=np.int64)
+        self._values = plan.frame[[c for c in plan.frame.columns if c not in ("action", "message")]]
+        self._made = 0  # items made so far (handed out or waiting in `_ready`)
+        self._ready: deque[_Item] = deque()
+
+    def __len__(self) -> int:
+        return len(self._ready) + len(self._where) - self._made
+
+    def __iter__(self) -> Iterator[_Item]:
+        return self
+
+    def __next__(self) -> _Item:
+        if not self._ready:
+            self._make()
+        if not self._ready:
+            raise StopIteration
+        return self._ready.popleft()
+
+    def _make(self) -> None:
+        start, stop = self._made, min(self._made + ITEMS_CHUNK, len(self._where))
+        if start >= stop:
+            return
+        chunk = self._values.iloc[self._where[start:stop]].to_dict("records")
         for record, action, tries in zip(
-            chunk, actions[start:stop], attempts[start:stop], strict=True
+            chunk, self._actions[start:stop], self._attempts[start:stop], strict=True
         ):
             clean = {k: (None if _is_blank(v) else v) for k, v in record.items()}
             if clean.get("amount") is not None:
                 clean["amount"] = int(clean["amount"])
             if clean.get("before_amount") is not None:
                 clean["before_amount"] = int(clean["before_amount"])
-            yield _Item(
-                row=int(record["row"]), action=str(action), attempts=int(tries), values=clean
+            self._ready.append(
+                _Item(row=int(record["row"]), action=str(action), attempts=int(tries), values=clean)
             )
+        self._made = stop
+
+    def rest(self) -> np.ndarray:
+        """The rows never handed out, by number; afterwards there are none."""
+        rows = np.concatenate(
+            [np.array([i.row for i in self._ready], dtype=np.int64), self._rows[self._made :]]
+        )
+        self._ready.clear()
+        self._made = len(self._where)
+        return rows
+
+
+def _items(plan: Plan, todo: pd.DataFrame) -> _Items:
+    return _Items(plan, todo)
 
 
 def _caps(concurrency: int | str, rps: float | str | None) -> tuple[int | None, float | None]:
@@ -814,6 +849,13 @@ class _Outcomes:
             self.config_id[at] = config_id
             self.message[at] = self._kept(message)
 
+    def set_rows(self, rows: list[int], status: str, message: str | None) -> None:
+        """The same outcome for many rows (no coinConfigId)."""
+        where = self._index.get_indexer(rows)
+        self.status[where] = self._code(status)
+        self.config_id[where] = None
+        self.message[where] = self._kept(message)
+
     def set_many(
         self, rows: pd.Series, statuses: pd.Series, config_ids: pd.Series, messages: pd.Series
     ) -> None:
@@ -901,7 +943,7 @@ def _drive(
     journal: Journal,
     run_id: str,
     client: Any,
-    items: Iterator[_Item],
+    items: _Items,
     to_send: int,
     mode: str,
     pacer: AdaptivePacer,
@@ -1064,12 +1106,12 @@ def _drive(
         recorder.close()
     # Rows never handed out: skipped, with the reason, so that rows in = rows out.
     reason = DEADLINE_MESSAGE if deadline_reached and fatal is None else _stop_reason(fatal)
-    while leftovers := [
-        (item.row, "skipped", None, reason) for item in itertools.islice(items, LEFTOVER_CHUNK)
-    ]:
-        journal.record(run_id, leftovers)
-        final.set(leftovers)
-        counts["skipped"] = counts.get("skipped", 0) + len(leftovers)
+    rest = items.rest()
+    for start in range(0, len(rest), LEFTOVER_CHUNK):
+        rows = rest[start : start + LEFTOVER_CHUNK].tolist()
+        journal.record(run_id, [(row, "skipped", None, reason) for row in rows])
+        final.set_rows(rows, "skipped", reason)
+        counts["skipped"] = counts.get("skipped", 0) + len(rows)
     report(force=True)
     return _Drove(sent, cancelled, fatal, deadline_reached, pace())
 
@@ -1097,11 +1139,12 @@ def _results_frame(plan: Plan, final: _Outcomes) -> pd.DataFrame:
         }
     )
     if plan.kind == "allocations":
-        by_row["requestId"] = plan.frame["requestId"].astype("str").to_numpy()
+        by_row["requestId"] = plan.frame["requestId"].astype("str").array
         out = out.drop(columns=["requestId"], errors="ignore")
     if np.array_equal(out["row"].to_numpy(), final.rows):
         # The sheet's rows in the plan's order (as always): side by side, no merge's copy.
-        merged = out.assign(**{c: by_row[c].to_numpy() for c in by_row.columns if c != "row"})
+        by_row.index = out.index
+        merged = out.assign(**{c: by_row[c] for c in by_row.columns if c != "row"})
     else:
         merged = out.merge(by_row, on="row", how="left", validate="one_to_one")
     # Rows in = rows out, always: a break here is a bug, never something to hide.
