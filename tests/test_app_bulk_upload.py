@@ -140,3 +140,22 @@ def test_an_interrupted_run_of_the_same_file_resumes_without_sending_twice(
     assert len(results) == 6
     assert (results["status"] == "created").sum() + (results["status"] == "unchanged").sum() == 4
     assert len(sandbox_configs(fresh_sandbox)) == 4  # nothing created twice
+
+
+def test_a_rows_problems_can_be_read_in_full(monkeypatch, tmp_path, fresh_sandbox):
+    point_app_at(monkeypatch, tmp_path, fresh_sandbox)
+    at = open_page("bulk_upload")
+    sheet = (
+        b"companyId,event,amount\r\n"
+        b"CEKFULL1,EV_ONE,5\r\n"
+        b"cekfull1,meal card payment,6.5\r\n"
+        b"CEKFULL1,EV_ONE,7\r\n"
+    )
+    _upload(at, sheet)
+    assert any("Pick a row" in c for c in texts(at, "caption"))
+    at.session_state["bu_problem_pick"] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+    detail = "\n".join(texts(at, "text"))
+    assert detail.startswith("Row 3:"), detail
+    assert "did you mean CEKFULL1?" in detail
+    assert "did you mean MEAL_CARD_PAYMENT?" in detail

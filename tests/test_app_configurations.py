@@ -179,3 +179,30 @@ def test_import_ids_and_refresh_show_progress_results(monkeypatch, tmp_path, fre
     button(at, "Refresh from EnKash").click().run()
     assert any("1 drift" in s for s in texts(at, "success")), texts(at, "success")
     elsewhere.close()
+
+
+def test_a_fat_finger_inline_edit_needs_its_own_tick(seeded, fresh_sandbox):
+    ws, made = seeded
+    big, off = made["EV_A/CEKA"], made["EV_A/CEKB"]  # 6 and 20 coins
+    at = open_page("configurations")
+    order = ws.registry.to_frame()["coinConfigId"].tolist()
+    key = at.session_state["cfg_editor_key"]
+    at.session_state[key] = {
+        "edited_rows": {
+            order.index(big.coin_config_id): {"amount": "600"},  # 100× up
+            order.index(off.coin_config_id): {"amount": "0"},  # switched off
+        },
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    at.run()
+    button(at, "Review changes").click().run()
+    review = next(d.value for d in at.dataframe if "check" in d.value.columns)
+    checks = dict(zip(review["coinConfigId"], review["check"], strict=True))
+    assert checks == {big.coin_config_id: "100× up", off.coin_config_id: "to 0"}
+    assert button(at, "Apply 0 changes").disabled  # held back until ticked
+    at.checkbox(key=f"cfg_tick_{big.coin_config_id}").check().run()
+    button(at, "Apply 1 change").click().run()
+    assert not at.exception
+    amounts = _amounts(fresh_sandbox)
+    assert (amounts[big.coin_config_id], amounts[off.coin_config_id]) == (600, 20)

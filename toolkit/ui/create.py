@@ -43,7 +43,7 @@ def render() -> None:
         left, right = st.columns(2)
         with left:
             company = st.text_input(
-                _LABELS["companyId"], key=f"{P}_company", placeholder="CEKEKCARDS", max_chars=32
+                _LABELS["companyId"], key=f"{P}_company", placeholder="CEKEKCARDS"
             )
             company_msg = st.empty()
             event = st.text_input(
