@@ -7,10 +7,12 @@ import signal
 import sqlite3
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import sandbox_profile
 from test_cli_support import (
     assert_one_line_error,
     coins_command,
@@ -21,6 +23,7 @@ from test_cli_support import (
     write_configs,
 )
 
+from toolkit.profiles import save_profile
 from toolkit.settings import SANDBOX_CREDENTIALS
 
 ROWS = 240
@@ -99,6 +102,9 @@ def test_exit_statuses_as_a_process_never_show_a_traceback(
 def test_kill_9_halfway_then_the_same_command_leaves_no_duplicate_and_none_missing(
     fresh_sandbox: Any, env: dict[str, str], tmp_path: Path
 ) -> None:
+    # As the README asks before real work: the server's profile is known (`coins doctor`).
+    profile = replace(sandbox_profile(fresh_sandbox), server_key=env["ENKASH_BASE_URL"])
+    save_profile(env["COINS_HOME"], profile)
     sheet, wanted = big_sheet(tmp_path / "rollout.csv")
     argv = ["bulk-create", str(sheet), "--concurrency", "4"]
     fresh_sandbox.set_faults(latency_ms=25)
@@ -121,6 +127,32 @@ def test_kill_9_halfway_then_the_same_command_leaves_no_duplicate_and_none_missi
     assert {r["status"] for r in results} == {"created"}
     ids = {c["coinConfigId"] for c in fresh_sandbox.app.sandbox.store.list_configs()}
     assert {r["coinConfigId"] for r in results} == ids
+
+
+def test_kill_9_on_a_server_never_profiled_leaves_the_lost_rows_unconfirmed_never_doubled(
+    fresh_sandbox: Any, env: dict[str, str], tmp_path: Path
+) -> None:
+    sheet, _ = big_sheet(tmp_path / "rollout.csv", rows=200)
+    argv = ["bulk-create", str(sheet), "--concurrency", "4"]
+    fresh_sandbox.set_faults(latency_ms=25)
+    process = start_and_wait_for_rows(fresh_sandbox, argv, env, tmp_path, at_least=40)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+    fresh_sandbox.clear_faults()
+
+    again = run_coins(*argv, env=env, cwd=tmp_path)
+    results = read_results(tmp_path / "rollout.results.csv")
+    statuses = {r["status"] for r in results}
+    assert statuses <= {"created", "unconfirmed"}
+    assert len(results) == 200
+    count, on_server = server_pairs(fresh_sandbox)
+    assert count == len(on_server)  # none twice
+    unconfirmed = [r for r in results if r["status"] == "unconfirmed"]
+    # Only rows the killed run had handed out without an answer journaled; each says what to do.
+    assert len(unconfirmed) < 200 - 40
+    assert all("import-ids" in r["message"] for r in unconfirmed)
+    assert again.code == (1 if unconfirmed else 0)
+    assert "Traceback" not in again.err
 
 
 def test_ctrl_c_stops_with_exit_130_and_the_same_command_finishes_the_job(

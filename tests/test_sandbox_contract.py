@@ -180,7 +180,7 @@ def test_lockout_is_per_username(api: Any) -> None:
 
 
 def test_token_expires_after_its_ttl(tmp_path: Any, make_api: Any) -> None:
-    with start_sandbox(tmp_path / "ttl.sqlite3", token_ttl=1) as short:
+    with start_sandbox(tmp_path / "ttl.sqlite3", token_ttl=1, dialect="project") as short:
         api = make_api(short)
         assert api.token_response().json()["expires_in"] == 1
         ok_payload(api.get(BALANCE, params={"userId": "U1"}))

@@ -600,7 +600,9 @@ SLOW = 0.001
 def test_rate_limit_lets_the_burst_through_then_throttles_before_doing_anything(
     tmp_path: Any,
 ) -> None:
-    with start_sandbox(tmp_path / "rl.sqlite3", rate_limit=SLOW, burst=3) as handle:
+    with start_sandbox(
+        tmp_path / "rl.sqlite3", rate_limit=SLOW, burst=3, dialect="project"
+    ) as handle:
         api = Api(handle)
         api.login()
         events = ["MEAL_CARD_PAYMENT", "REFERRAL_EVENT", "INVOICE_PAYMENT", "GST_PAYMENT"]

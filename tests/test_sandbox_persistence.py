@@ -40,12 +40,12 @@ def test_restart_with_the_same_db_keeps_configs_allocations_and_tokens(
     tmp_path: Path, make_api: Any
 ) -> None:
     db = tmp_path / "state.sqlite3"
-    with start_sandbox(db) as first:
+    with start_sandbox(db, dialect="project") as first:
         api = make_api(first)
         config_id = api.post(CREATE, json=BODY).json()["payload"]["coinConfigId"]
         assert api.post(ALLOCATE, json=ALLOCATION).status_code == 200
         token = api.access_token
-    with start_sandbox(db) as second:
+    with start_sandbox(db, dialect="project") as second:
         api = make_api(second, token=False)
         api.headers["Authorization"] = f"Bearer {token}"  # tokens live in the file too
         got = api.get(f"/api/v0/enkash-coins/{config_id}").json()["payload"]
@@ -57,20 +57,23 @@ def test_restart_with_the_same_db_keeps_configs_allocations_and_tokens(
 
 def test_lockout_survives_a_restart_and_a_fresh_db_has_none(tmp_path: Path, make_api: Any) -> None:
     db = tmp_path / "locks.sqlite3"
-    with start_sandbox(db) as first:
+    with start_sandbox(db, dialect="project") as first:
         api = make_api(first, token=False)
         for _ in range(3):
             api.token_response(password="wrong")
-    with start_sandbox(db) as second:
+    with start_sandbox(db, dialect="project") as second:
         answer = make_api(second, token=False).token_response()
         assert answer.status_code == 400 and "locked" in answer.json()["error_description"]
-    with start_sandbox(tmp_path / "fresh.sqlite3") as fresh:
+    with start_sandbox(tmp_path / "fresh.sqlite3", dialect="project") as fresh:
         assert make_api(fresh, token=False).token_response().status_code == 200
 
 
 def test_two_sandboxes_on_one_file_share_state(tmp_path: Path, make_api: Any) -> None:
     db = tmp_path / "shared.sqlite3"
-    with start_sandbox(db) as left, start_sandbox(db) as right:
+    with (
+        start_sandbox(db, dialect="project") as left,
+        start_sandbox(db, dialect="project") as right,
+    ):
         a, b = make_api(left), make_api(right)
 
         def create_many(api: Any, out: list) -> None:
@@ -91,7 +94,7 @@ def test_two_sandboxes_on_one_file_share_state(tmp_path: Path, make_api: Any) ->
 
 
 def test_temporary_db_is_removed_at_stop(make_api: Any) -> None:
-    handle = start_sandbox()
+    handle = start_sandbox(dialect="project")
     path = handle.db_path
     assert path.exists()
     handle.stop()
@@ -133,6 +136,8 @@ def _launch(tmp_path: Path, *args: str) -> subprocess.Popen:
             "0",
             "--db",
             str(tmp_path / "cli.db"),
+            "--dialect",
+            "project",
             *args,
         ],
         stdout=subprocess.PIPE,
@@ -302,7 +307,7 @@ def test_a_database_from_before_dialects_is_migrated_keeping_its_rows(
     with sqlite3.connect(db) as conn:
         conn.executescript(_SCHEMA_0001)
     conn.close()
-    with start_sandbox(db) as handle:
+    with start_sandbox(db, dialect="project") as handle:
         api = make_api(handle)
         assert api.get(BALANCE, params={"userId": "EKQZVMQK"}).json()["payload"] == 6
         got = api.get("/api/v0/enkash-coins/WCC817428").json()["payload"]
