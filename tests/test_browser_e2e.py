@@ -85,14 +85,15 @@ def _no_evil_link(pg) -> None:
     assert pg.locator('[data-testid="stMain"] strong', has_text="bold").count() == 0
 
 
-def _websocket_status(url: str, host: str) -> str:
-    """The first line of the server's answer to a web socket handshake naming ``host``."""
+def _websocket_status(url: str, host: str, origin: str | None = None) -> str:
+    """The first line of the server's answer to a web socket handshake naming ``host`` (and
+    coming from a page of ``origin``, by default the same host)."""
     port = int(url.rsplit(":", 1)[1])
     key = base64.b64encode(os.urandom(16)).decode()
     request = (
         "GET /_stcore/stream HTTP/1.1\r\n"
         f"Host: {host}:{port}\r\n"
-        f"Origin: http://{host}:{port}\r\n"
+        f"Origin: {origin or f'http://{host}:{port}'}\r\n"
         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
@@ -107,6 +108,8 @@ def test_only_the_configured_host_names_get_a_web_socket(app_server):
     # A page of evil.example whose name was re-pointed at this machine (DNS rebinding).
     assert " 101 " not in _websocket_status(url, "evil.example")
     assert " 101 " not in _websocket_status(url, "localhost.evil.example")
+    # A page of another site opening a socket to the right host (cross-site web socket).
+    assert " 101 " not in _websocket_status(url, "127.0.0.1", "http://evil.example")
 
 
 def test_a_new_analysts_day_in_the_browser(app_server, browser):
