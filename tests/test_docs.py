@@ -26,6 +26,7 @@ def test_every_documented_command_exists() -> None:
         "history",
         "revert",
         "sandbox",
+        "doctor",
     }
     assert expected <= set(COMMANDS)
 
