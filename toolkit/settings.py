@@ -92,7 +92,8 @@ class Limits:
     The defaults read a legitimate 1,000,000-row sheet (Excel's own maximum is 1,048,576 rows
     and 32,767 characters a cell) and refuse hostile files before they cost memory: an
     ``.xlsx`` part that would unpack past ``max_xlsx_part_mb``, or expand more than
-    ``max_xlsx_ratio`` times, is refused from the ZIP directory alone.
+    ``max_xlsx_ratio`` times, is refused from the ZIP directory alone. ``max_cells`` bounds rows
+    × columns, so one far-away cell cannot widen a million rows.
     """
 
     max_file_mb: float = 100.0
