@@ -207,36 +207,36 @@ def test_a_new_analysts_day_in_the_browser(app_server, browser):
     assert _sandbox_configs(home)[(COMPANY, "E2E_FORM_EVENT")][:2] == ("DEFAULT", 7)
 
     with evidence(pg, "e2e-bulk"):
+        sheet = [{"name": "e2e-50.csv", "mimeType": "text/csv", "buffer": _csv_50()}]
+        other = new_page(browser)  # a second tab, ready before the run starts
+        open_page(other, url, "bulk-upload", "Bulk upload")
         _open(pg, url, "bulk-upload", "Bulk upload")
-        pg.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
-            files=[{"name": "e2e-50.csv", "mimeType": "text/csv", "buffer": _csv_50()}]
-        )
+        pg.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(files=sheet)
         pg.get_by_text("2 · Plan (dry run)").wait_for()
         idle(pg)
         pg.get_by_text("Run options").click()
         rate = pg.get_by_role("spinbutton", name=re.compile("rows per second"))
-        rate.fill("8")
+        rate.fill("2")  # about 25 s: long enough to look from another tab and to reload
         states = run_states(pg)
         rate.press("Enter")
         rerun_done(pg, states)
         pg.get_by_role("button", name=re.compile(r"Run — send 50 rows")).click()
-        pg.get_by_text(re.compile(r"of 50 rows .* rows/s")).first.wait_for()
+        pg.get_by_text(re.compile(r"Sending… \d+ of 50 rows")).first.wait_for()
 
-        # A second tab with the same sheet: the run is found again, live; no second Run.
-        other = new_page(browser)
-        open_page(other, url, "bulk-upload", "Bulk upload")
-        other.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
-            files=[{"name": "e2e-50.csv", "mimeType": "text/csv", "buffer": _csv_50()}]
-        )
-        other.get_by_text(re.compile(r"of 50 rows .* elapsed")).first.wait_for()
-        assert other.get_by_role("button", name=re.compile(r"^Run — ")).count() == 0
-        shot(other, "04a-bulk-second-tab")
+        # The second tab uploads the same sheet: the run is found again, live; no second Run.
+        with evidence(other, "e2e-bulk-second-tab"):
+            other.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+                files=sheet
+            )
+            other.get_by_text(re.compile(r"Sending… \d+ of 50 rows .* elapsed")).first.wait_for()
+            assert other.get_by_role("button", name=re.compile(r"^Run — ")).count() == 0
         other.context.close()
 
         # Reload the first tab mid-run: the run goes on, and the runs list re-attaches to it.
         pg.reload()
         pg.get_by_role("heading", name="Bulk upload").wait_for()
         pg.get_by_text("Runs on this server").wait_for()
+        assert pg.get_by_text(re.compile(r"e2e-50\.csv · running")).count() == 1  # mid-run
         pg.get_by_role("button", name="Open").first.click()
         pg.get_by_text("4 · Results").wait_for(timeout=120_000)
         idle(pg)
