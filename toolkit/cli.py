@@ -759,6 +759,7 @@ def _bulk(args: argparse.Namespace, kind: str) -> int:
                 ws,
                 concurrency=args.concurrency,
                 rps=args.rps,
+                deadline_s=args.deadline,
                 progress=bar,
                 results_path=out,
             )
@@ -771,6 +772,12 @@ def _bulk(args: argparse.Namespace, kind: str) -> int:
     extra: dict[str, Any] = {"sent": result.sent}
     if result.reused:
         extra["from_earlier_run"] = result.reused
+    if result.throttled:  # sent again, no row spent: what the server's limit cost the run
+        extra["throttled_answers"] = result.throttled
+        if result.pace is not None and result.pace.limit:
+            extra["server_limit_rps"] = round(result.pace.limit, 1)
+    if result.deadline_reached:
+        extra["deadline_reached"] = True
     stopped = None
     if result.fatal_error is not None:
         stopped = _translate(result.fatal_error)
@@ -900,6 +907,15 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _auto_or(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``auto`` (the run finds the value), or a number that ``parse`` accepts (a cap)."""
+
+    def parse_or_auto(text: str) -> Any:
+        return "auto" if text.strip().lower() == "auto" else parse(text)
+
+    return parse_or_auto
+
+
 def _common() -> argparse.ArgumentParser:
     # SUPPRESS so that an option given before the command is not reset by the subparser.
     common = argparse.ArgumentParser(add_help=False)
@@ -938,13 +954,26 @@ def _bulk_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="check and preview; send nothing")
     p.add_argument(
         "--concurrency",
-        type=_positive_int,
-        default=8,
-        metavar="N",
-        help="requests in flight at once (default 8)",
+        type=_auto_or(_positive_int),
+        default="auto",
+        metavar="N|auto",
+        help="at most N rows in flight at once (default auto: as many as the rate needs)",
     )
     p.add_argument(
-        "--rps", type=_positive_float, default=None, metavar="R", help="at most R requests/second"
+        "--rps",
+        type=_auto_or(_positive_float),
+        default="auto",
+        metavar="R|auto",
+        help="at most R requests a second (default auto: the run finds the server's limit, "
+        "slowing down when it throttles)",
+    )
+    p.add_argument(
+        "--deadline",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="stop the run after this long; rows not done then are failed or skipped, and "
+        "running the file again resumes (default: no deadline)",
     )
     p.add_argument(
         "--results",
@@ -1146,11 +1175,15 @@ def _commands() -> list[tuple[str, Callable[..., int], str, str, str, Callable[.
             "bulk-create",
             cmd_bulk_create,
             "create (or upsert) every configuration in a sheet",
-            "Validate, plan and send every row with bounded concurrency. Each row is journaled\n"
-            "locally, so after a crash or Ctrl-C the same command resumes: finished rows are not\n"
-            "sent again and nothing is created twice. Every input row gets one result row.",
-            "coins bulk-create configs.csv --concurrency 16 --results out.csv\n"
-            "  coins bulk-create configs.csv --dry-run",
+            "Validate, plan and send every row. The run finds the server's pace on its own: it\n"
+            "speeds up while answers are clean and slows down when the server throttles (429,\n"
+            "Retry-After, velocity limits), never spending a row's retries on it; --rps and\n"
+            "--concurrency cap it. Each row is journaled locally, so after a crash or Ctrl-C\n"
+            "the same command resumes: finished rows are not sent again and nothing is created\n"
+            "twice. Every input row gets one result row.",
+            "coins bulk-create configs.csv --results out.csv\n"
+            "  coins bulk-create configs.csv --dry-run\n"
+            "  coins bulk-create configs.csv --rps 40 --deadline 600",
             bulk_create_args,
         ),
         (

@@ -77,6 +77,10 @@ SEARCH_S_PAUSED = 10.0
 RECOVER_PER_S = 2.0
 # A throttle is remembered as "the server is throttling" for this long (progress shows it).
 THROTTLING_SHOWN_S = 5.0
+# Send slots missed by a late thread are made up for this long (a burst of at most this much).
+CATCH_UP_S = 0.05
+# The least latency is taken over windows this long (the last two count).
+MIN_RTT_WINDOW_S = 10.0
 # Measurements (sent, accepted) are kept this long.
 WINDOW_S = 60.0
 
@@ -167,6 +171,8 @@ class RateController:
         self.slow_start = True
         self.limit: float | None = None  # the server's limit as last measured
         self.srtt: float | None = None  # smoothed request latency (RFC 6298's SRTT)
+        self._min_rtt = self._min_rtt_before = math.inf  # least latency, this and last window
+        self._min_rtt_since = now
         self.start_concurrency = max(1, int(start_concurrency))
         self._random = random_source
         self._started = now
@@ -201,10 +207,11 @@ class RateController:
 
     def grant(self, now: float) -> float:
         """Book one send at ``now`` (at or after `ready_at`); returns its slot time."""
-        # A waker late by less than one interval keeps the pace; after a pause or a quiet
-        # spell the pace starts again from now (never two requests at once).
+        # A waker a little late keeps the pace: the slots it missed are made up, up to
+        # CATCH_UP_S worth (so the rate is reached on a busy machine, and a burst is never
+        # more than that); after a pause the pace starts again from its end.
         interval = 1.0 / self.rate
-        base = self._next if now - self._next < interval else now
+        base = max(self._next, now - max(interval, CATCH_UP_S))
         self._next = max(base, self.paused_until) + interval
         self._grants.append(now)
         return now
@@ -222,15 +229,23 @@ class RateController:
 
     def concurrency(self, now: float) -> int:
         """Rows that may be in flight now: the cap when given, else Little's law (the rate
-        times the request latency), doubled for headroom."""
+        times the request latency), doubled for headroom. The latency counted is at most
+        twice the least seen lately (and 20 ms): more is a queue at the server, which more
+        rows in flight would only lengthen (as BBR sizes its window from the minimum RTT)."""
         if self.concurrency_cap is not None:
             return self.concurrency_cap
         if self.srtt is None:
             return self.start_concurrency
-        needed = math.ceil(2.0 * self.rate * self.srtt) + 2
+        latency = min(self.srtt, 2.0 * self.min_rtt(now) + 0.02)
+        needed = math.ceil(2.0 * self.rate * latency) + 2
         if self.slow_start:
             needed = max(needed, self.start_concurrency)
         return max(2, min(MAX_AUTO_CONCURRENCY, needed))
+
+    def min_rtt(self, now: float) -> float:
+        """The least latency of a clean answer over the last one or two windows."""
+        least = min(self._min_rtt, self._min_rtt_before)
+        return least if least < math.inf else (self.srtt or 0.05)
 
     # -- answers -----------------------------------------------------------------------
 
@@ -242,6 +257,10 @@ class RateController:
         if granted is not None and not throttled:
             latency = max(0.0, now - granted)
             self.srtt = latency if self.srtt is None else 0.875 * self.srtt + 0.125 * latency
+            if now - self._min_rtt_since >= MIN_RTT_WINDOW_S:  # a fresh window, the last kept
+                self._min_rtt_before, self._min_rtt = self._min_rtt, math.inf
+                self._min_rtt_since = now
+            self._min_rtt = min(self._min_rtt, latency)
         if throttled:
             self._throttled(now, granted, retry_after)
         else:
