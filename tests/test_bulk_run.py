@@ -538,7 +538,9 @@ def test_running_an_allocation_sheet_again_after_fixing_one_row_allocates_only_t
 
     assert again.run_id != first.run_id
     assert again.counts["allocated"] == 1 and again.counts["unchanged"] == 5
-    assert "give the sheet a new name" in again.frame["message"].iloc[0]
+    # It says what happened, and never advises renaming the sheet (that would pay twice).
+    assert "earlier run of this sheet" in again.frame["message"].iloc[0]
+    assert "new name" not in again.frame["message"].iloc[0]
     assert [client.get_balance(f"EKUSER{i}") for i in range(6)] == [6] * 6
     assert len(server_allocations(fresh_sandbox.url)) == 6
 

@@ -758,7 +758,7 @@ class CoinsClient:
             if answer.ok:
                 data = answer.payload
                 message = data if isinstance(data, str) else ("" if data is None else str(data))
-                return replace(done, message=message, confirmed=sent.sent_before)
+                return replace(done, message=message)
             if answer.meaning in (Meaning.DUPLICATE_REQUEST, Meaning.EXISTS):
                 server_message = answer.message
                 if sent.sent_before:

@@ -328,7 +328,10 @@ def _create(client: Any, item: _Item, mode: str) -> tuple[str, str | None, str]:
         return (
             "created",
             made.coin_config_id,
-            "created (confirmed: an earlier attempt had made it)" if sent_before else "created",
+            "created (confirmed when resuming: the configuration of this pair has the sheet's "
+            "values)"
+            if sent_before
+            else "created",
         )
     except ConflictError as exc:
         existing_id = exc.existing_id
@@ -404,11 +407,12 @@ def _allocate(client: Any, item: _Item) -> tuple[str, str | None, str]:
             f"elsewhere); nothing allocated ({exc})",
         )
     if done.confirmed:
+        when = "confirmed when resuming" if sent_before else "confirmed"
         return (
             "allocated",
             v["coinConfigId"],
-            f"allocated (confirmed: requestId {v['requestId']} had reached the server; the "
-            "server refused the repeat, nothing allocated twice)",
+            f"allocated ({when}: requestId {v['requestId']} had reached the server before its "
+            "answer was lost; the server refused the repeat, nothing allocated twice)",
         )
     if done.already_done:
         return (
