@@ -719,7 +719,7 @@ def _read_xlsx(raw: bytes, name: str, digest: str, layout: _Layout, limits: Limi
     except ImportError as exc:  # defusedxml is a pinned requirement; say so if it is missing
         raise SheetError(
             f"{name} is an .xlsx workbook, and reading one safely needs the {exc.name} "
-            "package, which is not installed (pip install -r requirements.txt); or save the "
+            "package, which is not installed (make install installs it); or save the "
             "sheet as CSV."
         ) from exc
 
