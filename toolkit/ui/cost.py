@@ -87,7 +87,7 @@ def basis() -> vol.CostBasis:
 @st.cache_resource(ttl=common.FRAME_TTL_S, show_spinner="Adding up…", max_entries=32)
 def _awarded_views(
     key: str, period: cost.Period, _value: cost.CoinValue, _records: pd.DataFrame
-) -> dict:
+) -> dict[str, Any]:
     """The awarded section for one data version, period and coin value (all in the key)."""
     value = _value
     counted = cost.awarded(_records, by=[], period=None, value=value)
@@ -112,7 +112,7 @@ def _awarded_views(
 
 
 @st.cache_resource(ttl=common.FRAME_TTL_S, show_spinner="Projecting…", max_entries=16)
-def _projection_views(key: str, _basis: vol.CostBasis) -> dict:
+def _projection_views(key: str, _basis: vol.CostBasis) -> dict[str, Any]:
     projected = _basis.projection()
     per_company = cost.totals(projected, "companyId")
     per_event = cost.totals(projected, "event")

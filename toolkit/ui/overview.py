@@ -9,10 +9,13 @@ configurations draw as a few hundred marks. Filters are shared with the other pa
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
 from toolkit import charts, cost, frames
+from toolkit.bulk.volumes import CostBasis
 from toolkit.ui import common
 from toolkit.ui import cost as cost_ui
 
@@ -20,7 +23,13 @@ P = "ov"  # widget key prefix of this page
 
 
 @st.cache_resource(ttl=common.FRAME_TTL_S, show_spinner="Summarising…", max_entries=16)
-def _views(key: str, filters: tuple, basis_key: str, _df: pd.DataFrame, _basis) -> dict:
+def _views(
+    key: str,
+    filters: tuple[Any, ...],
+    basis_key: str,
+    _df: pd.DataFrame,
+    _basis: CostBasis,
+) -> dict[str, Any]:
     """Everything the page draws for one data version, filter choice and cost basis: computed
     once, then shared by reruns and sessions (charts and small frames, read-only)."""
     projected = cost.projection(_df, _basis.volumes, value=_basis.value) if _basis.known else None
@@ -62,7 +71,7 @@ def _per_event_table(measures: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _metrics(m: dict, value: cost.CoinValue) -> None:
+def _metrics(m: dict[str, Any], value: cost.CoinValue) -> None:
     cols = st.columns(6 if m["monthly"] is not None else 5)
     c1, c2, c3, c4, c5 = cols[:5]
     c1.metric("Configurations", f"{m['count']:,}")
