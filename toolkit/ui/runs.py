@@ -75,6 +75,7 @@ class ServerRun:
     approved_by: str | None = None
     rejected_by: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    decided: threading.Lock = field(default_factory=threading.Lock, repr=False)
     first_done: int | None = None  # rows already final when sending began (reused, invalid)
     first_at: float | None = None
     ended: float | None = None
@@ -234,22 +235,25 @@ def start(
 
 
 def approve(run: ServerRun, approver: str) -> None:
-    """An approver's yes: the run starts now, still under its starter's name."""
-    if not run.waiting:
-        return
-    run.approved_by = approver
-    if run.lock is not None:
-        run.lock.approve(approver)
-    _launch(run)
+    """An approver's yes: the run starts now, still under its starter's name (two approvers
+    clicking at once start it once)."""
+    with run.decided:
+        if not run.waiting:
+            return
+        run.approved_by = approver
+        if run.lock is not None:
+            run.lock.approve(approver)
+        _launch(run)
 
 
 def reject(run: ServerRun, by: str) -> None:
     """An approver's no (or the starter withdrawing it): nothing is sent, the lock is freed."""
-    if not run.waiting:
-        return
-    run.rejected_by = by
-    if run.lock is not None:
-        run.lock.release("rejected")
+    with run.decided:
+        if not run.waiting:
+            return
+        run.rejected_by = by
+        if run.lock is not None:
+            run.lock.release("rejected")
 
 
 def _launch(run: ServerRun) -> None:
