@@ -358,11 +358,14 @@ class RateController:
                 weight = 0.25 if paused_since > 0 else 0.5
                 estimate = high - (high - low) * weight
                 self.uncertainty = min(0.5, (high - low) / (2.0 * estimate))
-            # A cut that did not lengthen the clean spell did not help: the server throttles
-            # whatever the rate (at random, or for other clients). After two such, the rate
-            # is kept (pauses are still honoured) until the throttling follows the rate again.
+            # A cut that did not lengthen the clean spell, while the server accepted nearly
+            # all that was sent, did not help: it throttles whatever the rate (at random, or
+            # for other clients). After two such, the rate is kept (pauses are still
+            # honoured) until the throttling follows the rate again.
             if self._spell_before and was < self._rate_before * 0.97:
-                futile = spell <= 2 * self._spell_before
+                sent = len(self._grants) - bisect.bisect_right(self._grants, self._cut_at)
+                sending_s = max(span - paused_since, rtt)
+                futile = spell <= 2 * self._spell_before and low >= 0.9 * sent / sending_s
                 self._futile = self._futile + 1 if futile else 0
             self._spell_before, self._rate_before = spell, was
             if self._futile >= 2:
@@ -372,11 +375,15 @@ class RateController:
                 self._cut_paused = self._paused_total
                 return
         if self.slow_start:
-            # Half the rate (TCP), and no more than the server accepted on average so far: a
-            # bucket's burst made the send rate overshoot its limit by far.
+            # Half the rate (TCP), and no more than what the server accepted on average so
+            # far, raised towards what was just sent (their geometric mean, a quarter more at
+            # most): the average is low after a slow climb, the last second high after a
+            # bucket's burst let the rate overshoot its limit.
             self.slow_start = False
             elapsed = max(now - self._started, rtt)
-            estimate = min(was / 2.0, max(self._accepted / elapsed, START_RPS))
+            average = max(self._accepted / elapsed, START_RPS)
+            recent = max(self.send_rate(now, 1.0), average)
+            estimate = min(was / 2.0, math.sqrt(average * recent), 1.25 * average)
             self.uncertainty = FIRST_UNCERTAINTY
             self.rate = estimate
         elif estimate is not None:

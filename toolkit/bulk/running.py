@@ -1,9 +1,14 @@
-"""Run a plan: bounded concurrency, an optional rate cap, progress, cancel, journal, resume.
+"""Run a plan: one adaptive pace for all workers, caps, progress, cancel, deadline, journal,
+resume.
 
 The thread that calls ``run`` owns the journal. It commits ``sending`` for the rows it hands
-to the workers (never more rows than there are free workers), waits for answers, and commits
-their final statuses in batches. Workers only talk to the API and never raise: every row
-ends in exactly one result, and ``run`` checks that rows in = rows out before it returns.
+to the workers (as many as may be in flight, and the few more that keep them busy between two
+journal writes), collects answers and commits their final statuses in batches. The workers
+share one `toolkit.pacing.AdaptivePacer` through the client (`CoinsClient.paced`): the run
+finds the server's rate itself, and a throttled answer is sent again without spending the
+row's retries. Workers only talk to the API and never raise: every row ends in exactly one
+result, and ``run`` checks that rows in = rows out before it returns. Rows are turned into
+work items only as they are handed out, so a million-row sheet never holds a million of them.
 
 Running the same file again (same run key: file sha256, kind, mode, server) resumes: rows
 already final are reused; rows left ``pending``, ``sending``, ``failed`` or ``skipped`` are
@@ -808,7 +813,7 @@ THROTTLE_WAIT_S = 600.0
 # The workers are handed rows this far ahead of what they can be working on (so a worker that
 # finishes never waits for the journal), and answers are journaled at most this often: each
 # a transaction holding every row since.
-HAND_OUT_AHEAD_S = 0.1
+HAND_OUT_AHEAD_S = 0.05
 JOURNAL_EVERY_S = 0.02
 LEFTOVER_CHUNK = 10_000
 
@@ -1037,7 +1042,10 @@ def _drive(
                 if not stop.is_set() and not exhausted:
                     limit = fixed or pacer.concurrency()
                     workers.grow(limit)
-                    ahead = max(limit, math.ceil(rows_per_s() * HAND_OUT_AHEAD_S))
+                    # As few as keep the workers busy between two journal writes: a row
+                    # handed out is `sending`, and after a crash a row `sending` is one
+                    # whose request may have left.
+                    ahead = max(2, min(limit, math.ceil(rows_per_s() * HAND_OUT_AHEAD_S)))
                     want = limit + ahead - outstanding
                     if want > 0 and (outstanding <= limit or want >= ahead // 2):
                         batch = list(itertools.islice(items, want))
