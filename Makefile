@@ -41,7 +41,7 @@ install: $(RUNTIME)
 install-dev: $(DEV)
 
 run: $(RUNTIME)
-	$(VENV)/bin/streamlit run app.py
+	$(PY) -m toolkit.ui.serve
 
 sandbox: $(RUNTIME)
 	$(PY) -m toolkit.sandbox --seed-demo

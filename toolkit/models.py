@@ -192,6 +192,10 @@ def check_amount(value: Any) -> tuple[int | None, str | None]:
             return None, REASONS["negative"]
         if not _WHOLE_RE.match(text):
             return None, REASONS["decimals"] if _DECIMAL_RE.match(text) else REASONS["digits"]
+        digits = text.split(".", 1)[0].lstrip("+").lstrip("0")
+        if len(digits) > len(str(MAX_AMOUNT)):
+            # Too many digits to be an amount (and more than Python turns into an int): say so.
+            return None, REASONS["too_big"]
         number = int(text.split(".", 1)[0])
     else:
         return None, REASONS["whole"]
