@@ -55,12 +55,29 @@ class Measured:
         return json.loads(self.out)
 
 
+# Linux keeps a process's peak RSS across fork and exec: a child forked from this (large)
+# pytest process would report pytest's own size as its peak. A small Python starts the measured
+# command instead, reaps it with wait4 and writes that grandchild's own peak (KiB) to a file.
+_REAPER = (
+    "import os, subprocess, sys\n"
+    "child = subprocess.Popen(sys.argv[2:])\n"
+    "_, status, usage = os.wait4(child.pid, 0)\n"
+    "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
 def run_measured(
     argv: list[str], *, env: dict[str, str], cwd: Path, timeout: float = 240
 ) -> Measured:
-    """Run ``argv`` as a child; its own peak RSS comes from the kernel when it is reaped."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        child = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=err)
+    """Run ``argv`` as a grandchild (see `_REAPER`); its own peak RSS comes from the kernel."""
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile("r", suffix=".peak") as peak,
+    ):
+        reaper = [sys.executable, "-c", _REAPER, peak.name, *argv]
+        child = subprocess.Popen(reaper, env=env, cwd=cwd, stdout=out, stderr=err)
         killed = threading.Event()
 
         def watch() -> None:
@@ -68,13 +85,16 @@ def run_measured(
             try:
                 proc = psutil.Process(child.pid)
                 while child.returncode is None and time.monotonic() < deadline:
-                    if proc.memory_info().rss > WATCHDOG_MB * 2**20:
+                    family = [proc, *proc.children(recursive=True)]
+                    if max(p.memory_info().rss for p in family) > WATCHDOG_MB * 2**20:
                         break
                     time.sleep(0.05)
                 else:
                     if child.returncode is not None:
                         return
                 killed.set()
+                for p in proc.children(recursive=True):
+                    p.kill()
                 child.kill()
             except psutil.Error:
                 return
@@ -90,9 +110,17 @@ def run_measured(
             code=child.returncode,
             out=out.read().decode("utf-8", "replace"),
             err=err.read().decode("utf-8", "replace"),
-            peak_mb=usage.ru_maxrss / 1024,  # KiB on Linux
+            peak_mb=_peak_kib(peak.name, usage) / 1024,  # KiB on Linux
             killed=killed.is_set(),
         )
+
+
+def _peak_kib(path: str, reaper_usage: Any) -> float:
+    """The measured command's own peak, or the reaper's when it was killed before writing."""
+    try:
+        return float(Path(path).read_text() or reaper_usage.ru_maxrss)
+    except (OSError, ValueError):
+        return float(reaper_usage.ru_maxrss)
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
