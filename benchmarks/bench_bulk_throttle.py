@@ -127,7 +127,13 @@ def _one_run(
         client.close()
         registry.close()
     throttled = after["throttled"] - before["throttled"]
+    frame = result.frame
+    others = frame[frame["status"] != "created"]
+    why = ", ".join(f"{n} {status}" for status, n in others["status"].value_counts().items())
+    if len(others):
+        why += f" ({str(others['message'].iloc[0])[:160]})"
     return {
+        "why": why,
         "rows_per_s": result.counts.get("created", 0) / elapsed,
         "throttled": throttled / rows,
         "failed": rows - result.counts.get("created", 0),
@@ -149,6 +155,7 @@ def run() -> list[Ratio]:
                     start=16, rps=limit,
                 )  # fmt: skip
                 worst_rate, worst_throttled, failed, worst_known = 9.0, 0.0, 0, 9.0
+                why: list[str] = []
                 lines = []
                 for style in STYLES:
                     for start in STARTS:
@@ -160,6 +167,8 @@ def run() -> list[Ratio]:
                         worst_known = min(worst_known, got["rows_per_s"] / known["rows_per_s"])
                         worst_throttled = max(worst_throttled, got["throttled"])
                         failed += int(got["failed"])
+                        if got["why"]:
+                            why.append(f"{style}/{start}: {got['why']}")
                         lines.append(
                             f"{style}/{start}: {got['rows_per_s'] / limit:.2f} R, "
                             f"{got['throttled']:.1%} throttled, limit ~{got['limit']:.0f}"
@@ -185,7 +194,13 @@ def run() -> list[Ratio]:
                         0.05,
                         higher_is_better=False,
                     ),
-                    Ratio(f"R={limit}: rows failed, all runs", failed, 0, higher_is_better=False),
+                    Ratio(
+                        f"R={limit}: rows not created, all runs",
+                        failed,
+                        0,
+                        higher_is_better=False,
+                        detail="; ".join(why),
+                    ),
                 ]
         finally:
             proc.terminate()

@@ -7,6 +7,7 @@ cancelled run resumed, the deadline kept.
 
 from __future__ import annotations
 
+import io
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -109,6 +110,29 @@ def test_a_throttled_run_creates_every_row_and_fails_none(
     if style != "no-retry-after":
         assert any(p.paused_s > 0 for p in watch.paces)  # the server's pause, for all workers
     assert "throttled" in result.summary()
+
+
+def test_the_progress_bar_shows_the_rate_and_the_servers_throttling(
+    server: SandboxHandle, tmp_path: Path
+) -> None:
+    server.set_rate_limit(20, burst=2, style="no-retry-after")
+    client = make_client(server)
+    registry = Registry(tmp_path / "registry.sqlite3", client=client)
+    shown = io.StringIO()
+    bar = bulk.ProgressBar(file=shown, mininterval=0, desc="bulk-create")
+    try:
+        result = run(
+            plan(bulk.validate(bulk.read_configs(sheet(tmp_path / "p.csv", 60))), registry),
+            client=client,
+            registry=registry,
+            progress=bar,
+        )
+    finally:
+        client.close()
+    assert result.counts["created"] == 60 and result.throttled > 0
+    text = shown.getvalue()
+    assert "req/s=" in text and "server=throttling" in text
+    assert "60/60" in text
 
 
 def test_velocity_codes_are_throttling_not_failures(server: SandboxHandle, tmp_path: Path) -> None:
