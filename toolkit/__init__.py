@@ -10,25 +10,13 @@ import importlib
 import logging
 from typing import Any
 
+from toolkit import errors as _errors
+
 # The one table of the package's public names: where each lives. ``__all__`` is derived from it.
 _PUBLIC: dict[str, tuple[str, ...]] = {
     "toolkit.client": ("CoinsClient",),
-    "toolkit.errors": (
-        "AuthError",
-        "BadAnswerError",
-        "BlockedError",
-        "ConflictError",
-        "DuplicateRequestError",
-        "EnKashError",
-        "ForbiddenError",
-        "LoginUnavailableError",
-        "NotFoundError",
-        "RateLimitError",
-        "ServerError",
-        "TransportError",
-        "UnconfirmedError",
-        "ValidationError",
-    ),
+    # Every error class of the error tree (toolkit.errors is light: only the standard library).
+    "toolkit.errors": tuple(n for n in _errors.__all__ if n[:1].isupper()),
     "toolkit.models": ("CoinConfig",),
     "toolkit.profiles": ("ServerProfile",),
     "toolkit.registry": ("Registry",),
