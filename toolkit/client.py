@@ -1144,15 +1144,23 @@ class CoinsClient:
 
     def _send_login(self, form: dict[str, str], basic: tuple[str, str]) -> requests.Response:
         what = f"Could not log in to EnKash as {self.username}"
-        try:
-            return self._session.post(
-                self.base_url + TOKEN_PATH,
-                data=form,
-                auth=requests.auth.HTTPBasicAuth(*basic),
-                timeout=self.timeout_s,
-            )
-        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-            raise LoginUnavailableError(self._transport_error(exc, what).message) from exc
+        blocked = 0
+        while True:
+            try:
+                response = self._session.post(
+                    self.base_url + TOKEN_PATH,
+                    data=form,
+                    auth=requests.auth.HTTPBasicAuth(*basic),
+                    timeout=self.timeout_s,
+                )
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+                raise LoginUnavailableError(self._transport_error(exc, what).message) from exc
+            # A CDN's challenge page: EnKash never saw the login (not a strike), so it is sent
+            # again after a pause, a few times, before the block is reported.
+            if blocked >= LOGIN_RETRIES or read(response).meaning is not Meaning.BLOCKED:
+                return response
+            blocked += 1
+            self._backoff.sleep(self._backoff.delay(blocked + 1))
 
     def _transport_error(self, exc: Exception, what: str) -> TransportError:
         reason_exc = (
