@@ -23,10 +23,12 @@ import itertools
 import logging
 import math
 import queue
+import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -947,6 +949,32 @@ def _progress_call(progress: ProgressCallback | None) -> Callable[..., Any] | No
     return lambda done, total, counts, pace: progress(done, total, counts)
 
 
+@contextmanager
+def _ctrl_c_stops(interrupted: threading.Event) -> Iterator[None]:
+    """In the main thread, Ctrl-C sets ``interrupted`` (the run stops handing out rows and
+    collects the answers in flight) rather than raising wherever the loop happens to be,
+    which could lose answers already taken; a second Ctrl-C raises as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:  # someone else's handler: left alone
+        yield
+        return
+
+    def stop_on_ctrl_c(signum: int, frame: Any) -> None:
+        if interrupted.is_set():
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        interrupted.set()
+
+    signal.signal(signal.SIGINT, stop_on_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _drive(
     *,
     journal: Journal,
@@ -1029,11 +1057,14 @@ def _drive(
     workers = _Workers(one_row)
     outstanding = 0  # handed out, answer not yet back
     exhausted = to_send == 0
+    interrupted = threading.Event()  # Ctrl-C
     report(force=True)
     try:
-        while True:
-            try:
-                if cancel is not None and cancel.is_set() and not stop.is_set():
+        with _ctrl_c_stops(interrupted):
+            while True:
+                if (interrupted.is_set() or (cancel is not None and cancel.is_set())) and (
+                    not stop.is_set()
+                ):
                     cancelled = True
                     stop.set()
                 if pacer.expired() and not stop.is_set():
@@ -1055,8 +1086,8 @@ def _drive(
                             for item in batch:
                                 item.attempts += 1
                                 workers.hand_out(item)
-                            outstanding += len(batch)
-                if not outstanding:
+                                outstanding += 1
+                if outstanding <= 0:
                     break
                 try:
                     answers = [workers.answers.get(timeout=0.1)]
@@ -1068,50 +1099,45 @@ def _drive(
                     with_more = workers.answers
                     while not with_more.empty():
                         answers.append(with_more.get_nowait())
-            except KeyboardInterrupt:
-                # Ctrl-C: stop handing out rows, let the ones in flight answer, keep it all.
-                cancelled = True
-                stop.set()
-                continue
-            if not answers:
-                report()
-                continue
-            outstanding -= len(answers)
-            finals = []
-            unsent = [answer[0] for answer in answers if answer[5] and answer[1] == "skipped"]
-            for row, status, config_id, message, error, _ in answers:
-                if status != "skipped":
-                    sent += 1
-                if isinstance(error, _Unreachable):
-                    unreachable += 1
-                    if unreachable >= UNREACHABLE_ROWS and fatal is None:
-                        fatal = TransportError(
-                            f"{unreachable} rows in a row got no usable answer from the "
-                            f"server (last: {error.error.message}); the run stopped",
-                            http_status=error.error.http_status,
-                        )
+                if not answers:
+                    report()
+                    continue
+                outstanding -= len(answers)
+                finals = []
+                unsent = [answer[0] for answer in answers if answer[5] and answer[1] == "skipped"]
+                for row, status, config_id, message, error, _ in answers:
+                    if status != "skipped":
+                        sent += 1
+                    if isinstance(error, _Unreachable):
+                        unreachable += 1
+                        if unreachable >= UNREACHABLE_ROWS and fatal is None:
+                            fatal = TransportError(
+                                f"{unreachable} rows in a row got no usable answer from the "
+                                f"server (last: {error.error.message}); the run stopped",
+                                http_status=error.error.http_status,
+                            )
+                            stop.set()
+                        error = None
+                    elif status != "skipped":
+                        unreachable = 0
+                    if error is not None and fatal is None:
+                        fatal = error
                         stop.set()
-                    error = None
-                elif status != "skipped":
-                    unreachable = 0
-                if error is not None and fatal is None:
-                    fatal = error
-                    stop.set()
-                if status == "skipped" and message == CANCELLED_MESSAGE:
-                    message = (
-                        DEADLINE_MESSAGE
-                        if fatal is None and (deadline_reached or pacer.expired())
-                        else _stop_reason(fatal)
-                    )
-                finals.append((row, status, config_id, message))
-            recorder.flush()  # the registry first: a crash in between leaves `sending`
-            journal.record(run_id, finals, unsent=unsent)
-            final.set(finals)
-            for _, status, _, _ in finals:
-                counts[status] = counts.get(status, 0) + 1
-            done_now += len(finals)
-            finished.append((time.monotonic(), done_now))
-            report()
+                    if status == "skipped" and message == CANCELLED_MESSAGE:
+                        message = (
+                            DEADLINE_MESSAGE
+                            if fatal is None and (deadline_reached or pacer.expired())
+                            else _stop_reason(fatal)
+                        )
+                    finals.append((row, status, config_id, message))
+                recorder.flush()  # the registry first: a crash in between leaves `sending`
+                journal.record(run_id, finals, unsent=unsent)
+                final.set(finals)
+                for _, status, _, _ in finals:
+                    counts[status] = counts.get(status, 0) + 1
+                done_now += len(finals)
+                finished.append((time.monotonic(), done_now))
+                report()
     finally:
         stop.set()  # whatever happened, rows still queued end at once (skipped)
         workers.close()
