@@ -32,7 +32,6 @@ import re
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -82,6 +81,7 @@ from toolkit.models import (
     CoinConfig,
     FieldProblem,
     check_user_id,
+    new_request_id,
     validate_allocation_fields,
     validate_config_fields,
 )
@@ -718,7 +718,7 @@ class CoinsClient:
         attempt of this very call (a crashed run) may have reached the server.
         """
         if request_id is None:
-            request_id = "COIN_REQ" + uuid.uuid4().hex
+            request_id = new_request_id()
         payload, problems = validate_allocation_fields(
             company_id=company_id, event=event, user_id=user_id, request_id=request_id
         )

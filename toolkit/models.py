@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 from dataclasses import dataclass, field, replace
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -31,6 +32,7 @@ __all__ = [
     "check_event",
     "check_request_id",
     "check_user_id",
+    "new_request_id",
     "validate_allocation_fields",
     "validate_config_fields",
 ]
@@ -220,6 +222,13 @@ def _check_token(
 def check_user_id(value: Any) -> tuple[str | None, str | None]:
     """Return (user id, None) or (None, reason)."""
     return _check_token(value, _USER_RE, REASONS["user_id"])
+
+
+def new_request_id() -> str:
+    """A fresh allocation request id, for a single allocation with none given (the app's form,
+    `CoinsClient.allocate_coins`): ``COIN_REQ`` and 16 random hex digits, upper case — the
+    portal's own example's shape, well inside `REQUEST_ID_PATTERN`."""
+    return "COIN_REQ" + uuid.uuid4().hex[:16].upper()
 
 
 def check_request_id(value: Any) -> tuple[str | None, str | None]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from toolkit.sandbox import demo as _demo
+import toolkit.sandbox.demo as _demo
 from toolkit.sandbox.app import DEFAULT_CREDENTIALS, SandboxApp, SandboxConfig, create_app
 from toolkit.sandbox.dialects import dialect_named
 from toolkit.sandbox.faults import Faults

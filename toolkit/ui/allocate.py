@@ -6,12 +6,10 @@ after a timeout reuses it, and EnKash never allocates one request id twice.
 
 from __future__ import annotations
 
-import uuid
-
 import streamlit as st
 
 from toolkit.errors import ConflictError
-from toolkit.models import check_user_id, validate_allocation_fields
+from toolkit.models import check_user_id, new_request_id, validate_allocation_fields
 from toolkit.ui import access, bulk_flow, common
 
 P = "al"  # widget key prefix of this page
@@ -25,12 +23,8 @@ _LABELS = {
 }
 
 
-def _new_request_id() -> str:
-    return "COIN_REQ" + uuid.uuid4().hex[:16].upper()
-
-
 def _fresh_request_id() -> None:
-    st.session_state[REQUEST_KEY] = _new_request_id()
+    st.session_state[REQUEST_KEY] = new_request_id()
     st.session_state.pop(REVIEW_KEY, None)
 
 
@@ -75,7 +69,7 @@ def _preview(ws, payload: dict) -> dict:
 
 def _allocate_one(ws) -> None:
     if REQUEST_KEY not in st.session_state:
-        st.session_state[REQUEST_KEY] = _new_request_id()
+        st.session_state[REQUEST_KEY] = new_request_id()
     frame, key = common.configs_frame(), common.data_key()
     companies = common.column_options(frame, "companyId", cache_key=key)
     events = common.column_options(frame, "event", cache_key=key)
