@@ -358,6 +358,7 @@ def test_explore_exports_what_the_registry_holds(lab: Lab, created: nbformat.Not
     per_event = _read_results(out / "per_event.csv")
     assert len(per_event) == 20
 
+    assert (out / "configurations.xlsx").stat().st_mode & 0o777 == 0o600  # private, as the CSVs
     sheets = pd.read_excel(out / "configurations.xlsx", sheet_name=None)
     assert len(sheets["configurations"]) == len(configs)
     assert set(sheets) >= {"per_event", "company_event_matrix", "coverage_gaps", "outliers"}
@@ -598,7 +599,9 @@ def test_cost_notebook_agrees_with_the_sandboxs_own_allocation_records(
     assert f"**This sheet raises monthly cost by {cost.format_inr(delta)}" in text
     assert "16 changed pairs have no known volume (counted as 0)" in text
 
-    book = pd.read_excel(lab.workdir / "exports" / "cost_and_what_if.xlsx", sheet_name=None)
+    workbook = lab.workdir / "exports" / "cost_and_what_if.xlsx"
+    assert workbook.stat().st_mode & 0o777 == 0o600
+    book = pd.read_excel(workbook, sheet_name=None)
     assert set(book) == COST_SHEETS
     assert int(book["awarded_by_company"]["coins"].sum()) == awarded
     assert book["what_if_by_company"]["rupees_delta"].sum() == pytest.approx(delta)
