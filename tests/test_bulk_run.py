@@ -22,9 +22,10 @@ from conftest import sandbox_profile
 
 from toolkit import bulk
 from toolkit.bulk.journal import Journal, make_run_key
+from toolkit.bulk.outcomes import CANCELLED_MESSAGE
 from toolkit.bulk.planning import plan, plan_allocations
 from toolkit.bulk.results import write_results
-from toolkit.bulk.running import CANCELLED_MESSAGE, RateLimiter, run
+from toolkit.bulk.running import RateLimiter, run
 from toolkit.client import CoinsClient
 from toolkit.registry import Registry
 from toolkit.sandbox import start_sandbox

@@ -18,8 +18,9 @@ import pytest
 import requests
 
 from toolkit import bulk
+from toolkit.bulk.outcomes import DEADLINE_MESSAGE, THROTTLED_AT_DEADLINE_MESSAGE
 from toolkit.bulk.planning import plan
-from toolkit.bulk.running import DEADLINE_MESSAGE, THROTTLED_AT_DEADLINE_MESSAGE, run
+from toolkit.bulk.running import run
 from toolkit.client import CoinsClient
 from toolkit.pacing import PaceState
 from toolkit.registry import Registry

@@ -5,9 +5,10 @@ Every surface (app, notebooks, CLI) calls these same functions; none re-implemen
 
 from toolkit.bulk.journal import Journal
 from toolkit.bulk.planning import Plan, derive_request_id, plan, plan_allocations
+from toolkit.bulk.progress import ProgressBar, progress_bar
 from toolkit.bulk.reading import Sheet, SheetError, read_allocations, read_configs
-from toolkit.bulk.results import write_results
-from toolkit.bulk.running import ProgressBar, RateLimiter, RunResult, progress_bar, run
+from toolkit.bulk.results import RunResult, write_results
+from toolkit.bulk.running import RateLimiter, run
 from toolkit.bulk.validation import Validation, validate, validate_allocations
 
 __all__ = [
