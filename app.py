@@ -7,7 +7,8 @@ the navigation. Each page is a module under `toolkit/ui/` that calls the library
 
 import streamlit as st
 
-from toolkit.ui import access, common
+from toolkit.ui import access
+from toolkit.ui.shell import shell
 
 st.set_page_config(
     page_title="EnKash coins",
@@ -63,5 +64,5 @@ def _home() -> None:
 HOME = st.Page(_home, title="Home", url_path="home", default=True, visibility="hidden")
 
 page = st.navigation([HOME, *PAGES])
-common.shell(who)
+shell(who)
 page.run()

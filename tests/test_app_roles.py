@@ -131,17 +131,17 @@ def test_a_forged_edit_from_a_viewer_writes_nothing(shared, fresh_sandbox):
 
 def test_a_viewers_client_refuses_writes_before_sending(shared, fresh_sandbox):
     """The last line: whatever a page asked, a viewer's workspace cannot write."""
-    from toolkit.ui import common
+    from toolkit.ui import connection
 
     ws, made = shared
-    conn = common.Connection(settings=ws.settings, workspace=ws)
-    mine = common.personal_workspace(conn, "viewer@example.com", read_only=True)
+    conn = connection.Connection(settings=ws.settings, workspace=ws)
+    mine = connection.personal_workspace(conn, "viewer@example.com", read_only=True)
     before = len(sandbox_configs(fresh_sandbox))
-    with pytest.raises(common.NotAllowedError):
+    with pytest.raises(connection.NotAllowedError):
         mine.client.create_config(company_id="CEKFORGED", event="EV_X", amount=1)
-    with pytest.raises(common.NotAllowedError):
+    with pytest.raises(connection.NotAllowedError):
         mine.client.update_config(made.coin_config_id, amount=1)
-    with pytest.raises(common.NotAllowedError):
+    with pytest.raises(connection.NotAllowedError):
         mine.client.allocate_coins(
             company_id="CEKROLES", event="EV_ROLE", user_id="EKQZVMQK", request_id="R1"
         )

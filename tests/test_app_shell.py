@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from test_app_support import APP, PAGES, TIMEOUT, all_text, point_app_at, texts
 
 from toolkit.settings import SANDBOX_CREDENTIALS
-from toolkit.ui.common import SANDBOX_BANNER
+from toolkit.ui.shell import SANDBOX_BANNER
 
 
 def test_embedded_sandbox_banner_on_every_page_and_secrets_never_shown(monkeypatch, tmp_path):

@@ -87,7 +87,7 @@ _ESCAPED = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|<>~:$&=^\"'])")
 
 
 def shown(markdown: str) -> str:
-    """Markdown source as the page shows it: `common.esc`'s escapes, entities and word
+    """Markdown source as the page shows it: `toolkit.ui.text.esc`'s escapes, entities and word
     joiners removed."""
     return _ESCAPED.sub(r"\1", markdown.replace("&#58;", ":")).replace("\u2060", "")
 

@@ -125,10 +125,10 @@ def test_the_excel_export_holds_text_not_formulas(tmp_path: Path) -> None:
 
 
 def test_the_app_download_and_activity_export_use_the_same_neutraliser() -> None:
-    from toolkit.ui import common
+    from toolkit.ui import text
 
     frame = pd.DataFrame({"message": ["＝1+1", "ok"]})
-    assert common.excel_safe_csv(frame) == exports.csv_bytes(frame)
+    assert text.excel_safe_csv(frame) == exports.csv_bytes(frame)
 
 
 # -- the CLI's --format csv ----------------------------------------------------------------

@@ -8,15 +8,18 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from toolkit.ui import common
+from toolkit.ui.caches import FRAME_TTL_S, column_options, data_key
+from toolkit.ui.connection import workspace
+from toolkit.ui.filters import shared_filters
+from toolkit.ui.text import blank_missing, excel_safe_csv
 
 P = "act"  # widget key prefix of this page
 SHOWN_ROWS = 2_000
 
 
-@st.cache_data(ttl=common.FRAME_TTL_S, show_spinner="Reading the audit log…", max_entries=4)
+@st.cache_data(ttl=FRAME_TTL_S, show_spinner="Reading the audit log…", max_entries=4)
 def _audit(key: str) -> pd.DataFrame:
-    return common.workspace().registry.audit_frame()
+    return workspace().registry.audit_frame()
 
 
 def render() -> None:
@@ -25,17 +28,17 @@ def render() -> None:
         "Every create, update, allocation and revert made through the app, notebooks or the "
         "command line on this server, including failures."
     )
-    common.workspace()
-    key = "audit|" + common.data_key()
+    workspace()
+    key = "audit|" + data_key()
     audit = _audit(key)
     if audit.empty:
         st.info("Nothing recorded yet.", icon=":material/info:")
         return
 
     # audit_frame always has every one of the registry's AUDIT_COLUMNS.
-    df = common.shared_filters(audit, prefix=P, columns=("company", "event"), cache_key=key)
+    df = shared_filters(audit, prefix=P, columns=("company", "event"), cache_key=key)
     for col, column in zip(st.columns(4), ("action", "outcome", "source", "actor"), strict=True):
-        options = common.column_options(audit, column, cache_key=key)
+        options = column_options(audit, column, cache_key=key)
         values = col.multiselect(
             column.capitalize(), options, key=f"{P}_{column}", placeholder="All"
         )
@@ -75,7 +78,7 @@ def render() -> None:
     )
     shown = df.head(SHOWN_ROWS)
     st.dataframe(
-        common.blank_missing(shown).style.apply(_outcome_style, axis=1),
+        blank_missing(shown).style.apply(_outcome_style, axis=1),
         hide_index=True,
         height=520,
         column_order=[c for c in _SHOWN if c in shown.columns],
@@ -104,7 +107,7 @@ def render() -> None:
     )
     st.download_button(
         "Export CSV",
-        common.excel_safe_csv(df),
+        excel_safe_csv(df),
         file_name="coins-activity.csv",
         mime="text/csv",
         key=f"{P}_export",

@@ -10,7 +10,11 @@ import streamlit as st
 
 from toolkit.errors import ConflictError
 from toolkit.models import check_user_id, new_request_id, validate_allocation_fields
-from toolkit.ui import access, bulk_flow, common
+from toolkit.ui import access, bulk_flow
+from toolkit.ui.caches import FRAME_TTL_S, column_options, configs_frame, data_key, invalidate
+from toolkit.ui.connection import api, call, connection, workspace
+from toolkit.ui.forms import check_form, field_problem, show_field_problems
+from toolkit.ui.text import esc
 
 P = "al"  # widget key prefix of this page
 REQUEST_KEY = f"{P}_request_id"
@@ -28,17 +32,17 @@ def _fresh_request_id() -> None:
     st.session_state.pop(REVIEW_KEY, None)
 
 
-@st.cache_data(ttl=common.FRAME_TTL_S, show_spinner=False, max_entries=8)
+@st.cache_data(ttl=FRAME_TTL_S, show_spinner=False, max_entries=8)
 def _known_users(key: str) -> frozenset[str]:
     """Every user id an allocation recorded in the registry named (for the "unknown" hint)."""
-    frame = common.workspace().registry.allocations_frame()
+    frame = workspace().registry.allocations_frame()
     return frozenset(str(u) for u in frame["userId"].dropna().unique())
 
 
 def _user_hint(user_id: str) -> str | None:
     """Why a user id deserves a second look before coins go to it; None when it is known."""
     try:
-        known = _known_users("users|" + common.data_key())
+        known = _known_users("users|" + data_key())
     except Exception:  # the hint is a courtesy: never a reason to fail
         return None
     if user_id in known:
@@ -70,9 +74,9 @@ def _preview(ws, payload: dict) -> dict:
 def _allocate_one(ws) -> None:
     if REQUEST_KEY not in st.session_state:
         st.session_state[REQUEST_KEY] = new_request_id()
-    frame, key = common.configs_frame(), common.data_key()
-    companies = common.column_options(frame, "companyId", cache_key=key)
-    events = common.column_options(frame, "event", cache_key=key)
+    frame, key = configs_frame(), data_key()
+    companies = column_options(frame, "companyId", cache_key=key)
+    events = column_options(frame, "event", cache_key=key)
     with st.form(f"{P}_form", enter_to_submit=False):
         a, b = st.columns(2)
         with a:
@@ -113,7 +117,7 @@ def _allocate_one(ws) -> None:
         help="Start a new allocation: the request id above is replaced.",
     )
     if checked:
-        payload, problems = common.check_form(
+        payload, problems = check_form(
             validate_allocation_fields,
             {
                 "companyId": ("company_id", company),
@@ -131,7 +135,7 @@ def _allocate_one(ws) -> None:
                 "userId": user_msg,
                 "requestId": request_msg,
             }
-            common.show_field_problems(problems, slots, _LABELS)
+            show_field_problems(problems, slots, _LABELS)
             return
         st.session_state[REVIEW_KEY] = _preview(ws, payload)
     review = st.session_state.get(REVIEW_KEY)
@@ -144,7 +148,7 @@ def _confirm(ws, review: dict) -> None:
     """The allocation as it will be sent, with the coins it awards, and the button that sends
     it."""
     payload, coins = review["payload"], review["coins"]
-    e = common.esc
+    e = esc
     with st.container(border=True):
         what = f"{coins:,} coins" if coins is not None else "the coins EnKash has configured"
         st.markdown(
@@ -176,7 +180,7 @@ def _outcome() -> None:
     outcome = st.session_state.get(f"{P}_outcome")
     if not outcome:
         return
-    e = common.esc
+    e = esc
     if outcome["kind"] == "error":
         st.error(e(outcome["message"]))
     elif outcome["kind"] == "duplicate":
@@ -207,7 +211,7 @@ def _outcome() -> None:
 
 def _submit(ws, payload: dict) -> dict:
     with st.spinner("Allocating…"):
-        allocation, error = common.call(
+        allocation, error = call(
             ws.client.allocate_coins,
             company_id=payload["companyId"],
             event=payload["event"],
@@ -219,9 +223,9 @@ def _submit(ws, payload: dict) -> dict:
     if error is not None and type(error).__name__ == "UnconfirmedError":
         return {"kind": "unconfirmed", "request_id": payload["requestId"], "message": str(error)}
     if error is not None:
-        return {"kind": "error", "message": common.connection().auth_error or str(error)}
-    common.invalidate()
-    balance, _ = common.call(ws.client.get_balance, allocation.user_id)
+        return {"kind": "error", "message": connection().auth_error or str(error)}
+    invalidate()
+    balance, _ = call(ws.client.get_balance, allocation.user_id)
     # A fresh id for the next allocation; the widget takes it on the next run.
     del st.session_state[REQUEST_KEY]
     return {"kind": "done", "allocation": allocation, "balance": balance}
@@ -233,22 +237,22 @@ def _balance(ws) -> None:
         user = c1.text_input("User id", key=f"{P}_balance_user", placeholder="EK6CYE6K")
         asked = c2.form_submit_button("Look up", icon=":material/search:")
     if asked:
-        early = common.field_problem("userId", user)
+        early = field_problem("userId", user)
         user_id, reason = (None, early) if early else check_user_id(user)
         if reason:
-            st.error(common.esc(f"User id {reason}"))
+            st.error(esc(f"User id {reason}"))
             return
-        balance = common.api(ws.client.get_balance, user_id)
+        balance = api(ws.client.get_balance, user_id)
         if balance is not None:
             st.metric(f"Balance of {user_id}", f"{balance:,} coins")
             hint = _user_hint(user_id) if balance == 0 else None
             if hint:
-                st.caption(common.esc(hint))
+                st.caption(esc(hint))
 
 
 def render() -> None:
     st.title("Allocate & balances")
-    ws = common.workspace()
+    ws = workspace()
     can_edit = access.current().can_edit
     one, balance, many = st.tabs(["Allocate", "Balance", "Bulk allocation"])
     with one:

@@ -17,7 +17,9 @@ import streamlit as st
 
 from toolkit import bulk
 from toolkit.bulk import reading
-from toolkit.ui import access, common, runs
+from toolkit.ui import access, runs
+from toolkit.ui.caches import data_key
+from toolkit.ui.text import blank_missing, esc, excel_safe_csv
 
 SHOWN_ROWS = 1_000  # tables show this many rows; downloads hold every row
 
@@ -212,19 +214,19 @@ def render(ws, *, kind: str, prefix: str) -> None:
         reading.check_size(upload.size, upload.name)
     except bulk.SheetError as exc:
         st.session_state.pop(state_key, None)
-        st.error(common.esc(str(exc), limit=2_000), icon=":material/block:")
+        st.error(esc(str(exc), limit=2_000), icon=":material/block:")
         return
     data = upload.getvalue()
     digest = hashlib.sha256(data).hexdigest()
     name = upload.name
     state = st.session_state.get(state_key)
     if state is None or state.get("digest") != digest or state.get("name") != name:
-        with st.spinner(f"Reading and checking {common.esc(name)}…"):
+        with st.spinner(f"Reading and checking {esc(name)}…"):
             try:
                 sheet = _read(kind, data, name)
             except bulk.SheetError as exc:
                 st.session_state.pop(state_key, None)
-                st.error(common.esc(str(exc), limit=2_000), icon=":material/block:")
+                st.error(esc(str(exc), limit=2_000), icon=":material/block:")
                 return
             validation = bulk.validate(sheet, registry=ws.registry)  # either kind
         state = {"digest": digest, "name": name, "sheet": sheet, "validation": validation}
@@ -248,7 +250,7 @@ def render(ws, *, kind: str, prefix: str) -> None:
         )
     # The plan and the journal's earlier run depend on the registry file (the journal lives in
     # it too): worked out again only when it or the mode changed, not on every widget rerun.
-    planned_for = (mode, common.data_key())
+    planned_for = (mode, data_key())
     if state.get("planned_for") != planned_for or "plan" not in state:
         plan = _plan(kind, validation, ws.registry, mode)
         state.update(planned_for=planned_for, plan=plan, earlier=_earlier_run(ws, plan))
@@ -282,9 +284,9 @@ def _check_section(sheet, validation, *, name: str, prefix: str) -> None:
     describe = getattr(sheet, "describe", None)
     notes = list(getattr(sheet, "notes", []) or [])
     if callable(describe):
-        st.caption(common.esc(describe(), limit=2_000))
+        st.caption(esc(describe(), limit=2_000))
     for note in notes:
-        st.caption(":material/info: " + common.esc(note, limit=2_000))
+        st.caption(":material/info: " + esc(note, limit=2_000))
     styled = _problem_view(validation)
     if styled is None:
         st.success("Every row is valid.", icon=":material/check_circle:")
@@ -311,7 +313,7 @@ def _check_section(sheet, validation, *, name: str, prefix: str) -> None:
         st.caption("Pick a row to read its problems in full.")
     st.download_button(
         "Download the problems (CSV)",
-        common.excel_safe_csv(validation.problems),
+        excel_safe_csv(validation.problems),
         file_name=f"{name}.problems.csv",
         mime="text/csv",
         key=f"{prefix}_problems_csv",
@@ -332,7 +334,7 @@ def _problem_detail(validation, row: int) -> None:
 def _plan_section(plan, *, prefix: str, frozen: Any = None) -> None:
     if frozen is not None:
         st.caption(
-            f"The plan {common.esc(frozen.actor)} started at "
+            f"The plan {esc(frozen.actor)} started at "
             f"{frozen.started_at:%Y-%m-%d %H:%M:%S} UTC, as it was then."
         )
     counts = plan.counts
@@ -376,9 +378,9 @@ def _run_section(ws, plan, state: dict, *, name: str, prefix: str, who) -> None:
     elsewhere = runs.holder_elsewhere(ws, lock_key)
     if elsewhere is not None:
         st.warning(
-            f"This sheet is being sent right now by {common.esc(elsewhere.actor or 'someone')} "
-            f"(since {common.esc(elsewhere.acquired_at[:19].replace('T', ' '))} UTC, "
-            f"{common.esc(elsewhere.host)}). It cannot run twice at once; its results land in "
+            f"This sheet is being sent right now by {esc(elsewhere.actor or 'someone')} "
+            f"(since {esc(elsewhere.acquired_at[:19].replace('T', ' '))} UTC, "
+            f"{esc(elsewhere.host)}). It cannot run twice at once; its results land in "
             "the runs list when it ends.",
             icon=":material/sync_lock:",
         )
@@ -433,7 +435,7 @@ def _run_section(ws, plan, state: dict, *, name: str, prefix: str, who) -> None:
     ) + f" — send {to_send:,} row{'s' if to_send != 1 else ''}"
     if needs and not who.can_approve:
         st.info(
-            f"This run needs an approver's yes: {common.esc(needs)}. Ask for it; it starts as "
+            f"This run needs an approver's yes: {esc(needs)}. Ask for it; it starts as "
             "soon as an approver says yes (they see it under Runs).",
             icon=":material/approval:",
         )
@@ -457,7 +459,7 @@ def _run_section(ws, plan, state: dict, *, name: str, prefix: str, who) -> None:
         waiting_reason=needs if needs and not who.can_approve else None,
     )
     if isinstance(started, str):
-        st.error(common.esc(started), icon=":material/sync_lock:")
+        st.error(esc(started), icon=":material/sync_lock:")
         return
     st.rerun()
 
@@ -482,7 +484,7 @@ def _busy_without_lock(ws, found, lock_key: str) -> bool:
     if age >= LOCK_STALE_S:
         return False
     st.warning(
-        f"This sheet's run {common.esc(found.run_id)} is still writing rows ({age:,.0f} s ago) "
+        f"This sheet's run {esc(found.run_id)} is still writing rows ({age:,.0f} s ago) "
         "from a process that holds no lock (the command line or a notebook?). It cannot be "
         "resumed while it may be running; look again when it has been quiet for "
         f"{LOCK_STALE_S / 60:.0f} minutes.",
@@ -503,8 +505,8 @@ def _run_section_for(run, *, prefix: str, who, state: dict | None = None) -> Non
         return
     job = run.job
     if job is not None and job.error:
-        st.error(common.esc(job.error))
-    st.caption(common.esc(runs.progress_text(run)))
+        st.error(esc(job.error))
+    st.caption(esc(runs.progress_text(run)))
     if state is not None and st.button(
         "Plan this sheet again", key=f"{prefix}_replan", icon=":material/refresh:"
     ):
@@ -516,7 +518,7 @@ def _run_section_for(run, *, prefix: str, who, state: dict | None = None) -> Non
 
 
 def _approval_box(run, *, prefix: str, who) -> None:
-    e = common.esc
+    e = esc
     st.warning(
         f"Waiting for an approver: {e(run.waiting_reason)}. Asked by {e(run.actor)} at "
         f"{run.started_at:%H:%M:%S} UTC; nothing has been sent.",
@@ -552,10 +554,10 @@ def _live_progress(run, *, prefix: str, who) -> None:
             st.rerun()
         job = run.job
         label = "Stopping after the rows in flight…" if job.cancelled else "Sending…"
-        st.progress(job.fraction, text=common.esc(f"{label} {runs.progress_text(run)}"))
+        st.progress(job.fraction, text=esc(f"{label} {runs.progress_text(run)}"))
         st.caption(
-            f"Started by {common.esc(run.actor)} at {run.started_at:%H:%M:%S} UTC"
-            + (f", approved by {common.esc(run.approved_by)}" if run.approved_by else "")
+            f"Started by {esc(run.actor)} at {run.started_at:%H:%M:%S} UTC"
+            + (f", approved by {esc(run.approved_by)}" if run.approved_by else "")
             + ". It keeps going if this tab is closed or reloaded; any tab shows it."
         )
         if (
@@ -605,7 +607,7 @@ def _runs_panel(ws, kind: str, prefix: str, who) -> Any:
                 f"{d:,} of {t:,}" for d, t in zip(history["done"], history["total"], strict=True)
             ]
             st.dataframe(
-                common.blank_missing(shown),
+                blank_missing(shown),
                 hide_index=True,
                 column_config=_RUN_COLUMNS,
                 column_order=list(_RUN_COLUMNS),
@@ -617,7 +619,7 @@ def _server_run_view(run, *, prefix: str, who) -> None:
     """A run opened from the runs list (no file uploaded in this tab): its plan and progress or
     results."""
     head, close = st.columns([5, 1], vertical_alignment="bottom")
-    head.subheader(f"Run of {common.esc(run.name)}", divider="gray")
+    head.subheader(f"Run of {esc(run.name)}", divider="gray")
     if close.button("Close", key=f"{prefix}_close_run", icon=":material/close:"):
         st.session_state.pop(f"{prefix}_open_run", None)
         st.rerun()
@@ -629,16 +631,16 @@ def _results(result, *, plan, name: str, prefix: str) -> None:
     st.subheader("4 · Results", divider="gray")
     frame = result.frame
     if result.fatal_error is not None:
-        st.error(f"The run stopped: {common.esc(result.fatal_error)}")
+        st.error(f"The run stopped: {esc(result.fatal_error)}")
     elif result.cancelled:
         st.warning(
             "Stopped. Rows not sent are marked skipped; press **Resume** to send them.",
             icon=":material/pause_circle:",
         )
     elif result.ok:
-        st.success(common.esc(result.summary()), icon=":material/check_circle:")
+        st.success(esc(result.summary()), icon=":material/check_circle:")
     else:
-        st.warning(common.esc(result.summary()), icon=":material/warning:")
+        st.warning(esc(result.summary()), icon=":material/warning:")
     counts = {s: n for s, n in result.counts.items() if n}
     unconfirmed = counts.get("unconfirmed", 0)
     if unconfirmed:
@@ -679,7 +681,7 @@ def _results(result, *, plan, name: str, prefix: str) -> None:
     )
     st.download_button(
         "Download results (CSV)",
-        common.excel_safe_csv(frame),
+        excel_safe_csv(frame),
         file_name=f"{name.rsplit('.', 1)[0]}.results.csv",
         mime="text/csv",
         key=f"{prefix}_results_csv",

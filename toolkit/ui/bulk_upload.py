@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from toolkit.ui import bulk_flow, common
+from toolkit.ui import bulk_flow
+from toolkit.ui.connection import workspace
 
 P = "bu"  # widget key prefix of this page
 
@@ -16,7 +17,7 @@ def render() -> None:
         "Every row ends in exactly one result; a stopped or interrupted run resumes where it "
         "left off when you run the same file again."
     )
-    ws = common.workspace()
+    ws = workspace()
     bulk_flow.render(ws, kind="configs", prefix=P)
 
 

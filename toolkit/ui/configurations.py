@@ -15,7 +15,13 @@ import streamlit as st
 from toolkit.errors import AuthError, EnKashError
 from toolkit.models import MAX_AMOUNT, CoinConfig, Configuration, validate_config_fields
 from toolkit.registry import REVERTIBLE_ACTIONS, read_ids
-from toolkit.ui import access, common
+from toolkit.ui import access
+from toolkit.ui.caches import configs_frame, data_key, invalidate
+from toolkit.ui.connection import api, auth_message, call, connection, workspace
+from toolkit.ui.filters import SELECTED_KEY, shared_filters
+from toolkit.ui.forms import check_form
+from toolkit.ui.jobs import Job, show_job, start_job
+from toolkit.ui.text import blank_missing, clip, esc
 
 P = "cfg"  # widget key prefix of this page
 EDITOR_KEY_STATE = f"{P}_editor_key"  # which data_editor key holds the current view's edits
@@ -100,7 +106,7 @@ def _patch_body(row: pd.Series) -> tuple[dict, str | None]:
     text is checked as text first: a 10,000-digit amount is refused, never converted)."""
     amount = _typed(row["amount_after"])
     configuration = _typed(row["configuration_after"])
-    body, problems = common.check_form(
+    body, problems = check_form(
         validate_config_fields,
         {
             "companyId": ("company_id", None),
@@ -140,13 +146,11 @@ def _review_frame(edits: pd.DataFrame) -> pd.DataFrame:
         before = None if before is None or pd.isna(before) else int(before)
         if _typed(row["amount_after"]) is not None:
             changes.append(
-                f"amount {'(blank)' if before is None else before} → "
-                f"{common.clip(row['amount_after'])}"
+                f"amount {'(blank)' if before is None else before} → {clip(row['amount_after'])}"
             )
         if _typed(row["configuration_after"]) is not None:
             changes.append(
-                f"configuration {row['configuration_before']} → "
-                f"{common.clip(row['configuration_after'])}"
+                f"configuration {row['configuration_before']} → {clip(row['configuration_after'])}"
             )
         flag = None if problem else _fat_finger(before, body.get("amount"))
         shown.append(
@@ -181,9 +185,9 @@ def _apply(edits: pd.DataFrame, client) -> None:
     if not access.allowed("change configurations"):
         return
     work = [(row, *_patch_body(row)) for _, row in edits.iterrows()]
-    conn = common.connection()  # taken here: the worker thread makes no Streamlit calls
+    conn = connection()  # taken here: the worker thread makes no Streamlit calls
 
-    def run(job: common.Job) -> pd.DataFrame:
+    def run(job: Job) -> pd.DataFrame:
         results = []
         for done, (row, body, problem) in enumerate(work):
             status, message = "skipped", ""
@@ -203,7 +207,7 @@ def _apply(edits: pd.DataFrame, client) -> None:
                     message = f"now {after.configuration} {after.amount}"
                 except AuthError as exc:
                     status, message = "failed", str(exc)
-                    conn.auth_error = common.auth_message(exc)
+                    conn.auth_error = auth_message(exc)
                 except EnKashError as exc:
                     status, message = _error_status(exc), str(exc)
             results.append(
@@ -218,7 +222,7 @@ def _apply(edits: pd.DataFrame, client) -> None:
             job.progress(done + 1, len(work))
         return pd.DataFrame(results)
 
-    common.start_job(APPLY_JOB, "Applying changes", run, total=len(work))
+    start_job(APPLY_JOB, "Applying changes", run, total=len(work))
 
 
 def _error_status(exc: EnKashError) -> str:
@@ -238,23 +242,23 @@ def _toolbar(ws, can_edit: bool) -> None:
         help="Fetch every known id again: see changes made outside the toolkit, and ids gone.",
     )
     if col2.button("Reload table", key=f"{P}_reload", icon=":material/refresh:"):
-        common.invalidate()
+        invalidate()
     if refresh and access.allowed("refresh the registry"):
         registry = ws.registry
 
-        def run(job: common.Job):
+        def run(job: Job):
             return registry.refresh(
                 progress=lambda done, total: job.progress(done, total), source="app"
             )
 
-        common.start_job(SYNC_JOB, "Refreshing from EnKash", run)
+        start_job(SYNC_JOB, "Refreshing from EnKash", run)
     if can_edit:
         with col3.expander("Import ids", icon=":material/playlist_add:"):
             _import_ids(ws)
-    job = common.show_job(SYNC_JOB, on_done=lambda _job: common.invalidate())
+    job = show_job(SYNC_JOB, on_done=lambda _job: invalidate())
     if job is not None:
         if not job.error:
-            st.success(common.esc(_sync_summary(job.result)), icon=":material/check_circle:")
+            st.success(esc(_sync_summary(job.result)), icon=":material/check_circle:")
             details = _sync_details(job.result)
             if details is not None and not details.empty:
                 st.dataframe(details, hide_index=True, height=200)
@@ -285,14 +289,14 @@ def _import_ids(ws) -> None:
     else:
         problem = "No coinConfigIds found (they look like WCC817428)."
     if not ids:
-        st.error(common.esc(problem))
+        st.error(esc(problem))
         return
     registry = ws.registry
 
-    def run_import(job: common.Job):
+    def run_import(job: Job):
         return registry.import_ids(ids, progress=lambda done, total: job.progress(done, total))
 
-    common.start_job(SYNC_JOB, f"Importing {len(ids)} ids", run_import, total=None)
+    start_job(SYNC_JOB, f"Importing {len(ids)} ids", run_import, total=None)
 
 
 def _sync_summary(result) -> str:
@@ -313,7 +317,7 @@ def _table(frame: pd.DataFrame, can_edit: bool) -> tuple[pd.DataFrame, str]:
     the editor key."""
     key_now = st.session_state.get(EDITOR_KEY_STATE)
     locked = bool(can_edit and key_now and (st.session_state.get(key_now) or {}).get("edited_rows"))
-    filtered = common.shared_filters(frame, prefix=P, disabled=locked, cache_key=common.data_key())
+    filtered = shared_filters(frame, prefix=P, disabled=locked, cache_key=data_key())
     c1, c2, c3 = st.columns([3, 1, 1])
     search = c1.text_input(
         "Search id, company or event",
@@ -361,7 +365,7 @@ def _table(frame: pd.DataFrame, can_edit: bool) -> tuple[pd.DataFrame, str]:
     height = min(38 + 35 * max(len(view), 1), 420)
     if not can_edit:
         st.dataframe(
-            common.blank_missing(view[columns]),
+            blank_missing(view[columns]),
             hide_index=True,
             column_config=_COLUMN_CONFIG | {"amount": _AMOUNT_SHOWN},
             height=height,
@@ -442,12 +446,12 @@ def _review(ws, view: pd.DataFrame, key: str) -> None:
         if st.session_state.get(f"{P}_reviewing"):
             _review_and_apply(ws, edits)
 
-    def applied(_job: common.Job) -> None:
+    def applied(_job: Job) -> None:
         # The registry changed: rebuild the table and start from a clean editor.
-        common.invalidate()
+        invalidate()
         st.session_state.pop(key, None)
 
-    job = common.show_job(APPLY_JOB, on_done=applied)
+    job = show_job(APPLY_JOB, on_done=applied)
     if job is not None:
         results = job.result if isinstance(job.result, pd.DataFrame) else pd.DataFrame()
         if not results.empty:
@@ -485,10 +489,8 @@ def _review_and_apply(ws, edits: pd.DataFrame) -> None:
             icon=":material/warning:",
         )
         for row in flagged.itertuples(index=False):
-            label = common.esc(f"{row.coinConfigId} ({row.company} · {row.event}): {row.change}")
-            if st.checkbox(
-                f"{label} — {common.esc(row.check)}", key=f"{P}_tick_{row.coinConfigId}"
-            ):
+            label = esc(f"{row.coinConfigId} ({row.company} · {row.event}): {row.change}")
+            if st.checkbox(f"{label} — {esc(row.check)}", key=f"{P}_tick_{row.coinConfigId}"):
                 ticked.add(str(row.coinConfigId))
     sendable = (review["problem"] == "") & (
         (review["check"] == "") | review["coinConfigId"].astype(str).isin(ticked)
@@ -532,7 +534,7 @@ def _highlight_status(row: pd.Series) -> list[str]:
 
 def _selected(view: pd.DataFrame, frame: pd.DataFrame) -> str | None:
     ids = view["coinConfigId"].dropna().astype("string").tolist()
-    current = st.session_state.get(common.SELECTED_KEY)
+    current = st.session_state.get(SELECTED_KEY)
     if current and current not in ids:
         ids = [current, *ids]
     choice = st.selectbox(
@@ -551,22 +553,20 @@ def _selected(view: pd.DataFrame, frame: pd.DataFrame) -> str | None:
                 icon=":material/error:",
             )
             return None
-        st.session_state[common.SELECTED_KEY] = choice
+        st.session_state[SELECTED_KEY] = choice
     return choice
 
 
 def _detail(ws, frame: pd.DataFrame, coin_config_id: str, can_edit: bool) -> None:
     match = frame[frame["coinConfigId"] == coin_config_id]
     if match.empty:
-        st.info(f"{common.esc(coin_config_id)} is not in the registry yet.")
-        fetch = can_edit and st.button(
-            f"Fetch {common.esc(coin_config_id)} from EnKash", key=f"{P}_fetch"
-        )
+        st.info(f"{esc(coin_config_id)} is not in the registry yet.")
+        fetch = can_edit and st.button(f"Fetch {esc(coin_config_id)} from EnKash", key=f"{P}_fetch")
         if fetch and access.allowed("fetch configurations into the registry"):
             with st.spinner("Fetching…"):
-                fetched = common.api(ws.client.get_config, coin_config_id)
+                fetched = api(ws.client.get_config, coin_config_id)
             if fetched is not None:
-                common.invalidate()
+                invalidate()
                 st.rerun()
         return
     row = match.iloc[0]
@@ -643,7 +643,7 @@ def _update_form(ws, before: CoinConfig) -> None:
     old = {n: ("" if v is None else str(v)) for n, v in base.items()}
     changed = {name: value for name, value in after.items() if old.get(name, "") != value}
     args = {"companyId": "company_id", "event": "event", "configuration": "configuration"}
-    body, problems = common.check_form(
+    body, problems = check_form(
         validate_config_fields,
         {
             n: (args.get(n, n), changed.get(n))
@@ -659,16 +659,14 @@ def _update_form(ws, before: CoinConfig) -> None:
         st.dataframe(
             pd.DataFrame(
                 [
-                    {"field": name, "before": old.get(name, ""), "after": common.clip(value)}
+                    {"field": name, "before": old.get(name, ""), "after": clip(value)}
                     for name, value in changed.items()
                 ]
             ),
             hide_index=True,
         )
         for name, reason in problems.items():
-            st.error(
-                common.esc(f"{_FORM_LABELS.get(name, name)} {reason}"), icon=":material/error:"
-            )
+            st.error(esc(f"{_FORM_LABELS.get(name, name)} {reason}"), icon=":material/error:")
         if not problems:
             flag = _fat_finger(before.amount, body.get("amount"))
             from toolkit.ui import cost as cost_lines  # the Cost page's module: its cost line
@@ -677,8 +675,8 @@ def _update_form(ws, before: CoinConfig) -> None:
     sure = True
     if flag:
         sure = st.checkbox(
-            f"Yes, change the amount {common.esc(before.amount)} → "
-            f"{common.esc(body.get('amount'))} ({common.esc(flag)})",
+            f"Yes, change the amount {esc(before.amount)} → "
+            f"{esc(body.get('amount'))} ({esc(flag)})",
             key=f"{k}_sure",
         )
     if st.button(
@@ -691,7 +689,7 @@ def _update_form(ws, before: CoinConfig) -> None:
         if not access.allowed("change configurations"):
             return
         with st.spinner(f"Updating {cid}…"):
-            updated = common.api(
+            updated = api(
                 ws.client.update_config,
                 cid,
                 amount=body.get("amount"),
@@ -701,7 +699,7 @@ def _update_form(ws, before: CoinConfig) -> None:
                 known=before,
             )
         if updated is not None:
-            common.invalidate()
+            invalidate()
             st.session_state[f"{P}_updated"] = f"Updated {cid}: " + ", ".join(
                 f"{n} {old.get(n)} → {v}" for n, v in changed.items()
             )
@@ -710,7 +708,7 @@ def _update_form(ws, before: CoinConfig) -> None:
             st.rerun()
     message = st.session_state.pop(f"{P}_updated", None)
     if message:
-        st.success(common.esc(message), icon=":material/check_circle:")
+        st.success(esc(message), icon=":material/check_circle:")
 
 
 _HISTORY_COLUMNS = [
@@ -733,7 +731,7 @@ def _history(ws, coin_config_id: str, *, can_edit: bool) -> None:
         return
     history = history.sort_values("audit_id", ascending=False)
     st.dataframe(
-        common.blank_missing(history[[c for c in _HISTORY_COLUMNS if c in history.columns]]),
+        blank_missing(history[[c for c in _HISTORY_COLUMNS if c in history.columns]]),
         hide_index=True,
         column_config={
             "audit_id": st.column_config.NumberColumn("Entry", format="%d"),
@@ -750,7 +748,7 @@ def _history(ws, coin_config_id: str, *, can_edit: bool) -> None:
     message = st.session_state.pop(f"{P}_revert_msg", None)
     if message:
         kind, text = message
-        (st.error if kind == "error" else st.success)(common.esc(text))
+        (st.error if kind == "error" else st.success)(esc(text))
     if not can_edit:
         return
     reverted = set(history["reverts_audit_id"].dropna().astype(int).tolist())
@@ -787,7 +785,7 @@ def _history(ws, coin_config_id: str, *, can_edit: bool) -> None:
     entry = changes[changes["audit_id"] == asked].iloc[0]
     with st.container(border=True):
         st.markdown(
-            f"**Revert entry #{int(asked)}?** {common.esc(coin_config_id)} goes back to its "
+            f"**Revert entry #{int(asked)}?** {esc(coin_config_id)} goes back to its "
             "values before that change:"
         )
         st.dataframe(_revert_preview(entry), hide_index=True)
@@ -802,14 +800,14 @@ def _history(ws, coin_config_id: str, *, can_edit: bool) -> None:
     if not access.allowed("revert a change"):
         return
     with st.spinner("Reverting…"):
-        result, error = common.call(ws.registry.revert, int(asked), source="app")
+        result, error = call(ws.registry.revert, int(asked), source="app")
     if error is not None:
         st.session_state[f"{P}_revert_msg"] = (
             "error",
-            common.connection().auth_error or f"Revert refused: {error}",
+            connection().auth_error or f"Revert refused: {error}",
         )
     else:
-        common.invalidate()
+        invalidate()
         st.session_state[f"{P}_revert_msg"] = ("success", f"Reverted: {result}")
     st.session_state.pop(pick_key, None)
     st.rerun()
@@ -844,10 +842,10 @@ def _revert_preview(entry: pd.Series) -> pd.DataFrame:
 
 def render() -> None:
     st.title("Configurations")
-    ws = common.workspace()
+    ws = workspace()
     can_edit = access.current().can_edit
     _toolbar(ws, can_edit)
-    frame = common.configs_frame()
+    frame = configs_frame()
     if frame.empty:
         st.info(
             "No configurations known yet. Create one, upload a CSV, or import ids you got "

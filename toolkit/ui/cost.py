@@ -23,7 +23,9 @@ import streamlit as st
 from toolkit import bulk, charts, cost
 from toolkit.bulk import volumes as vol
 from toolkit.models import MAX_AMOUNT, check_amount
-from toolkit.ui import common
+from toolkit.ui.caches import FRAME_TTL_S, column_options, data_key
+from toolkit.ui.connection import connection, workspace
+from toolkit.ui.text import esc, excel_safe_csv
 
 P = "cost"  # widget key prefix of this page
 SHOWN_ROWS = 1_000
@@ -39,14 +41,14 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- cached data
 
 
-@st.cache_resource(ttl=common.FRAME_TTL_S, show_spinner="Reading the allocations…", max_entries=4)
+@st.cache_resource(ttl=FRAME_TTL_S, show_spinner="Reading the allocations…", max_entries=4)
 def _allocations(key: str) -> pd.DataFrame:
     """Every allocation record of this server (shared by sessions: read, never change)."""
-    return common.workspace().registry.allocations_frame(bulk_runs=False)
+    return workspace().registry.allocations_frame(bulk_runs=False)
 
 
 def _settings_value() -> tuple[cost.CoinValue, str | None]:
-    settings = common.connection().settings
+    settings = connection().settings
     value = cost.CoinValue.from_settings(settings)
     return value, getattr(settings, "monthly_budget", None)
 
@@ -57,12 +59,12 @@ def _held(slot: str) -> tuple[str, Any]:
     return (held[1], held[2]) if held else ("", None)
 
 
-@st.cache_resource(ttl=common.FRAME_TTL_S, show_spinner="Working out volumes…", max_entries=16)
+@st.cache_resource(ttl=FRAME_TTL_S, show_spinner="Working out volumes…", max_entries=16)
 def _basis(key: str, _volumes: Any, _budgets: Any) -> vol.CostBasis:
     """One basis per data version, days, sheets and settings (all in ``key``)."""
-    ws = common.workspace()
+    ws = workspace()
     days = int(key.rsplit("|days=", 1)[1].split("|", 1)[0])
-    settings = common.connection().settings
+    settings = connection().settings
     return vol.cost_basis(ws.registry, settings, volumes=_volumes, budgets=_budgets, days=days)
 
 
@@ -73,7 +75,7 @@ def basis_key() -> str:
     volumes, _ = _held(VOLUMES_KEY)
     budgets, _ = _held(BUDGETS_KEY)
     return (
-        f"{common.data_key()}|days={days}|v={volumes}|b={budgets}"
+        f"{data_key()}|days={days}|v={volumes}|b={budgets}"
         f"|value={value.rupees_per_coin}:{value.assumed}|budget={budget}"
     )
 
@@ -84,7 +86,7 @@ def basis() -> vol.CostBasis:
     return _basis(basis_key(), _held(VOLUMES_KEY)[1], _held(BUDGETS_KEY)[1])
 
 
-@st.cache_resource(ttl=common.FRAME_TTL_S, show_spinner="Adding up…", max_entries=32)
+@st.cache_resource(ttl=FRAME_TTL_S, show_spinner="Adding up…", max_entries=32)
 def _awarded_views(
     key: str, period: cost.Period, _value: cost.CoinValue, _records: pd.DataFrame
 ) -> dict[str, Any]:
@@ -111,7 +113,7 @@ def _awarded_views(
     }
 
 
-@st.cache_resource(ttl=common.FRAME_TTL_S, show_spinner="Projecting…", max_entries=16)
+@st.cache_resource(ttl=FRAME_TTL_S, show_spinner="Projecting…", max_entries=16)
 def _projection_views(key: str, _basis: vol.CostBasis) -> dict[str, Any]:
     projected = _basis.projection()
     per_company = cost.totals(projected, "companyId")
@@ -149,7 +151,7 @@ def _rupee_metric(slot: Any, label: str, rupees: float, value: cost.CoinValue, *
 
 def _line(text: str, *, over: bool) -> None:
     icon = ":material/warning:" if over else ":material/payments:"
-    (st.warning if over else st.info)(common.esc(text), icon=icon)
+    (st.warning if over else st.info)(esc(text), icon=icon)
 
 
 def _cost_tables(result: cost.WhatIf, prefix: str) -> None:
@@ -286,7 +288,7 @@ def _read_upload(upload: Any, slot: str, reader: Any) -> Any:
             sheet = reader(data, filename=upload.name)
         except bulk.SheetError as exc:
             st.session_state.pop(slot, None)
-            st.error(common.esc(str(exc)), icon=":material/block:")
+            st.error(esc(str(exc)), icon=":material/block:")
             return None
         held = (upload.name, digest, sheet)
         st.session_state[slot] = held
@@ -294,9 +296,9 @@ def _read_upload(upload: Any, slot: str, reader: Any) -> Any:
 
 
 def _show_sheet(sheet: Any, what: str) -> None:
-    st.caption(common.esc(sheet.describe()))
+    st.caption(esc(sheet.describe()))
     for note in getattr(sheet.sheet, "notes", []) or []:
-        st.caption(":material/info: " + common.esc(note))
+        st.caption(":material/info: " + esc(note))
     if sheet.errors:
         st.error(
             f"{sheet.errors:,} row(s) of the {what} sheet have errors and are not counted; "
@@ -376,7 +378,7 @@ def _awarded(records: pd.DataFrame, key: str, value: cost.CoinValue) -> None:
 
 def _projection(current: vol.CostBasis, key: str) -> None:
     views = _projection_views(key, current)
-    st.caption(f"Volumes: {common.esc(current.volume_source)} · {current.value.note}.")
+    st.caption(f"Volumes: {esc(current.volume_source)} · {current.value.note}.")
     if not current.known:
         st.info(
             "No volumes known yet: nothing to project. Allocations made through the toolkit "
@@ -394,10 +396,10 @@ def _projection(current: vol.CostBasis, key: str) -> None:
 
 
 def _proposal_from_picks(configs: pd.DataFrame) -> pd.DataFrame | None:
-    events = common.column_options(configs, "event")
+    events = column_options(configs, "event")
     c1, c2 = st.columns(2)
     picked_events = c1.multiselect("Events", events, key=f"{P}_wi_events", placeholder="Pick")
-    companies = common.column_options(configs, "companyId")
+    companies = column_options(configs, "companyId")
     picked_companies = c2.multiselect(
         "Companies", companies, key=f"{P}_wi_companies", placeholder="Every company"
     )
@@ -443,7 +445,7 @@ def _proposal_from_picks(configs: pd.DataFrame) -> pd.DataFrame | None:
 
 
 def _proposal_from_edits(configs: pd.DataFrame) -> pd.DataFrame | None:
-    events = common.column_options(configs, "event")
+    events = column_options(configs, "event")
     picked = st.multiselect("Events to edit", events, key=f"{P}_wi_edit_events")
     if not picked:
         st.caption("Pick the events whose amounts you want to edit.")
@@ -475,10 +477,10 @@ def _proposal_from_sheet(ws: Any) -> pd.DataFrame | None:
     try:
         sheet = bulk.read_configs(upload.getvalue(), filename=upload.name)
     except bulk.SheetError as exc:
-        st.error(common.esc(str(exc)), icon=":material/block:")
+        st.error(esc(str(exc)), icon=":material/block:")
         return None
     plan = bulk.plan(bulk.validate(sheet, registry=ws.registry), ws.registry, mode="upsert")
-    st.caption(common.esc(plan.summary()) + " (as mode upsert would apply it)")
+    st.caption(esc(plan.summary()) + " (as mode upsert would apply it)")
     return cost.changes_from_plan(plan)
 
 
@@ -548,7 +550,7 @@ def _handoff(result: cost.WhatIf, configs: pd.DataFrame) -> None:
     c1, c2 = st.columns(2)
     c1.download_button(
         f"Download the change ({len(sheet):,} row{'s' if len(sheet) != 1 else ''})",
-        common.excel_safe_csv(sheet),
+        excel_safe_csv(sheet),
         file_name="what-if-change.csv",
         mime="text/csv",
         key=f"{P}_handoff",
@@ -575,7 +577,7 @@ def _budgets(current: vol.CostBasis) -> None:
         st.warning(
             f"{len(over):,} compan{'ies are' if len(over) != 1 else 'y is'} over budget at "
             "the projected monthly cost: "
-            + common.esc(", ".join(over[:10]))
+            + esc(", ".join(over[:10]))
             + (" …" if len(over) > 10 else ""),
             icon=":material/warning:",
         )
@@ -586,14 +588,14 @@ def _budgets(current: vol.CostBasis) -> None:
 
 def render() -> None:
     st.title("Cost")
-    ws = common.workspace()
+    ws = workspace()
     value, _ = _settings_value()
     st.caption(
         "What the programme has awarded, what a month costs at today's amounts, and what a "
         f"change would cost before anything is sent. {value.sentence}"
     )
     _inputs()
-    key = common.data_key()
+    key = data_key()
     records = _allocations(key)
     current = basis()
     current_key = basis_key()

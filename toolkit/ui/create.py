@@ -8,7 +8,12 @@ import streamlit as st
 
 from toolkit.errors import ConflictError
 from toolkit.models import MAX_AMOUNT, Configuration, validate_config_fields
-from toolkit.ui import access, common
+from toolkit.ui import access
+from toolkit.ui.caches import column_options, configs_frame, data_key, invalidate
+from toolkit.ui.connection import call, connection, workspace
+from toolkit.ui.filters import SELECTED_KEY
+from toolkit.ui.forms import check_form, show_field_problems
+from toolkit.ui.text import esc
 
 P = "cr"  # widget key prefix of this page
 
@@ -30,14 +35,14 @@ def render() -> None:
         "How many coins one event earns at one company. There is at most one configuration "
         "per company and event; to change an existing one, use **Configurations**."
     )
-    ws = common.workspace()
+    ws = workspace()
     if not access.current().can_edit:
         st.info(
             "You can look around, but only an editor can create configurations.",
             icon=":material/visibility:",
         )
         return
-    events = common.column_options(common.configs_frame(), "event", cache_key=common.data_key())
+    events = column_options(configs_frame(), "event", cache_key=data_key())
 
     with st.form(f"{P}_form", clear_on_submit=False, enter_to_submit=False):
         left, right = st.columns(2)
@@ -50,7 +55,7 @@ def render() -> None:
                 _LABELS["event"],
                 key=f"{P}_event",
                 placeholder="MEAL_CARD_PAYMENT",
-                help="Upper snake case. Known events: " + common.esc(", ".join(events[:30]))
+                help="Upper snake case. Known events: " + esc(", ".join(events[:30]))
                 if events
                 else "Upper snake case, e.g. MEAL\\_CARD\\_PAYMENT",
             )
@@ -90,12 +95,12 @@ def render() -> None:
             "configuration": configuration_msg,
             "amount": amount_msg,
         }
-        common.show_field_problems(outcome["problems"], slots, _LABELS)
+        show_field_problems(outcome["problems"], slots, _LABELS)
     elif kind == "error":
-        st.error(common.esc(outcome["message"]))
+        st.error(esc(outcome["message"]))
     elif kind == "created":
         created = outcome["config"]
-        e = common.esc
+        e = esc
         st.success(
             f"Created **{e(created.coin_config_id)}**: {e(created.company_id)} · "
             f"{e(created.event)} → {e(created.amount)} coins ({e(created.configuration)}).",
@@ -107,7 +112,7 @@ def render() -> None:
 
 
 def _submit(ws, *, company, event, configuration, amount) -> dict:
-    payload, problems = common.check_form(
+    payload, problems = check_form(
         validate_config_fields,
         {
             "companyId": ("company_id", company),
@@ -121,7 +126,7 @@ def _submit(ws, *, company, event, configuration, amount) -> dict:
     if not access.allowed("create a configuration"):
         return {}
     with st.spinner("Creating…"):
-        created, error = common.call(
+        created, error = call(
             ws.client.create_config,
             company_id=payload["companyId"],
             event=payload["event"],
@@ -131,8 +136,8 @@ def _submit(ws, *, company, event, configuration, amount) -> dict:
     if isinstance(error, ConflictError):
         existing = None
         if error.existing_id:
-            existing, _ = common.call(ws.client.get_config, error.existing_id)
-        common.invalidate()  # a fetch teaches the registry about the existing one
+            existing, _ = call(ws.client.get_config, error.existing_id)
+        invalidate()  # a fetch teaches the registry about the existing one
         return {
             "kind": "conflict",
             "payload": payload,
@@ -141,15 +146,15 @@ def _submit(ws, *, company, event, configuration, amount) -> dict:
             "existing": existing,
         }
     if error is not None:
-        return {"kind": "error", "message": common.connection().auth_error or str(error)}
-    common.invalidate()
+        return {"kind": "error", "message": connection().auth_error or str(error)}
+    invalidate()
     return {"kind": "created", "config": created}
 
 
 def _show_conflict(outcome: dict) -> None:
     payload = outcome["payload"]
     existing_id = outcome["existing_id"]
-    e = common.esc
+    e = esc
     st.warning(
         f"{e(payload['companyId'])} already has a configuration for {e(payload['event'])}"
         + (f" (**{e(existing_id)}**)" if existing_id else "")
@@ -166,7 +171,7 @@ def _show_conflict(outcome: dict) -> None:
         hide_index=True,
     )
     if st.button("Open it in Configurations", key=f"{P}_open_existing", icon=":material/edit:"):
-        st.session_state[common.SELECTED_KEY] = existing_id
+        st.session_state[SELECTED_KEY] = existing_id
         st.switch_page("toolkit/ui/configurations.py")
 
 

@@ -16,13 +16,15 @@ import streamlit as st
 
 from toolkit import charts, cost, frames
 from toolkit.bulk.volumes import CostBasis
-from toolkit.ui import common
 from toolkit.ui import cost as cost_ui
+from toolkit.ui.caches import FRAME_TTL_S, configs_frame, data_key
+from toolkit.ui.connection import workspace
+from toolkit.ui.filters import filter_signature, shared_filters
 
 P = "ov"  # widget key prefix of this page
 
 
-@st.cache_resource(ttl=common.FRAME_TTL_S, show_spinner="Summarising…", max_entries=16)
+@st.cache_resource(ttl=FRAME_TTL_S, show_spinner="Summarising…", max_entries=16)
 def _views(
     key: str,
     filters: tuple[Any, ...],
@@ -113,18 +115,18 @@ def _empty() -> None:
 
 def render() -> None:
     st.title("Overview")
-    common.workspace()
-    frame = common.configs_frame()
+    workspace()
+    frame = configs_frame()
     if frame.empty:
         _empty()
         return
-    key = common.data_key()
-    df = common.shared_filters(frame, prefix=P, cache_key=key)
+    key = data_key()
+    df = shared_filters(frame, prefix=P, cache_key=key)
     if df.empty:
         st.warning("No configuration matches the filters.")
         return
     basis = cost_ui.basis()
-    views = _views(key, common.filter_signature(), cost_ui.basis_key(), df, basis)
+    views = _views(key, filter_signature(), cost_ui.basis_key(), df, basis)
     _metrics(views["metrics"], basis.value)
 
     left, right = st.columns([3, 2])

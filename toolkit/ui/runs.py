@@ -31,7 +31,9 @@ from toolkit.bulk.journal import (
     make_run_key,
     run_lock_holder,
 )
-from toolkit.ui import common
+from toolkit.ui.caches import invalidate
+from toolkit.ui.connection import connection
+from toolkit.ui.jobs import Job, start_job_thread
 
 __all__ = [
     "Board",
@@ -69,7 +71,7 @@ class ServerRun:
     plan: Any
     workspace: Any
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    job: common.Job | None = None
+    job: Job | None = None
     lock: RunLock | None = None
     waiting_reason: str | None = None  # set while it waits for an approver
     approved_by: str | None = None
@@ -257,7 +259,7 @@ def reject(run: ServerRun, by: str) -> None:
 
 
 def _launch(run: ServerRun) -> None:
-    job = common.Job(label="Sending", total=len(run.plan.frame))
+    job = Job(label="Sending", total=len(run.plan.frame))
     run.job = job
     options = run.options
 
@@ -267,7 +269,7 @@ def _launch(run: ServerRun) -> None:
         shown = ", ".join(f"{n:,} {s}" for s, n in counts.items() if n)
         job.progress(done, total, shown)
 
-    def work(job: common.Job) -> Any:
+    def work(job: Job) -> Any:
         return bulk.run(
             run.plan,
             run.workspace,
@@ -279,7 +281,7 @@ def _launch(run: ServerRun) -> None:
         )
 
     ended = threading.Event()
-    conn = common.connection()  # taken here: the threads make no Streamlit calls
+    conn = connection()  # taken here: the threads make no Streamlit calls
 
     def beat() -> None:
         while not ended.wait(HEARTBEAT_S):
@@ -297,9 +299,9 @@ def _launch(run: ServerRun) -> None:
                 run.lock.release(run.state)
             except Exception:
                 log.exception("could not release the run lock")
-        common.invalidate(conn)
+        invalidate(conn)
 
-    common.start_job_thread(job, f"bulk-{run.lock_key[:8]}", work, on_end=finish)
+    start_job_thread(job, f"bulk-{run.lock_key[:8]}", work, on_end=finish)
     threading.Thread(target=beat, name=f"bulk-beat-{run.lock_key[:8]}", daemon=True).start()
 
 
