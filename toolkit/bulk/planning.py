@@ -12,15 +12,22 @@ The decisions are one merge against the registry's known pairs, not a loop over 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from toolkit.bulk.request_ids import (
+    batch_name,
+    derive_request_id,
+    derive_request_ids,
+    sheet_request_ids,
+)
+from toolkit.bulk.seams import KnownPairs
+from toolkit.bulk.validation import Validation
 
 __all__ = [
     "ALLOCATION_PLAN_COLUMNS",
@@ -36,8 +43,6 @@ __all__ = [
 ]
 
 MODES = ("create", "upsert")
-_COPY_PREFIX = re.compile(r"^(copy of\s+)+")
-_COPY_SUFFIX = re.compile(r"(\s*(\(\d+\)|-?\s*copy))+$")
 CONFIG_ACTIONS = ("create", "update", "unchanged", "conflict", "invalid")
 ALLOCATION_ACTIONS = ("allocate", "invalid")
 CONFIG_PLAN_COLUMNS = [
@@ -109,37 +114,13 @@ class Plan:
 # -- shared helpers ------------------------------------------------------------------------
 
 
-def _sheet_of(validation: Any) -> Any:
-    return getattr(validation, "sheet", None)
-
-
-def _inputs_of(validation: Any, sheet: Any) -> pd.DataFrame:
-    """The analyst's own columns, as text, one row per validated row."""
-    frame = getattr(sheet, "frame", None)
-    if frame is None:
-        frame = getattr(validation, "inputs", None)
-    if frame is None:
-        # No sheet at hand: the validated frame minus the columns validation added.
-        frame = validation.frame.drop(columns=["valid"], errors="ignore")
-    return frame.reset_index(drop=True)
-
-
-def _file_sha(validation: Any, sheet: Any, inputs: pd.DataFrame) -> str:
-    for owner in (sheet, validation):
-        sha = getattr(owner, "sha256", None)
-        if sha:
-            return str(sha)
+def _file_sha(validation: Validation) -> str:
+    if validation.sheet.sha256:
+        return validation.sheet.sha256
     # A frame built in a notebook: its content is its identity.
+    inputs = validation.inputs.reset_index(drop=True)
     hashed = pd.util.hash_pandas_object(inputs.astype("string"), index=False).to_numpy()
     return hashlib.sha256(hashed.tobytes()).hexdigest()
-
-
-def _source_name(validation: Any, sheet: Any) -> str | None:
-    for owner in (sheet, validation):
-        name = getattr(owner, "source_name", None)
-        if name:
-            return str(name)
-    return None
 
 
 def _show(value: Any) -> str:
@@ -194,25 +175,14 @@ def _noted(message: pd.Series, where: pd.Series, note: pd.Series) -> pd.Series:
     return out
 
 
-def _known_configs(registry: Any) -> pd.DataFrame:
+def _known_configs(registry: KnownPairs | None) -> pd.DataFrame:
     """The registry's known pairs for its server: coinConfigId, companyId, event,
     configuration, amount (one row per pair)."""
     columns = ["coinConfigId", "companyId", "event", "configuration", "amount"]
-    known = pd.DataFrame({c: pd.Series(dtype="str") for c in columns})
-    if registry is not None:
-        for name in ("known_pairs", "known_frame", "to_frame"):
-            method = getattr(registry, name, None)
-            if callable(method):
-                known = method()
-                break
-        else:  # pragma: no cover - a registry without any bulk view
-            raise TypeError("the registry offers no frame of known configurations")
-    known = known.rename(
-        columns={
-            "coin_config_id": "coinConfigId",
-            "company_id": "companyId",
-        }
-    )
+    if registry is None:
+        known = pd.DataFrame({c: pd.Series(dtype="str") for c in columns})
+    else:
+        known = registry.known_pairs()
     missing = [c for c in columns if c not in known.columns]
     if missing:
         raise TypeError(f"the registry's frame lacks {missing}")
@@ -230,7 +200,9 @@ def _known_configs(registry: Any) -> pd.DataFrame:
 # -- configurations ------------------------------------------------------------------------
 
 
-def plan(validation: Any, registry: Any = None, *, mode: str = "create") -> Plan:
+def plan(
+    validation: Validation, registry: KnownPairs | None = None, *, mode: str = "create"
+) -> Plan:
     """Decide, without sending anything, what a run would do with each row.
 
     ``validation`` is what ``toolkit.bulk.validate`` returned; ``registry`` supplies the
@@ -240,10 +212,9 @@ def plan(validation: Any, registry: Any = None, *, mode: str = "create") -> Plan
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-    sheet = _sheet_of(validation)
     checked = validation.frame.reset_index(drop=True)
-    inputs = _inputs_of(validation, sheet)
-    errors, warnings = _problem_messages(getattr(validation, "problems", None))
+    inputs = validation.inputs.reset_index(drop=True)
+    errors, warnings = _problem_messages(validation.problems)
 
     rows = checked["row"].astype("int64")
     valid = checked["valid"].fillna(False).astype("bool").to_numpy()
@@ -315,151 +286,17 @@ def plan(validation: Any, registry: Any = None, *, mode: str = "create") -> Plan
         kind="configs",
         mode=mode,
         inputs=inputs,
-        file_sha256=_file_sha(validation, sheet, inputs),
-        source_name=_source_name(validation, sheet),
-        problems=getattr(validation, "problems", pd.DataFrame()),
-        server_key=getattr(registry, "server_key", None),
+        file_sha256=_file_sha(validation),
+        source_name=validation.sheet.source_name or None,
+        problems=validation.problems,
+        server_key=None if registry is None else registry.server_key,
     )
 
 
 # -- allocations ---------------------------------------------------------------------------
 
 
-def batch_name(source_name: str | None) -> str:
-    """The name that scopes a sheet's derived requestIds: the file name without its extension,
-    case and copy marks, so `Allocations.xlsx`, `allocations.csv`, `allocations (1).csv` and
-    `Copy of allocations.csv` are one batch."""
-    name = Path(str(source_name or "")).name
-    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
-    stem = stem.strip().casefold()
-    stem = _COPY_PREFIX.sub("", stem)
-    return _COPY_SUFFIX.sub("", stem).strip()
-
-
-# The rule behind every derived requestId, version 2: SHA-256 of "v2", the batch name, companyId,
-# event, userId and the occurrence, joined by \x1f; "BULK-" and its first 24 hex digits. Sheets
-# run before keep their ids only while this stays exactly the same.
-_ID_VERSION = "v2"
-_ID_SEP = "\x1f"
-_ID_CHUNK = 65_536
-
-
-def _id_prefix(sheet_name: str | None) -> bytes:
-    return (_ID_VERSION + _ID_SEP + batch_name(sheet_name) + _ID_SEP).encode("utf-8")
-
-
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_ID_HEAD = np.frombuffer(b"BULK-", dtype=np.uint8)
-
-
-def _ids_of(texts: pa.Array) -> pa.ChunkedArray:
-    """ "BULK-" and the first 24 hex digits of each text's SHA-256 (texts: whole, prefix
-    included): only the hash runs per row, in slices, the hex is written by numpy."""
-    large = pa.large_string()
-    width = len(_ID_HEAD) + 24
-    sha256 = hashlib.sha256
-    chunks = []
-    for start in range(0, len(texts), _ID_CHUNK):
-        part = texts.slice(start, _ID_CHUNK).to_pylist()
-        digests = np.frombuffer(b"".join([sha256(t).digest() for t in part]), dtype=np.uint8)
-        head = digests.reshape(-1, 32)[:, :12]
-        out = np.empty((len(part), width), dtype=np.uint8)
-        out[:, : len(_ID_HEAD)] = _ID_HEAD
-        out[:, len(_ID_HEAD) :: 2] = _HEX[head >> 4]
-        out[:, len(_ID_HEAD) + 1 :: 2] = _HEX[head & 15]
-        offsets = np.arange(0, (len(part) + 1) * width, width, dtype=np.int64)
-        chunks.append(
-            pa.Array.from_buffers(
-                large, len(part), [None, pa.py_buffer(offsets), pa.py_buffer(out.tobytes())]
-            )
-        )
-    return pa.chunked_array(chunks, large)
-
-
-def _id_texts(sheet_name: str | None, *columns: pa.Array) -> pa.Array:
-    """Each row's whole text to hash: version, batch name, then ``columns``, joined."""
-    large = pa.large_string()
-    head = [pa.scalar(_ID_VERSION, large), pa.scalar(batch_name(sheet_name), large)]
-    joined = pc.binary_join_element_wise(*head, *columns, pa.scalar(_ID_SEP, large))
-    return pc.cast(joined, pa.large_binary())
-
-
-def _arrow_text(values: pd.Series) -> pa.Array:
-    return pc.cast(pa.array(pd.Series(values).astype("str").array), pa.large_string())
-
-
-def _occurrences(key: pa.Array) -> np.ndarray:
-    """For each row, the how-many-th time its ``key`` appears so far (1 for the first)."""
-    encoded = pc.dictionary_encode(key)
-    n = len(encoded)
-    if n == 0 or len(encoded.dictionary) == n:  # every key once: the common case
-        return np.ones(n, dtype=np.int64)
-    codes = encoded.indices.to_numpy(zero_copy_only=False)
-    order = np.argsort(codes, kind="stable")
-    ordered = codes[order]
-    first = np.ones(n, dtype=bool)
-    first[1:] = ordered[1:] != ordered[:-1]
-    at = np.arange(n)
-    group_start = np.maximum.accumulate(np.where(first, at, 0))
-    counts = np.empty(n, dtype=np.int64)
-    counts[order] = at - group_start + 1
-    return counts
-
-
-def derive_request_id(
-    sheet_name: str | None, company_id: str, event: str, user_id: str, occurrence: int = 1
-) -> str:
-    """The requestId of a sheet row without one, from what the row says and not where it sits:
-    the sheet's batch name (`batch_name`), the row's companyId, event and userId, and which
-    occurrence of that triple in the sheet it is (1 for the first).
-
-    Running the sheet again — after fixing a few rows, sorting it, inserting or deleting rows,
-    saving it as xlsx — gives every unchanged row its old id, so nothing is allocated twice;
-    only new or edited rows allocate. A new batch of the same rows needs a new sheet name or a
-    requestId column: coins cannot be taken back, so a doubt costs a repeat, never a payout.
-    """
-    text = _ID_SEP.join((company_id, event, user_id, str(int(occurrence))))
-    digest = hashlib.sha256(_id_prefix(sheet_name) + text.encode("utf-8")).hexdigest()
-    return "BULK-" + digest[:24]
-
-
-def derive_request_ids(
-    sheet_name: str | None,
-    company_ids: pd.Series,
-    events: pd.Series,
-    user_ids: pd.Series,
-    occurrences: pd.Series,
-) -> pd.Series:
-    """`derive_request_id` for many rows at once (same index as ``company_ids``): the batch
-    name is worked out once and each row's text is joined in Arrow, so only the hash itself
-    runs per row (a million rows in about a second)."""
-    if len(company_ids) == 0:
-        return pd.Series([], index=company_ids.index, dtype="str")
-    large = pa.large_string()
-    counts = pc.cast(pa.array(np.asarray(occurrences, dtype=np.int64)), large)
-    texts = _id_texts(
-        sheet_name, _arrow_text(company_ids), _arrow_text(events), _arrow_text(user_ids), counts
-    )
-    return pd.Series(pd.array(_ids_of(texts), dtype="str"), index=company_ids.index)
-
-
-def _derived_ids(
-    sheet_name: str | None, company_ids: pd.Series, events: pd.Series, user_ids: pd.Series
-) -> pd.Series:
-    """`derive_request_ids` with each row's occurrence counted here: the n-th time the
-    sheet names the same companyId, event and userId."""
-    if len(company_ids) == 0:
-        return pd.Series([], index=company_ids.index, dtype="str")
-    large = pa.large_string()
-    fields = [_arrow_text(company_ids), _arrow_text(events), _arrow_text(user_ids)]
-    key = pc.binary_join_element_wise(*fields, pa.scalar(_ID_SEP, large))
-    del fields
-    counts = pc.cast(pa.array(_occurrences(key)), large)
-    texts = _id_texts(sheet_name, key, counts)  # the key is the three fields, joined
-    return pd.Series(pd.array(_ids_of(texts), dtype="str"), index=company_ids.index)
-
-
-def plan_allocations(validation: Any, registry: Any = None) -> Plan:
+def plan_allocations(validation: Validation, registry: KnownPairs | None = None) -> Plan:
     """Decide what a bulk allocation would do: ``allocate`` each valid row, ``invalid`` the rest.
 
     Rows without a requestId get one derived from the sheet's name and the row's own values
@@ -467,11 +304,10 @@ def plan_allocations(validation: Any, registry: Any = None) -> Plan:
     ``amount`` is the configured coins for the pair when the registry knows it (a cost
     estimate; the server decides); the message warns otherwise.
     """
-    sheet = _sheet_of(validation)
     checked = validation.frame.reset_index(drop=True)
-    inputs = _inputs_of(validation, sheet)
-    file_sha = _file_sha(validation, sheet, inputs)
-    errors, warnings = _problem_messages(getattr(validation, "problems", None))
+    inputs = validation.inputs.reset_index(drop=True)
+    file_sha = _file_sha(validation)
+    errors, warnings = _problem_messages(validation.problems)
 
     rows = checked["row"].astype("int64")
     valid = checked["valid"].fillna(False).astype("bool")
@@ -486,11 +322,11 @@ def plan_allocations(validation: Any, registry: Any = None) -> Plan:
     user = checked["userId"].astype("str")
     need = given.isna() & valid
     # The n-th time a sheet names the same companyId, event and userId without a requestId.
-    name = _source_name(validation, sheet)
+    name = validation.sheet.source_name or None
     if need.all():
-        request_id = _derived_ids(name, company, event, user)
+        request_id = sheet_request_ids(name, company, event, user)
     else:
-        derived = _derived_ids(name, company[need], event[need], user[need])
+        derived = sheet_request_ids(name, company[need], event[need], user[need])
         request_id = given.copy()
         request_id[need] = derived
 
@@ -531,7 +367,7 @@ def plan_allocations(validation: Any, registry: Any = None) -> Plan:
         mode="allocate",
         inputs=inputs,
         file_sha256=file_sha,
-        source_name=_source_name(validation, sheet),
-        problems=getattr(validation, "problems", pd.DataFrame()),
-        server_key=getattr(registry, "server_key", None),
+        source_name=validation.sheet.source_name or None,
+        problems=validation.problems,
+        server_key=None if registry is None else registry.server_key,
     )
