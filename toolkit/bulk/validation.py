@@ -1,17 +1,16 @@
-"""Validating a sheet, vectorised: the rules of `toolkit.models`, applied to whole columns.
+"""Validating a sheet, vectorised: every field against the rules of `toolkit.models`
+(`toolkit.bulk.rules`, whole columns at a time), then the checks across rows — a pair or a
+requestId seen earlier in the file, an amount far from its event's median.
 
-Each rule is a regular expression or a comparison over a pyarrow-backed column (RE2 and
-pyarrow compute, no Python loop per row), written to give exactly the verdict, normalised value
-and reason of the scalar `toolkit.models.check_*` for the same cell; a property test keeps the
-two in agreement. Every problem of every row is reported, with the row number the analyst's
-spreadsheet shows.
+Every problem of every row is reported, with the row number the analyst's spreadsheet shows;
+a property test keeps the verdicts equal to the scalar `toolkit.models.check_*`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,10 +18,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from toolkit.bulk.reading import Sheet, sheet_from_frame
-from toolkit.models import MAX_AMOUNT, REASONS
-
-if TYPE_CHECKING:
-    from toolkit.registry import Registry
+from toolkit.bulk.rules import (
+    Field,
+    amount_rule,
+    company_rule,
+    configuration_rule,
+    event_rule,
+    factorized,
+    request_rule,
+    user_rule,
+)
+from toolkit.bulk.seams import KnownPairs
 
 __all__ = [
     "PROBLEM_COLUMNS",
@@ -37,19 +43,6 @@ OUTLIER_FACTOR = 10
 _DUPLICATE_COLUMN = "companyId, event"
 _NOUN = {"configs": "configuration", "allocations": "allocation"}
 
-# The models' patterns, in RE2 syntax for pandas' str.fullmatch (anchored on both ends).
-_COMPANY = r"[A-Z0-9]{1,32}"
-_EVENT = r"[A-Z][A-Z0-9_]{0,63}"
-_USER = r"[A-Za-z0-9_.@:-]{1,64}"
-_REQUEST = r"[A-Za-z0-9_.:-]{1,64}"
-_ASCII = r"[\x00-\x7f]*"
-# Letter by letter rather than (?i): RE2's case folding would let `ſ` stand for `s`.
-_DEFAULT = r"[Dd][Ee][Ff][Aa][Uu][Ll][Tt]"
-_CUSTOM = r"[Cc][Uu][Ss][Tt][Oo][Mm]"
-_WHOLE = r"\+?[0-9]+(?:\.0+)?"  # as models: "6.0" is whole
-_NEGATIVE = r"-\+?[0-9]+(?:\.0+)?"
-_DECIMAL = r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+)"
-_MAX_DIGITS = len(str(MAX_AMOUNT))
 # A message quotes at most this many characters of a cell.
 SHOWN_CHARS = 40
 _CONTROL = r"[\x00-\x1f\x7f]"
@@ -134,7 +127,7 @@ class Validation:
         )
 
 
-def registry_medians(registry: Registry) -> dict[str, float] | None:
+def registry_medians(registry: KnownPairs) -> dict[str, float] | None:
     """Each event's median amount among the configurations the registry knows (None if none)."""
     from toolkit.frames import event_medians
 
@@ -148,7 +141,7 @@ def validate(
     sheet_or_frame: Sheet | pd.DataFrame,
     *,
     known_medians: Mapping[str, float] | None = None,
-    registry: Registry | None = None,
+    registry: KnownPairs | None = None,
 ) -> Validation:
     """Check every row of a configuration sheet (or a DataFrame with the same columns).
 
@@ -165,10 +158,10 @@ def validate(
     data = sheet.frame
     checks = _Checks(data["row"].to_numpy(dtype="int64"))
 
-    company = _field(data["companyId"], _check_company)
-    event = _field(data["event"], _check_event)
-    amount = _field(data["amount"], _check_amount)
-    configuration = _field(data["configuration"], _check_configuration)
+    company = factorized(data["companyId"], company_rule)
+    event = factorized(data["event"], event_rule)
+    amount = factorized(data["amount"], amount_rule)
+    configuration = factorized(data["configuration"], configuration_rule)
     for name, column in (
         ("companyId", company),
         ("event", event),
@@ -213,10 +206,10 @@ def validate_allocations(sheet_or_frame: Sheet | pd.DataFrame) -> Validation:
     rows = data["row"].to_numpy(dtype="int64")
     checks = _Checks(rows)
 
-    company = _field(data["companyId"], _check_company)
-    event = _field(data["event"], _check_event)
-    user = _field(data["userId"], _check_user)
-    request = _field(data["requestId"], _check_request)
+    company = factorized(data["companyId"], company_rule)
+    event = factorized(data["event"], event_rule)
+    user = factorized(data["userId"], user_rule)
+    request = factorized(data["requestId"], request_rule)
     given = request.present()
     request.bad &= given  # a blank requestId is derived by the run, not an error
     for name, column in (
@@ -271,12 +264,7 @@ def validate_allocations(sheet_or_frame: Sheet | pd.DataFrame) -> Validation:
     return Validation(frame=frame, problems=problems, sheet=sheet, kind="allocations")
 
 
-# -- the rules, column at a time -----------------------------------------------------------
-#
-# A column is factorized once: the rules run (as RE2 regexes and pyarrow string kernels) on its
-# distinct trimmed values only, and each row takes its verdict by its code. A sheet of a million
-# rows has a few dozen events, a handful of amounts and two configurations, so this is much
-# cheaper than matching every cell, and the codes serve the duplicate and outlier checks too.
+# -- across rows: duplicates and outliers, on the columns' codes (`toolkit.bulk.rules`) -----
 
 
 def _as_sheet(source: Sheet | pd.DataFrame, kind: str) -> Sheet:
@@ -285,143 +273,6 @@ def _as_sheet(source: Sheet | pd.DataFrame, kind: str) -> Sheet:
     if isinstance(source, pd.DataFrame):
         return sheet_from_frame(source, kind=kind)
     raise TypeError(f"validate takes a Sheet or a DataFrame, not {type(source).__name__}")
-
-
-@dataclass(eq=False)
-class _Field:
-    """One column's verdicts: per distinct trimmed value, and per row through ``codes``."""
-
-    raw: pd.Series  # the cells as given (RangeIndex)
-    codes: np.ndarray  # row -> index into ``uniques``
-    uniques: pd.Series  # distinct trimmed values
-    good_u: np.ndarray
-    normal_u: Any  # pd.Series of normalised text, or an int64 array (amounts)
-    reason_bad: np.ndarray  # object: the reason for each refused value, in ``uniques`` order
-    bad: np.ndarray  # per row
-
-    def reasons(self) -> pd.Series:
-        """One reason per refused row, in row order."""
-        at = np.searchsorted(np.flatnonzero(~self.good_u), self.codes[self.bad])
-        return pd.Series(self.reason_bad[at], dtype="str")
-
-    def normalised(self) -> pd.Series:
-        values = self.normal_u.where(self.good_u).array.take(self.codes)
-        return pd.Series(values, dtype="str")
-
-    def values(self) -> pd.Series:
-        """Amounts as nullable Int64: missing where refused."""
-        return pd.Series(pd.arrays.IntegerArray(self.normal_u[self.codes], self.bad.copy()))
-
-    def present(self) -> np.ndarray:
-        return (self.uniques != "").to_numpy(dtype=bool)[self.codes]
-
-
-def _field(series: pd.Series, check: Any) -> _Field:
-    raw = series.reset_index(drop=True).astype("str").fillna("")
-    codes, uniques = pd.factorize(raw)
-    codes = codes.astype("int64", copy=False)
-    uniques = pd.Series(uniques, dtype="str")
-    # Trim exactly what str.strip() trims (pyarrow's utf8_trim_whitespace is the same set), then
-    # re-factorize: " X" and "X" are one value for the rules and for duplicate detection.
-    # Cells from read_configs are trimmed already, so this is usually a no-op.
-    trimmed = uniques.str.strip()
-    if (trimmed != uniques).any():
-        again, merged = pd.factorize(trimmed)
-        codes = again[codes]
-        uniques = pd.Series(merged, dtype="str")
-    good, normal, reason = check(uniques)
-    return _Field(
-        raw=raw,
-        codes=codes,
-        uniques=uniques,
-        good_u=good,
-        normal_u=normal,
-        reason_bad=reason,
-        bad=~good[codes],
-    )
-
-
-def _fullmatch(text: pd.Series, pattern: str) -> np.ndarray:
-    return text.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)
-
-
-def _refused(text: pd.Series, good: np.ndarray) -> pd.Series:
-    return text[~good].reset_index(drop=True)
-
-
-def _reason_table(refused: pd.Series, reason: str) -> np.ndarray:
-    """For each refused value: "is missing" when blank, else ``reason``."""
-    out = np.full(len(refused), reason, dtype=object)
-    out[(refused == "").to_numpy(dtype=bool)] = REASONS["missing"]
-    return out
-
-
-def _suggest(reason: np.ndarray, refused: pd.Series, candidate: pd.Series, pattern: str) -> Any:
-    """`cekekcards` is refused (ids are case-sensitive) with "did you mean CEKEKCARDS?"."""
-    fits = (
-        (refused != "").to_numpy(dtype=bool)
-        & _fullmatch(refused, _ASCII)
-        & _fullmatch(candidate, pattern)
-    )
-    if fits.any():
-        reason[fits] = (reason[fits] + "; did you mean " + candidate[fits] + "?").to_numpy()
-    return reason
-
-
-def _check_company(text: pd.Series) -> tuple[np.ndarray, pd.Series, np.ndarray]:
-    good = _fullmatch(text, _COMPANY)
-    refused = _refused(text, good)
-    reason = _reason_table(refused, REASONS["company_id"])
-    return good, text, _suggest(reason, refused, refused.str.upper(), _COMPANY)
-
-
-def _check_event(text: pd.Series) -> tuple[np.ndarray, pd.Series, np.ndarray]:
-    good = _fullmatch(text, _EVENT)
-    refused = _refused(text, good)
-    reason = _reason_table(refused, REASONS["event"])
-    # An event written as words: `meal card payment` → MEAL_CARD_PAYMENT.
-    candidate = refused.str.replace(r"[ -]+", "_", regex=True).str.upper()
-    return good, text, _suggest(reason, refused, candidate, _EVENT)
-
-
-def _check_user(text: pd.Series) -> tuple[np.ndarray, pd.Series, np.ndarray]:
-    good = _fullmatch(text, _USER)
-    return good, text, _reason_table(_refused(text, good), REASONS["user_id"])
-
-
-def _check_request(text: pd.Series) -> tuple[np.ndarray, pd.Series, np.ndarray]:
-    good = _fullmatch(text, _REQUEST)
-    return good, text, _reason_table(_refused(text, good), REASONS["request_id"])
-
-
-def _check_configuration(text: pd.Series) -> tuple[np.ndarray, pd.Series, np.ndarray]:
-    good = _fullmatch(text, _DEFAULT) | _fullmatch(text, _CUSTOM)
-    # Only DEFAULT/CUSTOM in ASCII letters pass, so upper-casing them is plain ASCII.
-    reason = _reason_table(_refused(text, good), REASONS["configuration"])
-    return good, text.str.upper(), reason
-
-
-def _check_amount(text: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Whole coins 0..MAX_AMOUNT, with models.check_amount's reasons in its order."""
-    whole = _fullmatch(text, _WHOLE)
-    # Leading zeros are fine ("007" is 7); more significant digits than MAX_AMOUNT has are
-    # too big, which also keeps the cast below inside int64.
-    digits = text.str.replace(r"\.0+$", "", regex=True).str.lstrip("+").str.lstrip("0")
-    length = digits.str.len().fillna(0).to_numpy(dtype="int64")
-    small = whole & (length <= _MAX_DIGITS)
-    number = digits.where(small & (length > 0), "0").astype("int64").to_numpy()
-    good = small & (number <= MAX_AMOUNT)
-    refused = _refused(text, good)
-    conditions = [
-        (refused == "").to_numpy(dtype=bool),
-        _fullmatch(refused, _NEGATIVE),
-        _fullmatch(refused, _DECIMAL),
-        ~whole[~good],
-    ]
-    keys = ["missing", "negative", "decimals", "digits", "too_big"]
-    table = np.array([REASONS[k] for k in keys], dtype=object)
-    reason = table[np.select(conditions, np.arange(len(keys) - 1), default=len(keys) - 1)]
-    return good, np.where(good, number, 0).astype("int64"), reason
 
 
 def _combine_codes(
@@ -435,7 +286,7 @@ def _combine_codes(
     return key * max(count, 1) + codes, size * max(count, 1)
 
 
-def _combine(a: _Field, b: _Field, where: np.ndarray) -> tuple[np.ndarray, int]:
+def _combine(a: Field, b: Field, where: np.ndarray) -> tuple[np.ndarray, int]:
     return _combine_codes(
         a.codes[where].astype("int64"), max(len(a.uniques), 1), b.codes[where], len(b.uniques)
     )
@@ -457,7 +308,7 @@ def _first_rows(key: np.ndarray, rows: np.ndarray, size: int) -> tuple[np.ndarra
     return first, later
 
 
-def _duplicates(checks: _Checks, company: _Field, event: _Field, amount: pd.Series) -> None:
+def _duplicates(checks: _Checks, company: Field, event: Field, amount: pd.Series) -> None:
     """Later rows repeating an earlier (companyId, event) are errors naming the first row."""
     key_ok = ~company.bad & ~event.bad
     if not key_ok.any():
@@ -490,8 +341,8 @@ def _duplicates(checks: _Checks, company: _Field, event: _Field, amount: pd.Seri
 
 def _outliers(
     checks: _Checks,
-    amount: _Field,
-    event: _Field,
+    amount: Field,
+    event: Field,
     amounts: pd.Series,
     valid: np.ndarray,
     known_medians: Mapping[str, float] | None,
