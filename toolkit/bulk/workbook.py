@@ -70,7 +70,7 @@ class Worksheet:
     header_row: int  # the spreadsheet's row number of the header (1 = first row)
     header: list[str]
     columns: list[list[str] | dict[int, str]]  # per column: dense list, or sparse {row index: text}
-    rows: array  # spreadsheet row numbers of the data rows (rows with a value)
+    rows: array[int]  # spreadsheet row numbers of the data rows (rows with a value)
     blank_rows: int  # rows between the header and the last data row that hold no value
     worksheets: int  # how many worksheets the workbook has
     notes: list[str] = field(default_factory=list)

@@ -23,6 +23,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
+from starlette.types import Receive, Scope, Send
 
 from toolkit.sandbox.dialects import (
     Dialect,
@@ -107,7 +108,7 @@ class SandboxApp(FastAPI):
         self.sandbox = state
         self._with_faults = FaultMiddleware(partial(FastAPI.__call__, self), state)
 
-    async def __call__(self, scope, receive, send) -> None:  # type: ignore[override]
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._with_faults(scope, receive, send)
 
 
