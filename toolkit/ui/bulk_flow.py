@@ -10,18 +10,46 @@ and the plan shown beside the results is the plan the run was started from.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
 
 from toolkit import bulk
-from toolkit.bulk import reading
+from toolkit.bulk import Plan, Sheet, Validation, reading
+from toolkit.display import blank_missing as blank_cells
+from toolkit.display import fill_from_inputs
 from toolkit.ui import access, runs
+from toolkit.ui.bulk_run import SHOWN_ROWS, EarlierRun, run_section, server_run_section
 from toolkit.ui.caches import data_key
-from toolkit.ui.text import blank_missing, esc, excel_safe_csv
+from toolkit.ui.text import blank_missing, esc, excel_safe_csv, highlight
 
-SHOWN_ROWS = 1_000  # tables show this many rows; downloads hold every row
+if TYPE_CHECKING:
+    from pandas.io.formats.style import Styler
+
+    from toolkit.registry import Registry
+    from toolkit.workspace import Workspace
+
+__all__ = ["render"]
+
+_EPOCH = pd.Timestamp(0, tz="UTC").to_pydatetime()
+
+
+@dataclass
+class _SheetState:
+    """One uploaded sheet as this session has read, checked and planned it."""
+
+    digest: str
+    name: str
+    sheet: Sheet
+    validation: Validation
+    planned_for: tuple[str, str] | None = None  # (mode, data key) the plan was made for
+    plan: Plan | None = None
+    earlier: EarlierRun | None = None  # the journal's run of this same file, if any
+    fresh_after: datetime = field(default=_EPOCH)  # runs started before: a fresh plan asked
+
 
 _TEMPLATES = {
     "configs": (
@@ -35,17 +63,6 @@ _TEMPLATES = {
         "CEKEKCARDS,MEAL_CARD_PAYMENT,EKQZVMQK,\r\n"
         "CEKEKCARDS,REFERRAL_EVENT,EK6CYE6K,COIN_REQ1234567\r\n"
     ),
-}
-_STATUS_COLORS = {
-    "created": "#E8F5E9",
-    "updated": "#E3F2FD",
-    "allocated": "#E8F5E9",
-    "unchanged": "#F5F5F5",
-    "skipped": "#FFF8E1",
-    "invalid": "#FDECEA",
-    "failed": "#FDECEA",
-    "conflict": "#FFF3E0",
-    "unconfirmed": "#FFE0B2",
 }
 _ACTION_COLORS = {
     "create": "#E8F5E9",
@@ -66,26 +83,18 @@ _PLAN_COLUMNS = {
 }
 
 
-def _read(kind: str, data: bytes, name: str):
+def _read(kind: str, data: bytes, name: str) -> Sheet:
     reader = bulk.read_configs if kind == "configs" else bulk.read_allocations
     return reader(data, filename=name)
 
 
-def _plan(kind: str, validation, registry, mode: str):
+def _plan(kind: str, validation: Validation, registry: Registry, mode: str) -> Plan:
     if kind == "configs":
         return bulk.plan(validation, registry, mode=mode)
     return bulk.plan_allocations(validation, registry)
 
 
-def _highlight(column: str, colors: dict[str, str]):
-    def style(row: pd.Series) -> list[str]:
-        color = colors.get(str(row.get(column)), "")
-        return [f"background-color: {color}" if color else ""] * len(row)
-
-    return style
-
-
-def _problem_view(validation) -> pd.io.formats.style.Styler | None:
+def _problem_view(validation: Validation) -> Styler | None:
     """The rows with problems as the analyst wrote them, the cells at fault highlighted."""
     problems = validation.problems
     if problems.empty:
@@ -121,34 +130,29 @@ def _problem_view(validation) -> pd.io.formats.style.Styler | None:
     return shown.style.apply(style, axis=1)
 
 
-def _for_display(plan, shown: pd.DataFrame) -> pd.DataFrame:
+def _for_display(plan: Plan, shown: pd.DataFrame) -> pd.DataFrame:
     """What the analyst wrote where a value did not pass (the plan keeps only valid values),
-    and blank cells rather than "None"."""
-    out = shown.astype(object)
-    inputs = plan.inputs.reindex(shown.index)
-    for column in out.columns.intersection(inputs.columns).drop("row", errors="ignore"):
-        out[column] = out[column].where(out[column].notna(), inputs[column])
-    out = out.where(out.notna(), "")
+    and blank cells rather than "None" (`toolkit.display`), as text for the table."""
+    out = blank_cells(fill_from_inputs(shown, plan.inputs).astype(object))
     text = out.columns.drop("row", errors="ignore")
     out[text] = out[text].astype(str)
     return out
 
 
-def _earlier_run(ws, plan) -> Any:
+def _earlier_run(ws: Workspace, plan: Plan) -> EarlierRun | None:
     """The journal's latest run of this same file (same kind, mode and server), if any."""
     from toolkit.bulk.journal import Journal, make_run_key
 
-    path = getattr(ws.registry, "path", None)
-    if path is None:
-        return None
-    server_key = str(getattr(ws.client, "server_key", "") or "")
-    journal = Journal(path)
+    server_key = str(ws.client.server_key or "")
+    journal = Journal(ws.registry.path)
     try:
         found = journal.find_run(make_run_key(plan.file_sha256, plan.kind, plan.mode, server_key))
         if found is None:
             return None
         rows = journal.rows(found.run_id)
-        counts = rows["status"].value_counts().to_dict() if len(rows) else {}
+        counts = (
+            {str(s): int(n) for s, n in rows["status"].value_counts().items()} if len(rows) else {}
+        )
         return found, counts
     finally:
         journal.close()
@@ -172,7 +176,7 @@ _RUN_COLUMNS = {
 }
 
 
-def render(ws, *, kind: str, prefix: str) -> None:
+def render(ws: Workspace, *, kind: str, prefix: str) -> None:
     """The whole flow for ``kind`` ("configs" or "allocations"); keys start with ``prefix``."""
     what = "configurations" if kind == "configs" else "allocations"
     state_key = f"{prefix}_state"
@@ -219,8 +223,8 @@ def render(ws, *, kind: str, prefix: str) -> None:
     data = upload.getvalue()
     digest = hashlib.sha256(data).hexdigest()
     name = upload.name
-    state = st.session_state.get(state_key)
-    if state is None or state.get("digest") != digest or state.get("name") != name:
+    state: _SheetState | None = st.session_state.get(state_key)
+    if state is None or state.digest != digest or state.name != name:
         with st.spinner(f"Reading and checking {esc(name)}…"):
             try:
                 sheet = _read(kind, data, name)
@@ -229,9 +233,9 @@ def render(ws, *, kind: str, prefix: str) -> None:
                 st.error(esc(str(exc), limit=2_000), icon=":material/block:")
                 return
             validation = bulk.validate(sheet, registry=ws.registry)  # either kind
-        state = {"digest": digest, "name": name, "sheet": sheet, "validation": validation}
+        state = _SheetState(digest=digest, name=name, sheet=sheet, validation=validation)
         st.session_state[state_key] = state
-    sheet, validation = state["sheet"], state["validation"]
+    sheet, validation = state.sheet, state.validation
     _check_section(sheet, validation, name=name, prefix=prefix)
 
     # ---- 2. plan
@@ -251,28 +255,30 @@ def render(ws, *, kind: str, prefix: str) -> None:
     # The plan and the journal's earlier run depend on the registry file (the journal lives in
     # it too): worked out again only when it or the mode changed, not on every widget rerun.
     planned_for = (mode, data_key())
-    if state.get("planned_for") != planned_for or "plan" not in state:
-        plan = _plan(kind, validation, ws.registry, mode)
-        state.update(planned_for=planned_for, plan=plan, earlier=_earlier_run(ws, plan))
-    plan = state["plan"]
+    plan = state.plan
+    if state.planned_for != planned_for or plan is None:
+        plan = state.plan = _plan(kind, validation, ws.registry, mode)
+        state.planned_for, state.earlier = planned_for, _earlier_run(ws, plan)
     server_run = runs.find(ws, plan)
-    if server_run is not None and server_run.started_at <= state.get("fresh_after", _EPOCH):
+    if server_run is not None and server_run.started_at <= state.fresh_after:
         server_run = None  # the analyst asked for a fresh plan after that run
     if server_run is not None and server_run.rejected_by:
         server_run = None
     if server_run is not None:
         # The plan the run was started from, as it was: never re-planned under its results.
         _plan_section(server_run.plan, prefix=prefix, frozen=server_run)
-        _run_section_for(server_run, prefix=prefix, who=who, state=state)
+        started = server_run.started_at
+
+        def replan() -> None:
+            state.fresh_after, state.planned_for = started, None
+
+        server_run_section(server_run, prefix=prefix, who=who, replan=replan)
         return
     _plan_section(plan, prefix=prefix)
-    _run_section(ws, plan, state, name=name, prefix=prefix, who=who)
+    run_section(ws, plan, state.earlier, name=name, prefix=prefix, who=who)
 
 
-_EPOCH = pd.Timestamp(0, tz="UTC").to_pydatetime()
-
-
-def _check_section(sheet, validation, *, name: str, prefix: str) -> None:
+def _check_section(sheet: Sheet, validation: Validation, *, name: str, prefix: str) -> None:
     st.subheader("1 · Check", divider="gray")
     total = len(validation.frame)
     valid = int(validation.frame["valid"].sum())
@@ -320,7 +326,7 @@ def _check_section(sheet, validation, *, name: str, prefix: str) -> None:
     )
 
 
-def _problem_detail(validation, row: int) -> None:
+def _problem_detail(validation: Validation, row: int) -> None:
     """Every problem of one row, in full, as plain text."""
     problems = validation.problems
     mine = problems[problems["row"] == row]
@@ -331,7 +337,7 @@ def _problem_detail(validation, row: int) -> None:
     st.text(f"Row {row}:\n" + "\n".join(lines))
 
 
-def _plan_section(plan, *, prefix: str, frozen: Any = None) -> None:
+def _plan_section(plan: Plan, *, prefix: str, frozen: runs.ServerRun | None = None) -> None:
     if frozen is not None:
         st.caption(
             f"The plan {esc(frozen.actor)} started at "
@@ -348,7 +354,7 @@ def _plan_section(plan, *, prefix: str, frozen: Any = None) -> None:
     pick = st.multiselect("Show actions", actions, default=actions, key=f"{prefix}_plan_actions")
     shown = _for_display(plan, plan.frame[plan.frame["action"].isin(pick)].head(SHOWN_ROWS))
     st.dataframe(
-        shown.style.apply(_highlight("action", _ACTION_COLORS), axis=1).format(na_rep=""),
+        shown.style.apply(highlight("action", _ACTION_COLORS), axis=1).format(na_rep=""),
         hide_index=True,
         height=min(38 + 35 * max(len(shown), 1), 420),
         column_config=_PLAN_COLUMNS | {"message": st.column_config.TextColumn(width="large")},
@@ -357,226 +363,9 @@ def _plan_section(plan, *, prefix: str, frozen: Any = None) -> None:
         st.caption(f"Showing the first {SHOWN_ROWS:,} rows of {len(plan.frame):,}.")
 
 
-def _run_options(prefix: str) -> tuple[int, float | None]:
-    with st.expander("Run options"):
-        concurrency = st.slider("Requests in flight", 1, 32, 8, key=f"{prefix}_concurrency")
-        rps = st.number_input(
-            "At most this many rows per second (0 = no cap)",
-            min_value=0.0,
-            max_value=10_000.0,
-            value=0.0,
-            step=1.0,
-            key=f"{prefix}_rps",
-        )
-    return int(concurrency), (float(rps) or None)
-
-
-def _run_section(ws, plan, state: dict, *, name: str, prefix: str, who) -> None:
-    """No run of this sheet on this server now: what an earlier one left, and Run/Resume."""
-    st.subheader("3 · Run", divider="gray")
-    lock_key, _ = runs.lock_key_for(ws, plan)
-    elsewhere = runs.holder_elsewhere(ws, lock_key)
-    if elsewhere is not None:
-        st.warning(
-            f"This sheet is being sent right now by {esc(elsewhere.actor or 'someone')} "
-            f"(since {esc(elsewhere.acquired_at[:19].replace('T', ' '))} UTC, "
-            f"{esc(elsewhere.host)}). It cannot run twice at once; its results land in "
-            "the runs list when it ends.",
-            icon=":material/sync_lock:",
-        )
-        return
-    earlier = state.get("earlier")
-    resume = False
-    if earlier is not None and _busy_without_lock(ws, earlier[0], lock_key):
-        return
-    if earlier is not None:
-        found, done_counts = earlier
-        final = sum(n for s, n in done_counts.items() if s not in ("pending", "sending"))
-        unfinished = {
-            s: n
-            for s, n in done_counts.items()
-            if s in ("pending", "sending", "failed", "skipped", "unconfirmed")
-        }
-        stopped = found.state in ("cancelled", "stopped", "running")  # running: its process died
-        when = found.started_at[:19].replace("T", " ")
-        if unfinished and stopped:
-            resume = True
-            st.warning(
-                f"This file was run before ({when} UTC, "
-                f"{'interrupted' if found.state == 'running' else found.state}) and did not "
-                "finish: "
-                + ", ".join(f"{n:,} {s}" for s, n in unfinished.items())
-                + ". **Resume** sends only those rows; rows already done are not sent again.",
-                icon=":material/replay:",
-            )
-        elif unfinished:
-            resume = True
-            st.warning(
-                f"This file was run before ({when} UTC) and finished, but "
-                + ", ".join(f"{n:,} {s}" for s, n in unfinished.items())
-                + ". **Resume** tries those rows again; rows already done are not sent again.",
-                icon=":material/replay:",
-            )
-        else:
-            st.info(
-                f"This file was already run ({final:,} rows done). Running it again reuses "
-                "those results; nothing is sent twice.",
-                icon=":material/task_alt:",
-            )
-    if not who.can_edit:
-        st.caption("Only an editor can send a sheet.")
-        return
-    concurrency, rps = _run_options(prefix)
-    to_send = plan.to_send
-    policy = access.policy()
-    needs = policy.needs_approval(to_send, runs.coins_to_send(plan))
-    label = (
-        "Resume" if resume else "Run"
-    ) + f" — send {to_send:,} row{'s' if to_send != 1 else ''}"
-    if needs and not who.can_approve:
-        st.info(
-            f"This run needs an approver's yes: {esc(needs)}. Ask for it; it starts as "
-            "soon as an approver says yes (they see it under Runs).",
-            icon=":material/approval:",
-        )
-        label = "Ask an approver — " + label.split(" — ", 1)[1]
-    clicked = st.button(
-        label,
-        key=f"{prefix}_run",
-        type="primary",
-        disabled=to_send == 0 and not resume,
-        icon=":material/play_arrow:",
-    )
-    if not clicked or not access.allowed("send a sheet"):
-        return
-    started = runs.start(
-        ws,
-        plan,
-        name=name,
-        actor=who.actor,
-        concurrency=concurrency,
-        rps=rps,
-        waiting_reason=needs if needs and not who.can_approve else None,
-    )
-    if isinstance(started, str):
-        st.error(esc(started), icon=":material/sync_lock:")
-        return
-    st.rerun()
-
-
-def _busy_without_lock(ws, found, lock_key: str) -> bool:
-    """A run journaled as running, whose sheet no process ever locked, with rows still being
-    written: some process that takes no lock is sending it. Say so (no Resume: it would send
-    rows twice). A lock left by a holder that died means the run is truly dead."""
-    if found.state != "running":
-        return False
-    from datetime import UTC, datetime
-
-    from toolkit.bulk.journal import LOCK_STALE_S, last_row_write, run_lock_holder
-
-    if run_lock_holder(ws.registry.path, lock_key) is not None:
-        return False  # locked once, and its holder is gone (a live one was handled above)
-
-    last = last_row_write(ws.registry.path, found.run_id)
-    if last is None:
-        return False
-    age = (datetime.now(UTC) - datetime.fromisoformat(last)).total_seconds()
-    if age >= LOCK_STALE_S:
-        return False
-    st.warning(
-        f"This sheet's run {esc(found.run_id)} is still writing rows ({age:,.0f} s ago) "
-        "from a process that holds no lock (the command line or a notebook?). It cannot be "
-        "resumed while it may be running; look again when it has been quiet for "
-        f"{LOCK_STALE_S / 60:.0f} minutes.",
-        icon=":material/sync_lock:",
-    )
-    return True
-
-
-def _run_section_for(run, *, prefix: str, who, state: dict | None = None) -> None:
-    """A run of this sheet the server knows: live progress (any tab), Stop, approval, then the
-    results beside the plan it was started from."""
-    st.subheader("3 · Run", divider="gray")
-    if run.waiting:
-        _approval_box(run, prefix=prefix, who=who)
-        return
-    if run.running:
-        _live_progress(run, prefix=prefix, who=who)
-        return
-    job = run.job
-    if job is not None and job.error:
-        st.error(esc(job.error))
-    st.caption(esc(runs.progress_text(run)))
-    if state is not None and st.button(
-        "Plan this sheet again", key=f"{prefix}_replan", icon=":material/refresh:"
-    ):
-        state["fresh_after"] = run.started_at
-        state.pop("planned_for", None)
-        st.rerun()
-    if job is not None and job.result is not None:
-        _results(job.result, plan=run.plan, name=run.name, prefix=prefix)
-
-
-def _approval_box(run, *, prefix: str, who) -> None:
-    e = esc
-    st.warning(
-        f"Waiting for an approver: {e(run.waiting_reason)}. Asked by {e(run.actor)} at "
-        f"{run.started_at:%H:%M:%S} UTC; nothing has been sent.",
-        icon=":material/approval:",
-    )
-    a, b, _ = st.columns([1, 1, 3])
-    tag = run.lock_key[:8]
-    if who.can_approve and who.actor != run.actor:
-        yes = a.button("Approve and run", key=f"{prefix}_approve_{tag}", type="primary")
-        no = b.button("Reject", key=f"{prefix}_reject_{tag}")
-        if yes and access.allowed("approve a bulk run", approve=True):
-            runs.approve(run, who.actor)
-            st.rerun()
-        if no and access.allowed("reject a bulk run", approve=True):
-            runs.reject(run, who.actor)
-            st.rerun()
-    elif who.actor == run.actor and who.can_edit:
-        if a.button("Withdraw", key=f"{prefix}_withdraw_{tag}"):
-            runs.reject(run, who.actor)
-            st.rerun()
-    else:
-        st.caption("An approver other than whoever asked must say yes.")
-
-
-def _live_progress(run, *, prefix: str, who) -> None:
-    """Progress redrawn every second without holding the page; the whole page is drawn again
-    when the run ends (its results appear)."""
-    stoppable = who.can_edit
-
-    @st.fragment(run_every=1.0)
-    def progress() -> None:
-        if not run.running:
-            st.rerun()
-        job = run.job
-        label = "Stopping after the rows in flight…" if job.cancelled else "Sending…"
-        st.progress(job.fraction, text=esc(f"{label} {runs.progress_text(run)}"))
-        st.caption(
-            f"Started by {esc(run.actor)} at {run.started_at:%H:%M:%S} UTC"
-            + (f", approved by {esc(run.approved_by)}" if run.approved_by else "")
-            + ". It keeps going if this tab is closed or reloaded; any tab shows it."
-        )
-        if (
-            stoppable
-            and not job.cancelled
-            and st.button(
-                "Stop",
-                key=f"{prefix}_stop_{run.lock_key[:8]}",
-                icon=":material/stop_circle:",
-                help="Stop after the rows in flight; Resume sends the rest later",
-            )
-            and access.allowed("stop a bulk run")
-        ):
-            job.cancel.set()
-
-    progress()
-
-
-def _runs_panel(ws, kind: str, prefix: str, who) -> Any:
+def _runs_panel(
+    ws: Workspace, kind: str, prefix: str, who: access.Identity
+) -> runs.ServerRun | None:
     """The server's runs of this kind: those going on now (open one to follow it), and the
     journal's history. Returns the run the analyst opened, if any."""
     live = [r for r in runs.of_kind(ws, kind) if not r.rejected_by]
@@ -615,7 +404,7 @@ def _runs_panel(ws, kind: str, prefix: str, who) -> Any:
     return opened
 
 
-def _server_run_view(run, *, prefix: str, who) -> None:
+def _server_run_view(run: runs.ServerRun, *, prefix: str, who: access.Identity) -> None:
     """A run opened from the runs list (no file uploaded in this tab): its plan and progress or
     results."""
     head, close = st.columns([5, 1], vertical_alignment="bottom")
@@ -624,67 +413,4 @@ def _server_run_view(run, *, prefix: str, who) -> None:
         st.session_state.pop(f"{prefix}_open_run", None)
         st.rerun()
     _plan_section(run.plan, prefix=f"{prefix}_opened", frozen=run)
-    _run_section_for(run, prefix=f"{prefix}_opened", who=who)
-
-
-def _results(result, *, plan, name: str, prefix: str) -> None:
-    st.subheader("4 · Results", divider="gray")
-    frame = result.frame
-    if result.fatal_error is not None:
-        st.error(f"The run stopped: {esc(result.fatal_error)}")
-    elif result.cancelled:
-        st.warning(
-            "Stopped. Rows not sent are marked skipped; press **Resume** to send them.",
-            icon=":material/pause_circle:",
-        )
-    elif result.ok:
-        st.success(esc(result.summary()), icon=":material/check_circle:")
-    else:
-        st.warning(esc(result.summary()), icon=":material/warning:")
-    counts = {s: n for s, n in result.counts.items() if n}
-    unconfirmed = counts.get("unconfirmed", 0)
-    if unconfirmed:
-        st.warning(
-            f"{unconfirmed:,} row(s) are unconfirmed: the answer was lost after the request "
-            "left, so the server may have made the change. Run the same sheet again to settle "
-            "them: nothing is done twice.",
-            icon=":material/help:",
-        )
-    cols = st.columns(max(len(counts), 1))
-    for col, (status, n) in zip(cols, counts.items(), strict=False):
-        col.metric(status.capitalize(), f"{n:,}")
-    st.caption(
-        f"{len(frame):,} rows in, {len(frame):,} results out · {result.sent:,} sent now"
-        + (f", {result.reused:,} from the earlier run" if result.reused else "")
-        + (f" · {result.rows_per_second:,.0f} rows/s" if result.sent else "")
-    )
-    statuses = list(counts)
-    pick = st.multiselect("Show statuses", statuses, default=statuses, key=f"{prefix}_res_status")
-    shown = frame[frame["status"].isin(pick)].head(SHOWN_ROWS)
-    planned = plan.frame[["row", "action"]].rename(columns={"action": "planned"})
-    shown = shown.merge(planned, on="row", how="left")
-    order = [
-        "row",
-        "planned",
-        "status",
-        *[c for c in shown.columns if c not in ("row", "planned", "status")],
-    ]
-    st.dataframe(
-        shown[order].style.apply(_highlight("status", _STATUS_COLORS), axis=1).format(na_rep=""),
-        hide_index=True,
-        height=min(38 + 35 * max(len(shown), 1), 460),
-        column_config={
-            "planned": st.column_config.TextColumn("Planned"),
-            "status": st.column_config.TextColumn("Result"),
-            "message": st.column_config.TextColumn("Message", width="large"),
-        },
-    )
-    st.download_button(
-        "Download results (CSV)",
-        excel_safe_csv(frame),
-        file_name=f"{name.rsplit('.', 1)[0]}.results.csv",
-        mime="text/csv",
-        key=f"{prefix}_results_csv",
-        type="primary",
-        icon=":material/download:",
-    )
+    server_run_section(run, prefix=f"{prefix}_opened", who=who)

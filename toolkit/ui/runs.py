@@ -17,12 +17,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import streamlit as st
 
 from toolkit import bulk
 from toolkit.bulk.journal import (
+    LockHolder,
     RunLock,
     RunLocked,
     acquire_run_lock,
@@ -34,6 +36,10 @@ from toolkit.bulk.journal import (
 from toolkit.ui.caches import invalidate
 from toolkit.ui.connection import connection
 from toolkit.ui.jobs import Job, start_job_thread
+
+if TYPE_CHECKING:
+    from toolkit.bulk import Plan, RunResult
+    from toolkit.workspace import Workspace
 
 __all__ = [
     "Board",
@@ -68,10 +74,10 @@ class ServerRun:
     mode: str
     name: str
     actor: str
-    plan: Any
-    workspace: Any
+    plan: Plan
+    workspace: Workspace
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    job: Job | None = None
+    job: Job[RunResult] | None = None
     lock: RunLock | None = None
     waiting_reason: str | None = None  # set while it waits for an approver
     approved_by: str | None = None
@@ -145,32 +151,32 @@ def board() -> Board:
     return Board()
 
 
-def lock_key_for(ws: Any, plan: Any) -> tuple[str, str]:
+def lock_key_for(ws: Workspace, plan: Plan) -> tuple[str, str]:
     """(lock key, run key) of ``plan`` on ``ws``'s server."""
-    server_key = str(getattr(ws.client, "server_key", "") or "")
+    server_key = str(ws.client.server_key or "")
     return (
         make_lock_key(plan.file_sha256, plan.kind, server_key),
         make_run_key(plan.file_sha256, plan.kind, plan.mode, server_key),
     )
 
 
-def home_of(ws: Any) -> str:
+def home_of(ws: Workspace) -> str:
     """The registry file a board key starts with."""
     return str(Path(ws.registry.path).resolve()) + "|"
 
 
-def find(ws: Any, plan: Any) -> ServerRun | None:
+def find(ws: Workspace, plan: Plan) -> ServerRun | None:
     """The server's run of ``plan``'s sheet on ``ws``'s registry and server, if any."""
     lock_key, _ = lock_key_for(ws, plan)
     return board().get(home_of(ws) + lock_key)
 
 
-def of_kind(ws: Any, kind: str) -> list[ServerRun]:
+def of_kind(ws: Workspace, kind: str) -> list[ServerRun]:
     """The server's runs of ``kind`` on ``ws``'s registry, newest first."""
     return board().of_kind(kind, home_of(ws))
 
 
-def coins_to_send(plan: Any) -> int | None:
+def coins_to_send(plan: Plan) -> int | None:
     """The coins the rows to send set (configurations) or award (allocations), if known."""
     frame = plan.frame
     if "amount" not in frame.columns:
@@ -182,7 +188,7 @@ def coins_to_send(plan: Any) -> int | None:
     return int(amounts.fillna(0).sum())
 
 
-def holder_elsewhere(ws: Any, lock_key: str) -> Any:
+def holder_elsewhere(ws: Workspace, lock_key: str) -> LockHolder | None:
     """The live holder of the sheet's lock outside this process's board (CLI, another app
     process), or None."""
     holder = run_lock_holder(ws.registry.path, lock_key)
@@ -190,8 +196,8 @@ def holder_elsewhere(ws: Any, lock_key: str) -> Any:
 
 
 def start(
-    ws: Any,
-    plan: Any,
+    ws: Workspace,
+    plan: Plan,
     *,
     name: str,
     actor: str,
@@ -259,7 +265,7 @@ def reject(run: ServerRun, by: str) -> None:
 
 
 def _launch(run: ServerRun) -> None:
-    job = Job(label="Sending", total=len(run.plan.frame))
+    job: Job[RunResult] = Job(label="Sending", total=len(run.plan.frame))
     run.job = job
     options = run.options
 
@@ -269,7 +275,7 @@ def _launch(run: ServerRun) -> None:
         shown = ", ".join(f"{n:,} {s}" for s, n in counts.items() if n)
         job.progress(done, total, shown)
 
-    def work(job: Job) -> Any:
+    def work(job: Job[RunResult]) -> RunResult:
         return bulk.run(
             run.plan,
             run.workspace,
@@ -340,7 +346,7 @@ def _duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def journal_runs(ws: Any, kind: str, *, limit: int = 20) -> Any:
+def journal_runs(ws: Workspace, kind: str, *, limit: int = 20) -> pd.DataFrame:
     """The journal's latest runs of ``kind`` on this server (see `list_runs`)."""
-    server_key = str(getattr(ws.client, "server_key", "") or "")
+    server_key = str(ws.client.server_key or "")
     return list_runs(ws.registry.path, kind=kind, server_key=server_key, limit=limit)

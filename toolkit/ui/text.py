@@ -1,14 +1,16 @@
 """Showing text on a page: what anyone typed, a file held or a server said is shown literally
-(`esc` for Markdown, `clip` for table cells), tables without "None", downloads Excel opens safely.
+(`esc` for Markdown, `clip` for table cells); tables without "None" and rows coloured by their
+status; downloads Excel opens safely.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 
 import pandas as pd
 
-__all__ = ["SHOWN_CHARS", "blank_missing", "clip", "esc", "excel_safe_csv"]
+__all__ = ["SHOWN_CHARS", "blank_missing", "clip", "esc", "excel_safe_csv", "highlight"]
 
 # Every character Streamlit's Markdown gives a meaning: emphasis, links, code, HTML, math ($),
 # tables (|), headings and lists at a line start: each is backslash-escaped. Two things
@@ -49,12 +51,19 @@ def esc(value: object, *, limit: int | None = SHOWN_CHARS) -> str:
 
 def blank_missing(df: pd.DataFrame) -> pd.DataFrame:
     """Text columns with blanks where a value is missing: tables otherwise show "None"."""
-    out = df.copy()
-    for column in out.columns:
-        dtype = out[column].dtype
-        if pd.api.types.is_object_dtype(dtype) or isinstance(dtype, pd.StringDtype):
-            out[column] = out[column].astype(object).where(out[column].notna(), "")
-    return out
+    from toolkit.display import blank_missing as blanks
+
+    return blanks(df, text_only=True)
+
+
+def highlight(column: str, colors: Mapping[str, str]) -> Callable[[pd.Series], list[str]]:
+    """A `Styler.apply(..., axis=1)` function: each row's background by its ``column`` value."""
+
+    def style(row: pd.Series) -> list[str]:
+        color = colors.get(str(row.get(column)), "")
+        return [f"background-color: {color}" if color else ""] * len(row)
+
+    return style
 
 
 def excel_safe_csv(df: pd.DataFrame) -> bytes:
