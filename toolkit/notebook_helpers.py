@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from toolkit.display import blank_missing, fill_from_inputs
 from toolkit.settings import Settings
 
 __all__ = [
@@ -81,16 +82,22 @@ class _DisplayLine:
         line = text.replace("\r", "").rstrip()
         if not line:  # tqdm's closing newline, or a clear
             return
-        from IPython.display import display
-
         bundle = {"text/plain": line}
         if self._handle is None:
-            self._handle = display(bundle, raw=True, display_id=True)
+            self._handle = _ipython("display")(bundle, raw=True, display_id=True)
         else:
             self._handle.update(bundle, raw=True)
 
     def flush(self) -> None:
         pass
+
+
+def _ipython(name: str) -> Callable[..., Any]:
+    """``IPython.display.<name>`` (IPython ships no type information for it)."""
+    import IPython.display
+
+    found: Callable[..., Any] = getattr(IPython.display, name)
+    return found
 
 
 def _in_kernel() -> bool:
@@ -124,26 +131,19 @@ def readable(frame: pd.DataFrame, inputs: pd.DataFrame | None = None) -> pd.Data
     """A copy of ``frame`` for reading, not for computing.
 
     Blank cells instead of NaN, <NA> and None; where a plan keeps no value because the
-    analyst's did not pass validation, the analyst's own text from ``inputs`` (same index);
+    analyst's did not pass validation, the analyst's own text from ``inputs`` (same index;
+    both rules are `toolkit.display`'s, as in the app);
     times as ``YYYY-MM-DD HH:MM:SS`` (UTC); decimals rounded to 2 places; the spreadsheet's
     ``row`` as the index, so no second row number sits beside it.
     """
-    out = frame.copy()
-    if inputs is not None:
-        raw = inputs.reindex(out.index)
-        for column in out.columns.intersection(raw.columns).drop("row", errors="ignore"):
-            missing = out[column].isna()
-            if missing.any():
-                out[column] = out[column].astype(object).where(~missing, raw[column])
+    out = fill_from_inputs(frame, inputs)
     for column in out.columns:
         values = out[column]
         if pd.api.types.is_datetime64_any_dtype(values.dtype):
             out[column] = values.dt.strftime("%Y-%m-%d %H:%M:%S").astype(object)
-            values = out[column]
         elif pd.api.types.is_float_dtype(values.dtype):
-            values = out[column] = values.round(2)
-        if values.isna().any():
-            out[column] = values.astype(object).where(values.notna(), "")
+            out[column] = values.round(2)
+    out = blank_missing(out)
     if "row" in out.columns and out["row"].notna().all():
         out = out.set_index("row")
     return out
@@ -154,10 +154,9 @@ def show(
 ) -> None:
     """Display ``readable(frame)``, or the sentence ``empty`` when there is no row to show
     (an analyst reads "Every row is valid.", not "Empty DataFrame")."""
-    from IPython.display import Markdown, display
-
+    display = _ipython("display")
     if frame is None or len(frame) == 0:
-        display(Markdown(empty) if markdown else empty)
+        display(_ipython("Markdown")(empty) if markdown else empty)
     else:
         display(readable(frame, inputs))
 
@@ -189,7 +188,7 @@ def show_errors_briefly() -> None:
     shell.set_custom_exc((SheetError, EnKashError), handler)
 
 
-def _chart_renderer(spec: dict, **metadata: Any) -> Any:
+def _chart_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, Any]:
     """Altair's HTML output plus the chart's vega-lite spec as a JSON mimebundle.
 
     The page draws the HTML (JupyterLab 4 has no renderer for vega-lite 6); the saved notebook
@@ -199,7 +198,7 @@ def _chart_renderer(spec: dict, **metadata: Any) -> Any:
     """
     from altair.vegalite.v6.display import VEGALITE_VERSION, html_renderer
 
-    bundle = dict(html_renderer(spec, **metadata))
+    bundle: dict[str, Any] = dict(html_renderer(spec, **metadata))
     bundle[f"application/vnd.vegalite.v{VEGALITE_VERSION.split('.')[0]}+json"] = spec
     title = spec.get("title")
     if isinstance(title, dict):
