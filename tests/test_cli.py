@@ -477,3 +477,51 @@ def test_the_rows_that_need_a_look_show_the_whole_reason_and_a_shortened_cell(
         assert "… (503 chars)': must be 1-32 upper-case letters" in result.out or (
             command == "validate" and "must be 1-32 upper-case letters" in result.out
         )
+
+
+def test_a_sheet_the_app_is_running_is_refused_saying_who_runs_it(
+    coins: Coins, fresh_sandbox: Any, tmp_path: Path
+) -> None:
+    """The CLI takes the app's lock on the sheet: while the app holds it (here parked for an
+    approver, as the Bulk page does) the command line sends nothing and says who holds it."""
+    from toolkit import bulk
+    from toolkit.bulk.runlocks import acquire_run_lock, run_lock_holder
+    from toolkit.settings import Settings
+    from toolkit.ui.runs import lock_key_for
+    from toolkit.workspace import connect
+
+    sheet = write_configs(
+        tmp_path / "locked.csv",
+        [("CEKLOCK1", "MEAL_CARD_PAYMENT", "6"), ("CEKLOCK2", "REFERRAL_EVENT", "3")],
+    )
+    with connect(Settings.from_env(), source="app") as ws:  # the app, on the same home
+        plan = bulk.plan(bulk.validate(bulk.read_configs(sheet), registry=ws.registry), ws.registry)
+        lock_key, run_key = lock_key_for(ws, plan)
+        app_lock = acquire_run_lock(
+            ws.registry.path,
+            lock_key=lock_key,
+            run_key=run_key,
+            actor="approver-ana",
+            source_name="locked.csv",
+        )
+        registry_path = ws.registry.path
+
+    for mode in ("create", "upsert"):  # any mode of the same sheet: the same lock
+        refused = coins("bulk-create", str(sheet), "--mode", mode)
+        assert refused.code == 1, refused.err
+        line = assert_one_line_error(refused.err, contains="this sheet is already running")
+        assert "approver-ana" in line and f"process {os.getpid()}" in line
+        assert "nothing was sent" in line
+        assert refused.out == ""
+    assert pairs(fresh_sandbox) == {}
+    assert not (tmp_path / "locked.results.csv").exists()
+    assert coins("bulk-create", str(sheet), "--dry-run").code == 0  # sends nothing: no lock
+
+    app_lock.release("rejected")
+    done = coins("bulk-create", str(sheet))
+    assert done.code == 0, done.err
+    assert pairs(fresh_sandbox) == {
+        ("CEKLOCK1", "MEAL_CARD_PAYMENT"): 6,
+        ("CEKLOCK2", "REFERRAL_EVENT"): 3,
+    }
+    assert run_lock_holder(registry_path, lock_key) is None  # the CLI gave its lock back

@@ -36,6 +36,7 @@ from toolkit.cli.output import (
     table,
     write_json,
 )
+from toolkit.cli.run_lock import sheet_lock
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -266,17 +267,21 @@ def _bulk(args: argparse.Namespace, kind: Kind) -> int:
         plan = _plan(args, kind, _validate(sheet, ws), ws)
         if args.dry_run:
             return _show_plan(args, sheet, plan)
-        hint(args, f"{sheet.describe()}; {plan.to_send:,} to send")
-        with progress(args, what) as bar:
-            result = bulk.run(
-                plan,
-                ws,
-                concurrency=args.concurrency,
-                rps=args.rps,
-                deadline_s=args.deadline,
-                progress=bar,
-                results_path=out,
-            )
+        # The app's lock on the sheet: the app and the command line never send it at once.
+        with sheet_lock(ws, plan, source_name=sheet.source_name) as held:
+            hint(args, f"{sheet.describe()}; {plan.to_send:,} to send")
+            with progress(args, what) as bar:
+                result = bulk.run(
+                    plan,
+                    ws,
+                    concurrency=args.concurrency,
+                    rps=args.rps,
+                    deadline_s=args.deadline,
+                    progress=bar,
+                    results_path=out,
+                    run_key=held.run_key,
+                )
+            held.ended(result)
     if args.results and result.results_path:  # a path the user named: their umask, <= 0644
         from toolkit.files import user_file_mode
 
