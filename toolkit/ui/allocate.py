@@ -6,15 +6,22 @@ after a timeout reuses it, and EnKash never allocates one request id twice.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import streamlit as st
 
-from toolkit.errors import ConflictError
+from toolkit.errors import ConflictError, UnconfirmedError
 from toolkit.models import check_user_id, new_request_id, validate_allocation_fields
 from toolkit.ui import access, bulk_flow
 from toolkit.ui.caches import FRAME_TTL_S, column_options, configs_frame, data_key, invalidate
 from toolkit.ui.connection import api, call, connection, workspace
 from toolkit.ui.forms import check_form, field_problem, show_field_problems
 from toolkit.ui.text import esc
+
+if TYPE_CHECKING:
+    from toolkit.models import Allocation
+    from toolkit.workspace import Workspace
 
 P = "al"  # widget key prefix of this page
 REQUEST_KEY = f"{P}_request_id"
@@ -59,19 +66,39 @@ def _user_hint(user_id: str) -> str | None:
     return hint
 
 
-def _preview(ws, payload: dict) -> dict:
+@dataclass(frozen=True)
+class _Review:
+    """An allocation checked and about to be sent: its body and what it will award."""
+
+    payload: dict[str, str]
+    coins: int | None  # None: no configuration of the pair is known here
+    config_id: str | None
+    user_hint: str | None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What became of the last allocation sent from the form."""
+
+    kind: str  # done, duplicate, unconfirmed or error
+    message: str = ""
+    request_id: str | None = None
+    allocation: Allocation | None = None
+    balance: int | None = None
+
+
+def _preview(ws: Workspace, payload: dict[str, str]) -> _Review:
     """What an allocation will award, worked out from the registry before sending."""
     config = ws.registry.find(payload["companyId"], payload["event"])
-    coins = None if config is None else config.amount
-    return {
-        "payload": payload,
-        "coins": coins,
-        "config_id": None if config is None else config.coin_config_id,
-        "user_hint": _user_hint(payload["userId"]),
-    }
+    return _Review(
+        payload=payload,
+        coins=None if config is None else config.amount,
+        config_id=None if config is None else config.coin_config_id,
+        user_hint=_user_hint(payload["userId"]),
+    )
 
 
-def _allocate_one(ws) -> None:
+def _allocate_one(ws: Workspace) -> None:
     if REQUEST_KEY not in st.session_state:
         st.session_state[REQUEST_KEY] = new_request_id()
     frame, key = configs_frame(), data_key()
@@ -144,10 +171,10 @@ def _allocate_one(ws) -> None:
     _outcome()
 
 
-def _confirm(ws, review: dict) -> None:
+def _confirm(ws: Workspace, review: _Review) -> None:
     """The allocation as it will be sent, with the coins it awards, and the button that sends
     it."""
-    payload, coins = review["payload"], review["coins"]
+    payload, coins = review.payload, review.coins
     e = esc
     with st.container(border=True):
         what = f"{coins:,} coins" if coins is not None else "the coins EnKash has configured"
@@ -164,52 +191,52 @@ def _confirm(ws, review: dict) -> None:
             )
         elif coins == 0:
             st.warning("This event is switched off (0 coins): nothing will be awarded.")
-        if review["user_hint"]:
-            st.warning(e(review["user_hint"]), icon=":material/person_search:")
+        if review.user_hint:
+            st.warning(e(review.user_hint), icon=":material/person_search:")
         label = f"Allocate {coins:,} coins" if coins is not None else "Allocate coins"
         if st.button(label, key=f"{P}_send", type="primary", icon=":material/redeem:"):
             if not access.allowed("allocate coins"):
                 return
-            st.session_state[f"{P}_outcome"] = _submit(ws, payload)
+            outcome = st.session_state[f"{P}_outcome"] = _submit(ws, payload)
             st.session_state.pop(REVIEW_KEY, None)
-            if st.session_state[f"{P}_outcome"]["kind"] == "done":
+            if outcome.kind == "done":
                 st.rerun()  # show the next request id in the form
 
 
 def _outcome() -> None:
-    outcome = st.session_state.get(f"{P}_outcome")
-    if not outcome:
+    outcome: _Outcome | None = st.session_state.get(f"{P}_outcome")
+    if outcome is None:
         return
     e = esc
-    if outcome["kind"] == "error":
-        st.error(e(outcome["message"]))
-    elif outcome["kind"] == "duplicate":
+    if outcome.kind == "error":
+        st.error(e(outcome.message))
+    elif outcome.kind == "duplicate":
         st.warning(
-            f"Request id **{e(outcome['request_id'])}** was used before, so nothing was "
-            f"allocated again. {e(outcome['message'])}",
+            f"Request id **{e(outcome.request_id)}** was used before, so nothing was "
+            f"allocated again. {e(outcome.message)}",
             icon=":material/content_copy:",
         )
-    elif outcome["kind"] == "unconfirmed":
+    elif outcome.kind == "unconfirmed":
         st.warning(
             f"Unconfirmed: the answer was lost after the request left, so the allocation may "
             f"have been made. Send it again with the same request id "
-            f"{e(outcome['request_id'])}: EnKash never allocates one request id twice. "
-            f"({e(outcome['message'])})",
+            f"{e(outcome.request_id)}: EnKash never allocates one request id twice. "
+            f"({e(outcome.message)})",
             icon=":material/help:",
         )
-    else:
-        allocation = outcome["allocation"]
+    elif outcome.allocation is not None:
+        allocation = outcome.allocation
         st.success(
             f"Allocated to **{e(allocation.user_id)}** for {e(allocation.company_id)} · "
             f"{e(allocation.event)}. Request id: {e(allocation.request_id)}"
             + (f" — {e(allocation.message)}" if allocation.message else ""),
             icon=":material/check_circle:",
         )
-        if outcome.get("balance") is not None:
-            st.metric(f"Balance of {allocation.user_id}", f"{outcome['balance']:,} coins")
+        if outcome.balance is not None:
+            st.metric(f"Balance of {allocation.user_id}", f"{outcome.balance:,} coins")
 
 
-def _submit(ws, payload: dict) -> dict:
+def _submit(ws: Workspace, payload: dict[str, str]) -> _Outcome:
     with st.spinner("Allocating…"):
         allocation, error = call(
             ws.client.allocate_coins,
@@ -219,19 +246,19 @@ def _submit(ws, payload: dict) -> dict:
             request_id=payload["requestId"],
         )
     if isinstance(error, ConflictError):
-        return {"kind": "duplicate", "request_id": payload["requestId"], "message": str(error)}
-    if error is not None and type(error).__name__ == "UnconfirmedError":
-        return {"kind": "unconfirmed", "request_id": payload["requestId"], "message": str(error)}
-    if error is not None:
-        return {"kind": "error", "message": connection().auth_error or str(error)}
+        return _Outcome("duplicate", str(error), request_id=payload["requestId"])
+    if isinstance(error, UnconfirmedError):
+        return _Outcome("unconfirmed", str(error), request_id=payload["requestId"])
+    if error is not None or allocation is None:
+        return _Outcome("error", connection().auth_error or str(error))
     invalidate()
     balance, _ = call(ws.client.get_balance, allocation.user_id)
     # A fresh id for the next allocation; the widget takes it on the next run.
     del st.session_state[REQUEST_KEY]
-    return {"kind": "done", "allocation": allocation, "balance": balance}
+    return _Outcome("done", allocation=allocation, balance=balance)
 
 
-def _balance(ws) -> None:
+def _balance(ws: Workspace) -> None:
     with st.form(f"{P}_balance_form", enter_to_submit=True, border=False):
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
         user = c1.text_input("User id", key=f"{P}_balance_user", placeholder="EK6CYE6K")
@@ -241,6 +268,8 @@ def _balance(ws) -> None:
         user_id, reason = (None, early) if early else check_user_id(user)
         if reason:
             st.error(esc(f"User id {reason}"))
+            return
+        if user_id is None:
             return
         balance = api(ws.client.get_balance, user_id)
         if balance is not None:

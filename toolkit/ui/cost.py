@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 import streamlit as st
@@ -26,6 +26,10 @@ from toolkit.models import MAX_AMOUNT, check_amount
 from toolkit.ui.caches import FRAME_TTL_S, column_options, data_key
 from toolkit.ui.connection import connection, workspace
 from toolkit.ui.text import esc, excel_safe_csv
+
+if TYPE_CHECKING:
+    from toolkit.bulk import Plan
+    from toolkit.workspace import Workspace
 
 P = "cost"  # widget key prefix of this page
 SHOWN_ROWS = 1_000
@@ -182,7 +186,7 @@ def _cost_tables(result: cost.WhatIf, prefix: str) -> None:
 # --------------------------------------------------------------------------- lines for other pages
 
 
-def plan_cost(plan: Any) -> None:
+def plan_cost(plan: Plan) -> None:
     """The plan's cost line (Bulk upload, Allocate): the monthly cost delta of a configuration
     sheet when volumes are known, the coins an allocation sheet awards; nothing otherwise."""
     try:
@@ -207,7 +211,7 @@ def plan_cost(plan: Any) -> None:
         st.caption("Monthly cost: could not be worked out.")
 
 
-def _allocation_plan_cost(plan: Any) -> None:
+def _allocation_plan_cost(plan: Plan) -> None:
     value, _ = _settings_value()
     frame = plan.frame
     sending = frame.loc[frame["action"] == "allocate"]
@@ -466,7 +470,7 @@ def _proposal_from_edits(configs: pd.DataFrame) -> pd.DataFrame | None:
     return cost.changes_from_edits(rows, edited)
 
 
-def _proposal_from_sheet(ws: Any) -> pd.DataFrame | None:
+def _proposal_from_sheet(ws: Workspace) -> pd.DataFrame | None:
     upload = st.file_uploader(
         "A configuration sheet (as for Bulk upload)",
         type=["csv", "txt", "tsv", "xlsx"],
@@ -484,7 +488,7 @@ def _proposal_from_sheet(ws: Any) -> pd.DataFrame | None:
     return cost.changes_from_plan(plan)
 
 
-def _what_if(ws: Any, current: vol.CostBasis) -> None:
+def _what_if(ws: Workspace, current: vol.CostBasis) -> None:
     configs = current.configs
     source = st.radio(
         "Change",

@@ -3,17 +3,23 @@ field, a conflict shown with the configuration that already exists."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
 import pandas as pd
 import streamlit as st
 
 from toolkit.errors import ConflictError
-from toolkit.models import MAX_AMOUNT, Configuration, validate_config_fields
+from toolkit.models import MAX_AMOUNT, CoinConfig, Configuration, validate_config_fields
 from toolkit.ui import access
 from toolkit.ui.caches import column_options, configs_frame, data_key, invalidate
 from toolkit.ui.connection import call, connection, workspace
 from toolkit.ui.filters import SELECTED_KEY
 from toolkit.ui.forms import check_form, show_field_problems
 from toolkit.ui.text import esc
+
+if TYPE_CHECKING:
+    from toolkit.workspace import Workspace
 
 P = "cr"  # widget key prefix of this page
 
@@ -25,7 +31,7 @@ _LABELS = {
 }
 
 
-def _config_table(config) -> pd.DataFrame:
+def _config_table(config: CoinConfig) -> pd.DataFrame:
     return pd.DataFrame([config.to_payload()])
 
 
@@ -84,10 +90,10 @@ def render() -> None:
         st.session_state[f"{P}_outcome"] = _submit(
             ws, company=company, event=event, configuration=configuration, amount=amount
         )
-    outcome = st.session_state.get(f"{P}_outcome")
-    if not outcome:
+    outcome: _Outcome | None = st.session_state.get(f"{P}_outcome")
+    if outcome is None:
         return
-    kind = outcome["kind"]
+    kind = outcome.kind
     if kind == "problems":
         slots = {
             "companyId": company_msg,
@@ -95,11 +101,11 @@ def render() -> None:
             "configuration": configuration_msg,
             "amount": amount_msg,
         }
-        show_field_problems(outcome["problems"], slots, _LABELS)
+        show_field_problems(outcome.problems, slots, _LABELS)
     elif kind == "error":
-        st.error(esc(outcome["message"]))
-    elif kind == "created":
-        created = outcome["config"]
+        st.error(esc(outcome.message))
+    elif kind == "created" and outcome.config is not None:
+        created = outcome.config
         e = esc
         st.success(
             f"Created **{e(created.coin_config_id)}**: {e(created.company_id)} · "
@@ -111,7 +117,22 @@ def render() -> None:
         _show_conflict(outcome)
 
 
-def _submit(ws, *, company, event, configuration, amount) -> dict:
+@dataclass(frozen=True)
+class _Outcome:
+    """What became of the last Create: refused fields, an error, created, or a conflict."""
+
+    kind: str  # problems, error, created or conflict
+    problems: dict[str, str] = field(default_factory=dict)
+    message: str = ""  # the error, or what EnKash said to a conflict
+    payload: dict[str, Any] = field(default_factory=dict)
+    config: CoinConfig | None = None  # the one created
+    existing_id: str | None = None  # a conflict: the configuration already there
+    existing: CoinConfig | None = None
+
+
+def _submit(
+    ws: Workspace, *, company: str, event: str, configuration: str | None, amount: str
+) -> _Outcome | None:
     payload, problems = check_form(
         validate_config_fields,
         {
@@ -122,9 +143,9 @@ def _submit(ws, *, company, event, configuration, amount) -> dict:
         },
     )
     if problems:
-        return {"kind": "problems", "problems": problems}
+        return _Outcome("problems", problems=problems)
     if not access.allowed("create a configuration"):
-        return {}
+        return None
     with st.spinner("Creating…"):
         created, error = call(
             ws.client.create_config,
@@ -138,22 +159,22 @@ def _submit(ws, *, company, event, configuration, amount) -> dict:
         if error.existing_id:
             existing, _ = call(ws.client.get_config, error.existing_id)
         invalidate()  # a fetch teaches the registry about the existing one
-        return {
-            "kind": "conflict",
-            "payload": payload,
-            "error": str(error),
-            "existing_id": error.existing_id,
-            "existing": existing,
-        }
+        return _Outcome(
+            "conflict",
+            payload=payload,
+            message=str(error),
+            existing_id=error.existing_id,
+            existing=existing,
+        )
     if error is not None:
-        return {"kind": "error", "message": connection().auth_error or str(error)}
+        return _Outcome("error", message=connection().auth_error or str(error))
     invalidate()
-    return {"kind": "created", "config": created}
+    return _Outcome("created", config=created)
 
 
-def _show_conflict(outcome: dict) -> None:
-    payload = outcome["payload"]
-    existing_id = outcome["existing_id"]
+def _show_conflict(outcome: _Outcome) -> None:
+    payload = outcome.payload
+    existing_id = outcome.existing_id
     e = esc
     st.warning(
         f"{e(payload['companyId'])} already has a configuration for {e(payload['event'])}"
@@ -161,8 +182,8 @@ def _show_conflict(outcome: dict) -> None:
         + ". Nothing was created; change the existing one instead.",
         icon=":material/warning:",
     )
-    st.caption(f"EnKash said: {e(outcome['error'])}")
-    existing = outcome["existing"]
+    st.caption(f"EnKash said: {e(outcome.message)}")
+    existing = outcome.existing
     if existing is None:
         return
     st.markdown("**The existing configuration**, and what you asked for:")
