@@ -6,6 +6,10 @@
 - ``api``: a ``requests.Session`` on ``fresh_sandbox`` holding a valid bearer token; relative
   paths are joined to the sandbox URL (``api.get("/api/v0/coins/balance", params=...)``).
 - ``make_api``: ``make_api(handle, token=True)`` gives such a session for any handle.
+- ``make_client``: ``make_client(handle, **options)`` gives a `CoinsClient` on any handle, with
+  the handle's credentials and ``sandbox_profile(handle)`` (``profile=None``: none), then the
+  test module's ``client_options`` (a fixture a module overrides: its timeouts and backoff),
+  then ``options``; every client it made is closed after the test.
 - ``sandbox_profile(handle)``: the server profile `coins doctor` learns for that sandbox's
   dialect, probed once per dialect on a throwaway sandbox of the same dialect (so the probe's
   scratch configuration never shows in the tested sandbox's state).
@@ -20,13 +24,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
 
 from toolkit.profiles import ServerProfile
 from toolkit.sandbox import SandboxHandle, start_sandbox
+
+if TYPE_CHECKING:
+    from toolkit.client import CoinsClient
 
 # Variables that steer the test run itself, not the toolkit.
 _TEST_SWITCHES = {"COINS_REQUIRE_BROWSER", "COINS_CHROMIUM"}
@@ -155,3 +162,28 @@ def make_api() -> Iterator[Callable[..., ApiSession]]:
 @pytest.fixture
 def api(fresh_sandbox: SandboxHandle, make_api: Callable[..., ApiSession]) -> ApiSession:
     return make_api(fresh_sandbox)
+
+
+@pytest.fixture
+def client_options() -> dict[str, Any]:
+    """The options a test module gives every client it makes (override it in the module)."""
+    return {}
+
+
+@pytest.fixture
+def make_client(client_options: dict[str, Any]) -> Iterator[Callable[..., CoinsClient]]:
+    made: list[CoinsClient] = []
+
+    def make(handle: SandboxHandle, **options: Any) -> CoinsClient:
+        from toolkit.client import CoinsClient
+
+        chosen: dict[str, Any] = {**client_options, **options}
+        if "profile" not in chosen:
+            chosen["profile"] = sandbox_profile(handle)
+        client = CoinsClient(**{"base_url": handle.url, **handle.credentials, **chosen})
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()

@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,6 @@ from typing import Any
 import pandas as pd
 import pytest
 import requests
-from conftest import sandbox_profile
 
 from toolkit import bulk
 from toolkit.bulk.journal import Journal, make_run_key
@@ -33,16 +33,10 @@ from toolkit.sandbox import start_sandbox
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def make_client(sandbox: Any, **overrides: Any) -> CoinsClient:
-    options: dict[str, Any] = {
-        "timeout_s": 5.0,
-        "backoff_factor": 0.05,
-        "backoff_max": 0.2,
-        "profile": sandbox_profile(sandbox),
-    }
-    options.update(sandbox.credentials)
-    options.update(overrides)
-    return CoinsClient(base_url=sandbox.url, **options)
+@pytest.fixture
+def client_options() -> dict[str, Any]:
+    """Every client of this module (`make_client` in conftest.py)."""
+    return {"timeout_s": 5.0, "backoff_factor": 0.05, "backoff_max": 0.2}
 
 
 def server_configs(url: str) -> list[dict[str, Any]]:
@@ -94,7 +88,9 @@ def left_sending(the_plan: bulk.Plan, client: CoinsClient, registry: Registry, n
 
 
 @pytest.fixture
-def ws(fresh_sandbox: Any, tmp_path: Path) -> tuple[CoinsClient, Registry]:
+def ws(
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any, tmp_path: Path
+) -> tuple[CoinsClient, Registry]:
     client = make_client(fresh_sandbox)
     registry = Registry(tmp_path / "registry.sqlite3", client=client)
     yield client, registry
@@ -156,7 +152,10 @@ def test_upsert_updates_and_create_mode_reports_conflicts(
 
 
 def test_a_conflict_the_registry_did_not_know_is_resolved_by_mode(
-    ws: tuple[CoinsClient, Registry], fresh_sandbox: Any, tmp_path: Path
+    make_client: Callable[..., CoinsClient],
+    ws: tuple[CoinsClient, Registry],
+    fresh_sandbox: Any,
+    tmp_path: Path,
 ) -> None:
     client, registry = ws
     with make_client(fresh_sandbox) as elsewhere:  # not recorded in this registry
@@ -245,7 +244,10 @@ def test_cancel_then_resume_completes_without_duplicates(
 
 
 def test_rows_left_sending_by_a_crash_are_resolved_without_duplicates(
-    ws: tuple[CoinsClient, Registry], fresh_sandbox: Any, tmp_path: Path
+    make_client: Callable[..., CoinsClient],
+    ws: tuple[CoinsClient, Registry],
+    fresh_sandbox: Any,
+    tmp_path: Path,
 ) -> None:
     """A crash after some creates reached the server but before their answers were journaled."""
     client, registry = ws
@@ -282,7 +284,9 @@ KILL_SCRIPT = textwrap.dedent(
 )
 
 
-def test_kill_9_mid_run_then_resume_loses_nothing(fresh_sandbox: Any, tmp_path: Path) -> None:
+def test_kill_9_mid_run_then_resume_loses_nothing(
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any, tmp_path: Path
+) -> None:
     path = write_sheet(tmp_path / "c.csv", config_rows(300))
     registry_path = tmp_path / "registry.sqlite3"
     creds = fresh_sandbox.credentials
@@ -333,7 +337,9 @@ def test_kill_9_mid_run_then_resume_loses_nothing(fresh_sandbox: Any, tmp_path: 
 # -- tokens -----------------------------------------------------------------------------------
 
 
-def test_tokens_expiring_mid_run_are_renewed(tmp_path: Path) -> None:
+def test_tokens_expiring_mid_run_are_renewed(
+    make_client: Callable[..., CoinsClient], tmp_path: Path
+) -> None:
     with start_sandbox(tmp_path / "sandbox.sqlite3", token_ttl=2) as sandbox:
         client = make_client(sandbox)
         registry = Registry(tmp_path / "registry.sqlite3", client=client)
@@ -347,7 +353,7 @@ def test_tokens_expiring_mid_run_are_renewed(tmp_path: Path) -> None:
 
 
 def test_refused_credentials_stop_the_run_and_every_row_is_skipped_not_failed(
-    fresh_sandbox: Any, tmp_path: Path
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any, tmp_path: Path
 ) -> None:
     client = make_client(fresh_sandbox, password="not-the-password")
     registry = Registry(tmp_path / "registry.sqlite3", client=client)
@@ -578,6 +584,7 @@ def test_write_results_writes_timestamps_excel_reads_as_dates(tmp_path: Path) ->
 
 
 def test_a_server_that_stops_answering_stops_the_run_instead_of_retrying_every_row(
+    make_client: Callable[..., CoinsClient],
     tmp_path: Path,
 ) -> None:
     handle = start_sandbox(tmp_path / "gone.sqlite3")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +45,10 @@ def server(limited: SandboxHandle) -> Iterator[SandboxHandle]:
     limited.set_rate_limit(None)
 
 
-def make_client(sandbox: SandboxHandle) -> CoinsClient:
-    return CoinsClient(
-        base_url=sandbox.url,
-        timeout_s=10.0,
-        backoff_factor=0.05,
-        backoff_max=0.2,
-        **sandbox.credentials,
-    )
+@pytest.fixture
+def client_options() -> dict[str, Any]:
+    """Every client of this module (`make_client` in conftest.py): no server profile."""
+    return {"timeout_s": 10.0, "backoff_factor": 0.05, "backoff_max": 0.2, "profile": None}
 
 
 def sheet(path: Path, n: int, prefix: str = "CTHR") -> Path:
@@ -82,7 +78,7 @@ class Watch:
 
 @pytest.mark.parametrize("style", ["no-retry-after", "retry-after", "retry-after-decimal"])
 def test_a_throttled_run_creates_every_row_and_fails_none(
-    server: SandboxHandle, tmp_path: Path, style: str
+    make_client: Callable[..., CoinsClient], server: SandboxHandle, tmp_path: Path, style: str
 ) -> None:
     server.set_rate_limit(25, burst=5, style=style)
     client = make_client(server)
@@ -114,7 +110,7 @@ def test_a_throttled_run_creates_every_row_and_fails_none(
 
 
 def test_the_progress_bar_shows_the_rate_and_the_servers_throttling(
-    server: SandboxHandle, tmp_path: Path
+    make_client: Callable[..., CoinsClient], server: SandboxHandle, tmp_path: Path
 ) -> None:
     server.set_rate_limit(20, burst=2, style="no-retry-after")
     client = make_client(server)
@@ -136,7 +132,9 @@ def test_the_progress_bar_shows_the_rate_and_the_servers_throttling(
     assert "60/60" in text
 
 
-def test_velocity_codes_are_throttling_not_failures(server: SandboxHandle, tmp_path: Path) -> None:
+def test_velocity_codes_are_throttling_not_failures(
+    make_client: Callable[..., CoinsClient], server: SandboxHandle, tmp_path: Path
+) -> None:
     # EnKash's velocity limit answers HTTP 200 with response_code 36 (the client reads it as
     # throttled; see toolkit.answers): the rows are sent again, never failed.
     server.set_rate_limit(25, burst=5, style="velocity")
@@ -158,7 +156,7 @@ def test_velocity_codes_are_throttling_not_failures(server: SandboxHandle, tmp_p
 
 
 def test_a_run_cancelled_mid_throttle_resumes_cleanly(
-    server: SandboxHandle, tmp_path: Path
+    make_client: Callable[..., CoinsClient], server: SandboxHandle, tmp_path: Path
 ) -> None:
     server.set_rate_limit(10, burst=2, style="retry-after")
     client = make_client(server)
@@ -204,7 +202,7 @@ def test_a_run_cancelled_mid_throttle_resumes_cleanly(
 
 
 def test_rows_fail_only_when_the_runs_deadline_passes(
-    server: SandboxHandle, tmp_path: Path
+    make_client: Callable[..., CoinsClient], server: SandboxHandle, tmp_path: Path
 ) -> None:
     # A server that lets through two requests, then almost nothing: the deadline ends the run.
     server.set_rate_limit(0.2, burst=2, style="no-retry-after")
@@ -238,7 +236,9 @@ def test_rows_fail_only_when_the_runs_deadline_passes(
     assert max(pairs.values()) == 1 and len(pairs) == counts["created"]
 
 
-def test_explicit_caps_are_never_exceeded(server: SandboxHandle, tmp_path: Path) -> None:
+def test_explicit_caps_are_never_exceeded(
+    make_client: Callable[..., CoinsClient], server: SandboxHandle, tmp_path: Path
+) -> None:
     client = make_client(server)
     registry = Registry(tmp_path / "registry.sqlite3", client=client)
     watch = Watch()
@@ -260,7 +260,9 @@ def test_explicit_caps_are_never_exceeded(server: SandboxHandle, tmp_path: Path)
     assert result.elapsed_s >= 39 / 15
 
 
-def test_bad_caps_are_refused(server: SandboxHandle, tmp_path: Path) -> None:
+def test_bad_caps_are_refused(
+    make_client: Callable[..., CoinsClient], server: SandboxHandle, tmp_path: Path
+) -> None:
     client = make_client(server)
     registry = Registry(tmp_path / "registry.sqlite3", client=client)
     the_plan = plan(bulk.validate(bulk.read_configs(sheet(tmp_path / "bad.csv", 2))), registry)

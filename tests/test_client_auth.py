@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import requests
-from test_client_contract import make_client  # one quick-failing client for both files
+from test_client_contract import QUICK_FAILING  # one quick-failing client for both files
 
 from toolkit.client import CoinsClient
 from toolkit.errors import AuthError, TransportError
 from toolkit.sandbox import start_sandbox
+
+
+@pytest.fixture
+def client_options() -> dict[str, Any]:
+    """Every client of this module (`make_client` in conftest.py): quick to fail."""
+    return QUICK_FAILING
 
 
 def login(handle: Any) -> str:
@@ -45,7 +51,9 @@ def short_lived() -> Iterator[Any]:
         handle.stop()
 
 
-def test_token_is_renewed_after_it_expires(short_lived: Any) -> None:
+def test_token_is_renewed_after_it_expires(
+    make_client: Callable[..., CoinsClient], short_lived: Any
+) -> None:
     with make_client(short_lived) as client:
         config = client.create_config(company_id="CEKTTL1", event="MEAL_CARD_PAYMENT", amount=6)
         first = client._tokens.token()
@@ -56,7 +64,9 @@ def test_token_is_renewed_after_it_expires(short_lived: Any) -> None:
         assert client._tokens.token() != first
 
 
-def test_a_token_the_server_calls_expired_is_renewed_once_on_401(short_lived: Any) -> None:
+def test_a_token_the_server_calls_expired_is_renewed_once_on_401(
+    make_client: Callable[..., CoinsClient], short_lived: Any
+) -> None:
     with make_client(short_lived) as client:
         client.get_balance("EKU1")
         # Freeze the client's clock: it believes its token is fresh, the server does not.
@@ -67,7 +77,9 @@ def test_a_token_the_server_calls_expired_is_renewed_once_on_401(short_lived: An
         assert client.get_balance("EKU1") == 0
 
 
-def test_many_threads_share_one_login(fresh_sandbox: Any) -> None:
+def test_many_threads_share_one_login(
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any
+) -> None:
     logins: list[int] = []
     with make_client(fresh_sandbox) as client:
         send = client._tokens._send_login
@@ -83,7 +95,9 @@ def test_many_threads_share_one_login(fresh_sandbox: Any) -> None:
     assert len(logins) == 1
 
 
-def test_refused_login_is_tried_exactly_once_even_from_eight_threads(fresh_sandbox: Any) -> None:
+def test_refused_login_is_tried_exactly_once_even_from_eight_threads(
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any
+) -> None:
     barrier = threading.Barrier(8)
 
     with make_client(fresh_sandbox, password="not-the-password") as client:
@@ -112,7 +126,9 @@ def test_refused_login_is_tried_exactly_once_even_from_eight_threads(fresh_sandb
         assert good.get_balance("EKU1") == 0
 
 
-def test_unknown_client_is_refused_at_once(fresh_sandbox: Any) -> None:
+def test_unknown_client_is_refused_at_once(
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any
+) -> None:
     with make_client(fresh_sandbox, client_secret="wrong-secret") as client:
         with pytest.raises(AuthError) as caught:
             client.get_balance("EKU1")
@@ -128,13 +144,17 @@ def test_a_given_access_token_is_used_as_given(fresh_sandbox: Any) -> None:
         assert client.get_balance("EKU1") == 0
 
 
-def test_a_refused_access_token_falls_back_to_one_login(fresh_sandbox: Any) -> None:
+def test_a_refused_access_token_falls_back_to_one_login(
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any
+) -> None:
     with make_client(fresh_sandbox, access_token="stale-token") as client:
         assert client.get_balance("EKU1") == 0
         assert client.token_state()["source"] == "login"
 
 
-def test_a_login_without_an_answer_is_not_a_refusal(fresh_sandbox: Any) -> None:
+def test_a_login_without_an_answer_is_not_a_refusal(
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any
+) -> None:
     # The same timeout bounds the successful call at the end: it must leave room for a busy
     # machine, and the injected latency must stay far above it.
     with make_client(fresh_sandbox, timeout_s=1.0) as client:
@@ -146,7 +166,9 @@ def test_a_login_without_an_answer_is_not_a_refusal(fresh_sandbox: Any) -> None:
         assert client.get_balance("EKU1") == 0
 
 
-def test_allocation_whose_retry_meets_an_expired_token_is_made_once(short_lived: Any) -> None:
+def test_allocation_whose_retry_meets_an_expired_token_is_made_once(
+    make_client: Callable[..., CoinsClient], short_lived: Any
+) -> None:
     # The first attempt commits but answers late; by the time urllib3 retries it, the token has
     # expired, so the retry is refused (401) and re-sent with a new token. That re-send hears
     # "duplicate requestId": our own first attempt, so the allocation is done, not a conflict.
@@ -166,6 +188,7 @@ def test_allocation_whose_retry_meets_an_expired_token_is_made_once(short_lived:
 
 
 def test_a_token_that_expires_during_backoff_twice_in_one_call_is_renewed_again(
+    make_client: Callable[..., CoinsClient],
     short_lived: Any,
 ) -> None:
     # Backoff after a 5xx outlives a 1 s token twice within one call: each time the retry is
@@ -206,6 +229,7 @@ def test_an_expired_given_token_without_credentials_says_what_to_set(short_lived
 
 
 def test_a_base_url_with_no_login_is_a_wrong_address_not_refused_credentials(
+    make_client: Callable[..., CoinsClient],
     fresh_sandbox: Any,
 ) -> None:
     with make_client(fresh_sandbox, base_url=fresh_sandbox.url + "/not-the-api-root") as client:

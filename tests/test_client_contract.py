@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
-from conftest import sandbox_profile
 
 from toolkit.answers import error_for
 from toolkit.client import CREATE_PATH, ApiCall, CoinsClient
@@ -25,23 +25,22 @@ from toolkit.errors import (
 )
 from toolkit.models import Allocation, CoinConfig, Configuration
 
-
-def make_client(handle: Any, **overrides: Any) -> CoinsClient:
-    options: dict[str, Any] = {
-        "base_url": handle.url,
-        **handle.credentials,
-        "timeout_s": 2.0,
-        "max_retries": 2,
-        "backoff_factor": 0.01,
-        "sleep": lambda seconds: None,
-        "profile": sandbox_profile(handle),
-    }
-    options.update(overrides)
-    return CoinsClient(**options)
+QUICK_FAILING: dict[str, Any] = {
+    "timeout_s": 2.0,
+    "max_retries": 2,
+    "backoff_factor": 0.01,
+    "sleep": lambda seconds: None,
+}
 
 
 @pytest.fixture
-def client(fresh_sandbox: Any) -> Any:
+def client_options() -> dict[str, Any]:
+    """Every client of this module (`make_client` in conftest.py): quick to fail."""
+    return QUICK_FAILING
+
+
+@pytest.fixture
+def client(make_client: Callable[..., CoinsClient], fresh_sandbox: Any) -> Any:
     with make_client(fresh_sandbox) as client:
         yield client
 
@@ -196,7 +195,9 @@ def test_unknown_token_without_credentials_is_an_auth_error(fresh_sandbox: Any) 
     assert "not-a-token" not in str(caught.value)
 
 
-def test_server_errors_after_the_budget_are_server_errors(fresh_sandbox: Any) -> None:
+def test_server_errors_after_the_budget_are_server_errors(
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any
+) -> None:
     with make_client(fresh_sandbox) as client:
         client.get_balance("EKU1")  # log in before the faults
         fresh_sandbox.set_faults(error_rate=1.0)
@@ -208,7 +209,9 @@ def test_server_errors_after_the_budget_are_server_errors(fresh_sandbox: Any) ->
             client.create_config(company_id="CEKEKCARDS", event="MEAL_CARD_PAYMENT", amount=6)
 
 
-def test_rate_limit_after_the_budget_is_a_rate_limit_error(fresh_sandbox: Any) -> None:
+def test_rate_limit_after_the_budget_is_a_rate_limit_error(
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any
+) -> None:
     with make_client(fresh_sandbox) as client:
         client.get_balance("EKU1")
         fresh_sandbox.set_faults(rate_limit_rate=1.0)
@@ -218,7 +221,9 @@ def test_rate_limit_after_the_budget_is_a_rate_limit_error(fresh_sandbox: Any) -
         assert caught.value.retry_after == 1.0
 
 
-def test_dropped_connections_after_the_budget_are_transport_errors(fresh_sandbox: Any) -> None:
+def test_dropped_connections_after_the_budget_are_transport_errors(
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any
+) -> None:
     with make_client(fresh_sandbox) as client:
         client.get_balance("EKU1")
         fresh_sandbox.set_faults(drop_rate=1.0)
@@ -228,7 +233,9 @@ def test_dropped_connections_after_the_budget_are_transport_errors(fresh_sandbox
         assert isinstance(caught.value.__cause__, requests.RequestException)
 
 
-def test_no_answer_in_time_is_a_transport_error(fresh_sandbox: Any) -> None:
+def test_no_answer_in_time_is_a_transport_error(
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any
+) -> None:
     # The timeout also bounds the warm-up call (login + balance), so it must leave room for a
     # busy machine; the injected latency is far above it, so the second call can never make it.
     with make_client(fresh_sandbox, timeout_s=1.5, max_retries=0) as client:
@@ -238,7 +245,9 @@ def test_no_answer_in_time_is_a_transport_error(fresh_sandbox: Any) -> None:
             client.get_balance("EKU1")
 
 
-def test_unreachable_server_is_a_transport_error(fresh_sandbox: Any) -> None:
+def test_unreachable_server_is_a_transport_error(
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any
+) -> None:
     client = make_client(fresh_sandbox, base_url="http://127.0.0.1:9")
     with client, pytest.raises(TransportError, match="could not connect"):
         client.get_balance("EKU1")
@@ -247,7 +256,9 @@ def test_unreachable_server_is_a_transport_error(fresh_sandbox: Any) -> None:
 # -- recorder, secrets, settings ---------------------------------------------------------
 
 
-def test_recorder_sees_every_call_success_and_failure(fresh_sandbox: Any) -> None:
+def test_recorder_sees_every_call_success_and_failure(
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any
+) -> None:
     recorder = ListRecorder()
     with make_client(fresh_sandbox, recorder=recorder, source="cli", actor="asha") as client:
         created = client.create_config(company_id="CEKEKCARDS", event="MEAL_CARD_PAYMENT", amount=6)
@@ -284,7 +295,7 @@ def test_recorder_sees_every_call_success_and_failure(fresh_sandbox: Any) -> Non
 
 
 def test_a_failing_recorder_never_hides_the_result(
-    fresh_sandbox: Any, caplog: pytest.LogCaptureFixture
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     class Broken:
         def record_call(self, call: ApiCall) -> None:
@@ -299,7 +310,7 @@ def test_a_failing_recorder_never_hides_the_result(
 
 
 def test_secrets_never_appear_in_repr_errors_or_logs(
-    fresh_sandbox: Any, caplog: pytest.LogCaptureFixture
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     creds = fresh_sandbox.credentials
@@ -336,7 +347,9 @@ def test_secrets_never_appear_in_repr_errors_or_logs(
             assert secret not in text
 
 
-def test_cookie_setting_is_sent_as_a_cookie_header(fresh_sandbox: Any) -> None:
+def test_cookie_setting_is_sent_as_a_cookie_header(
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any
+) -> None:
     seen: list[str | None] = []
     with make_client(fresh_sandbox, cookie="_cfuvid=abc; JSESSIONID=def") as client:
         client._session.hooks["response"].append(

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import sandbox_profile
 
 from toolkit.client import CoinsClient
 from toolkit.errors import ConflictError, ServerError, UnconfirmedError
@@ -37,19 +36,22 @@ def healing_sleep(handle: Any, slept: list[float], then: Callable[[], None] | No
     return sleep
 
 
-def make_client(handle: Any, slept: list[float], **overrides: Any) -> CoinsClient:
-    options: dict[str, Any] = {
-        "base_url": handle.url,
-        **handle.credentials,
+@pytest.fixture
+def client_options() -> dict[str, Any]:
+    """Every client of this module (`make_client` in conftest.py)."""
+    return {
         "timeout_s": 0.5,
         "max_retries": 3,
         "backoff_factor": 0.05,
         "jitter_random": lambda: 0.0,
-        "sleep": healing_sleep(handle, slept),
-        "profile": sandbox_profile(handle),
     }
-    options.update(overrides)
-    client = CoinsClient(**options)
+
+
+def healing_client(
+    make_client: Callable[..., CoinsClient], handle: Any, slept: list[float], **overrides: Any
+) -> CoinsClient:
+    """A client whose backoff sleep heals the sandbox (`healing_sleep`), logged in already."""
+    client = make_client(handle, **{"sleep": healing_sleep(handle, slept), **overrides})
     client.get_balance("EKWARMUP")  # log in while the sandbox is healthy
     return client
 
@@ -72,10 +74,10 @@ def sandbox_configs(handle: Any) -> list[dict[str, Any]]:
     ids=["5xx", "429", "drop", "read-timeout"],
 )
 def test_get_and_update_succeed_after_a_transient_fault(
-    fresh_sandbox: Any, fault: dict[str, Any]
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any, fault: dict[str, Any]
 ) -> None:
     slept: list[float] = []
-    with make_client(fresh_sandbox, slept) as client:
+    with healing_client(make_client, fresh_sandbox, slept) as client:
         created = client.create_config(company_id="CEKEKCARDS", event="MEAL_CARD_PAYMENT", amount=6)
         fresh_sandbox.set_faults(**fault)
         assert client.get_config(created.coin_config_id) == created
@@ -97,10 +99,10 @@ def test_get_and_update_succeed_after_a_transient_fault(
     ids=["5xx", "429", "drop", "slow-after-commit", "read-timeout"],
 )
 def test_create_after_a_transient_fault_creates_exactly_one_config(
-    fresh_sandbox: Any, fault: dict[str, Any]
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any, fault: dict[str, Any]
 ) -> None:
     slept: list[float] = []
-    with make_client(fresh_sandbox, slept) as client:
+    with healing_client(make_client, fresh_sandbox, slept) as client:
         fresh_sandbox.set_faults(**fault)
         config = client.create_config(company_id="CEKEKCARDS", event="MEAL_CARD_PAYMENT", amount=6)
         assert len(slept) == 1
@@ -109,9 +111,11 @@ def test_create_after_a_transient_fault_creates_exactly_one_config(
     assert [c["coinConfigId"] for c in mine] == [config.coin_config_id]
 
 
-def test_retry_after_is_honoured(fresh_sandbox: Any) -> None:
+def test_retry_after_is_honoured(
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any
+) -> None:
     slept: list[float] = []
-    with make_client(fresh_sandbox, slept) as client:
+    with healing_client(make_client, fresh_sandbox, slept) as client:
         fresh_sandbox.set_faults(rate_limit_rate=1.0)
         client.get_balance("EKU1")
         fresh_sandbox.set_faults(rate_limit_rate=1.0)
@@ -119,9 +123,11 @@ def test_retry_after_is_honoured(fresh_sandbox: Any) -> None:
     assert slept == pytest.approx([1.0, 1.0], abs=0.05)
 
 
-def test_backoff_grows_and_the_budget_is_bounded(fresh_sandbox: Any) -> None:
+def test_backoff_grows_and_the_budget_is_bounded(
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any
+) -> None:
     slept: list[float] = []
-    with make_client(fresh_sandbox, slept, sleep=slept.append) as client:
+    with healing_client(make_client, fresh_sandbox, slept, sleep=slept.append) as client:
         fresh_sandbox.set_faults(error_rate=1.0)
         with pytest.raises(ServerError):
             client.get_balance("EKU1")
@@ -133,9 +139,11 @@ def test_backoff_grows_and_the_budget_is_bounded(fresh_sandbox: Any) -> None:
         assert slept == [0.05, 0.1, 0.2]
 
 
-def test_allocation_after_slow_after_commit_is_made_once(fresh_sandbox: Any) -> None:
+def test_allocation_after_slow_after_commit_is_made_once(
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any
+) -> None:
     slept: list[float] = []
-    with make_client(fresh_sandbox, slept) as client:
+    with healing_client(make_client, fresh_sandbox, slept) as client:
         client.create_config(company_id="CEKEKCARDS", event="MEAL_CARD_PAYMENT", amount=6)
         fresh_sandbox.set_faults(slow_after_commit_rate=1.0, slow_after_commit_ms=1500)
         allocation = client.allocate_coins(
@@ -147,9 +155,11 @@ def test_allocation_after_slow_after_commit_is_made_once(fresh_sandbox: Any) -> 
         assert client.get_balance("EKU1") == 6
 
 
-def test_allocation_after_a_5xx_is_made_once(fresh_sandbox: Any) -> None:
+def test_allocation_after_a_5xx_is_made_once(
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any
+) -> None:
     slept: list[float] = []
-    with make_client(fresh_sandbox, slept) as client:
+    with healing_client(make_client, fresh_sandbox, slept) as client:
         client.create_config(company_id="CEKEKCARDS", event="MEAL_CARD_PAYMENT", amount=6)
         fresh_sandbox.set_faults(error_rate=1.0)
         allocation = client.allocate_coins(
@@ -160,6 +170,7 @@ def test_allocation_after_a_5xx_is_made_once(fresh_sandbox: Any) -> None:
 
 
 def test_create_conflict_with_other_values_after_a_failure_is_a_conflict(
+    make_client: Callable[..., CoinsClient],
     fresh_sandbox: Any,
 ) -> None:
     slept: list[float] = []
@@ -168,8 +179,11 @@ def test_create_conflict_with_other_values_after_a_failure_is_a_conflict(
     def rival_creates() -> None:
         rival.create_config(company_id="CEKEKCARDS", event="MEAL_CARD_PAYMENT", amount=99)
 
-    client = make_client(
-        fresh_sandbox, slept, sleep=healing_sleep(fresh_sandbox, slept, then=rival_creates)
+    client = healing_client(
+        make_client,
+        fresh_sandbox,
+        slept,
+        sleep=healing_sleep(fresh_sandbox, slept, then=rival_creates),
     )
     with client, rival:
         fresh_sandbox.set_faults(error_rate=1.0)

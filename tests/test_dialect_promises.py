@@ -13,7 +13,7 @@ committed, dropped connections, 5xx, throttling and tokens dying mid-run:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,17 +66,10 @@ def sb(dialect_sandbox: Any) -> Iterator[Any]:
         dialect_sandbox.set_rate_limit(None)
 
 
-def make_client(handle: Any, **overrides: Any) -> CoinsClient:
-    options: dict[str, Any] = {
-        "base_url": handle.url,
-        **handle.credentials,
-        "timeout_s": 0.4,
-        "backoff_factor": 0.02,
-        "backoff_max": 0.1,
-        "profile": sandbox_profile(handle),
-    }
-    options.update(overrides)
-    return CoinsClient(**options)
+@pytest.fixture
+def client_options() -> dict[str, Any]:
+    """Every client of this module (`make_client` in conftest.py)."""
+    return {"timeout_s": 0.4, "backoff_factor": 0.02, "backoff_max": 0.1}
 
 
 def secrets_of(handle: Any) -> list[str]:
@@ -113,6 +106,7 @@ def test_the_doctor_reads_each_dialect_as_it_is(sb: Any) -> None:
 
 
 def test_creates_and_allocations_under_faults_are_never_lost_doubled_or_misreported(
+    make_client: Callable[..., CoinsClient],
     sb: Any,
 ) -> None:
     n = 24
@@ -170,7 +164,9 @@ def test_creates_and_allocations_under_faults_are_never_lost_doubled_or_misrepor
         assert_no_secret(messages, sb, client)
 
 
-def test_a_refused_login_is_tried_exactly_once(sb: Any) -> None:
+def test_a_refused_login_is_tried_exactly_once(
+    make_client: Callable[..., CoinsClient], sb: Any
+) -> None:
     logins: list[int] = []
     with make_client(sb, password="not-the-password") as client:
         send = client._tokens._send_login
@@ -187,7 +183,9 @@ def test_a_refused_login_is_tried_exactly_once(sb: Any) -> None:
     assert len(logins) == 1
 
 
-def test_expired_tokens_are_renewed_whatever_the_dialect_answers(sb: Any) -> None:
+def test_expired_tokens_are_renewed_whatever_the_dialect_answers(
+    make_client: Callable[..., CoinsClient], sb: Any
+) -> None:
     logins: list[int] = []
     with make_client(sb) as client:
         send = client._tokens._send_login
@@ -214,7 +212,7 @@ def write_sheet(path: Path, header: str, rows: list[str]) -> Path:
 
 
 def test_a_bulk_run_under_faults_accounts_for_every_row_and_a_rerun_never_duplicates(
-    sb: Any, tmp_path: Path
+    make_client: Callable[..., CoinsClient], sb: Any, tmp_path: Path
 ) -> None:
     rows = [f"CEKB{i:03d},REFERRAL_EVENT,{10 + i % 7}" for i in range(40)]
     sheet = write_sheet(tmp_path / "configs.csv", "companyId,event,amount", rows)
@@ -254,7 +252,7 @@ def test_a_bulk_run_under_faults_accounts_for_every_row_and_a_rerun_never_duplic
 
 
 def test_a_bulk_allocation_under_faults_pays_each_row_once_and_never_says_unchanged(
-    sb: Any, tmp_path: Path
+    make_client: Callable[..., CoinsClient], sb: Any, tmp_path: Path
 ) -> None:
     with make_client(sb) as client:
         registry = Registry(tmp_path / "registry.sqlite3", client=client)
@@ -346,6 +344,7 @@ def test_unconfirmed_is_explained_and_counted_by_the_cli(
 
 
 def test_no_error_reaches_an_analyst_as_cannot_reach_for_a_server_that_answered(
+    make_client: Callable[..., CoinsClient],
     sb: Any,
 ) -> None:
     with make_client(sb) as client:
