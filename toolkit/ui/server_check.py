@@ -92,12 +92,12 @@ def _controls(conn: Connection, ws: Workspace) -> None:
             help="A company the check may configure with amount 0; no coin is ever awarded. "
             "Leave it empty to look only at the login, a refused token and an unknown id.",
         ).strip()
-        problem = _scratch_problem(typed) if typed else None
+        company, problem = _scratch_company(typed) if typed else (None, None)
         if problem:
             st.error(esc(f"Scratch company id {problem}"), icon=":material/error:")
             sure = False
-        elif typed:
-            scratch = typed.upper()
+        elif company:
+            scratch = company
             sure = st.checkbox(
                 f"Yes: create configuration {esc(scratch)}/{esc(PROBE_EVENT)} (amount 0) on "
                 f"{esc(ws.client.base_url)}, create it a second time, and allocate 0 coins "
@@ -123,14 +123,14 @@ def _controls(conn: Connection, ws: Workspace) -> None:
     st.rerun()
 
 
-def _scratch_problem(typed: str) -> str | None:
+def _scratch_company(typed: str) -> tuple[str | None, str | None]:
+    """(the company id, None) or (None, why it is none), by the models' rule for company ids."""
     from toolkit.models import check_company_id
 
     early = field_problem("companyId", typed)
     if early is not None:
-        return early
-    _, reason = check_company_id(typed)
-    return reason
+        return None, early
+    return check_company_id(typed)
 
 
 def run_check(conn: Connection, ws: Workspace, scratch: str | None) -> tuple[str, str]:
