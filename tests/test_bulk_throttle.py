@@ -20,6 +20,7 @@ import requests
 from toolkit import bulk
 from toolkit.bulk.outcomes import DEADLINE_MESSAGE, THROTTLED_AT_DEADLINE_MESSAGE
 from toolkit.bulk.planning import plan
+from toolkit.bulk.results import RunResult
 from toolkit.bulk.running import run
 from toolkit.client import CoinsClient
 from toolkit.pacing import PaceState
@@ -64,6 +65,22 @@ def server_pairs(url: str) -> Counter[tuple[str, str]]:
     return Counter((c["companyId"], c["event"]) for c in configs)
 
 
+@pytest.fixture
+def send(
+    make_client: Callable[..., CoinsClient], server: SandboxHandle, tmp_path: Path
+) -> Callable[..., RunResult]:
+    """``send(sheet_path, **run_options)``: plan the sheet against one registry and run it with
+    one client on ``server`` (the same client and registry for every call of a test)."""
+    client = make_client(server)
+    registry = Registry(tmp_path / "registry.sqlite3", client=client)
+
+    def send_sheet(path: Path, **options: Any) -> RunResult:
+        the_plan = plan(bulk.validate(bulk.read_configs(path)), registry)
+        return run(the_plan, client=client, registry=registry, **options)
+
+    return send_sheet
+
+
 class Watch:
     """A progress callback that keeps every pace it was shown."""
 
@@ -78,21 +95,11 @@ class Watch:
 
 @pytest.mark.parametrize("style", ["no-retry-after", "retry-after", "retry-after-decimal"])
 def test_a_throttled_run_creates_every_row_and_fails_none(
-    make_client: Callable[..., CoinsClient], server: SandboxHandle, tmp_path: Path, style: str
+    send: Callable[..., RunResult], server: SandboxHandle, tmp_path: Path, style: str
 ) -> None:
     server.set_rate_limit(25, burst=5, style=style)
-    client = make_client(server)
-    registry = Registry(tmp_path / "registry.sqlite3", client=client)
     watch = Watch()
-    try:
-        result = run(
-            plan(bulk.validate(bulk.read_configs(sheet(tmp_path / "c.csv", 120))), registry),
-            client=client,
-            registry=registry,
-            progress=watch,
-        )
-    finally:
-        client.close()
+    result = send(sheet(tmp_path / "c.csv", 120), progress=watch)
 
     stats = server.stats()
     assert stats["throttled"] > 0  # the limit was met
@@ -110,22 +117,12 @@ def test_a_throttled_run_creates_every_row_and_fails_none(
 
 
 def test_the_progress_bar_shows_the_rate_and_the_servers_throttling(
-    make_client: Callable[..., CoinsClient], server: SandboxHandle, tmp_path: Path
+    send: Callable[..., RunResult], server: SandboxHandle, tmp_path: Path
 ) -> None:
     server.set_rate_limit(20, burst=2, style="no-retry-after")
-    client = make_client(server)
-    registry = Registry(tmp_path / "registry.sqlite3", client=client)
     shown = io.StringIO()
     bar = bulk.ProgressBar(file=shown, mininterval=0, desc="bulk-create")
-    try:
-        result = run(
-            plan(bulk.validate(bulk.read_configs(sheet(tmp_path / "p.csv", 60))), registry),
-            client=client,
-            registry=registry,
-            progress=bar,
-        )
-    finally:
-        client.close()
+    result = send(sheet(tmp_path / "p.csv", 60), progress=bar)
     assert result.counts["created"] == 60 and result.throttled > 0
     text = shown.getvalue()
     assert "req/s=" in text and "server=throttling" in text
@@ -133,21 +130,12 @@ def test_the_progress_bar_shows_the_rate_and_the_servers_throttling(
 
 
 def test_velocity_codes_are_throttling_not_failures(
-    make_client: Callable[..., CoinsClient], server: SandboxHandle, tmp_path: Path
+    send: Callable[..., RunResult], server: SandboxHandle, tmp_path: Path
 ) -> None:
     # EnKash's velocity limit answers HTTP 200 with response_code 36 (the client reads it as
     # throttled; see toolkit.answers): the rows are sent again, never failed.
     server.set_rate_limit(25, burst=5, style="velocity")
-    client = make_client(server)
-    registry = Registry(tmp_path / "registry.sqlite3", client=client)
-    try:
-        result = run(
-            plan(bulk.validate(bulk.read_configs(sheet(tmp_path / "v.csv", 80))), registry),
-            client=client,
-            registry=registry,
-        )
-    finally:
-        client.close()
+    result = send(sheet(tmp_path / "v.csv", 80))
 
     assert server.stats()["throttled"] > 0
     assert result.counts["created"] == 80 and result.counts["failed"] == 0
@@ -156,11 +144,9 @@ def test_velocity_codes_are_throttling_not_failures(
 
 
 def test_a_run_cancelled_mid_throttle_resumes_cleanly(
-    make_client: Callable[..., CoinsClient], server: SandboxHandle, tmp_path: Path
+    send: Callable[..., RunResult], server: SandboxHandle, tmp_path: Path
 ) -> None:
     server.set_rate_limit(10, burst=2, style="retry-after")
-    client = make_client(server)
-    registry = Registry(tmp_path / "registry.sqlite3", client=client)
     path = sheet(tmp_path / "cancel.csv", 200, prefix="CCAN")
     cancel = threading.Event()
 
@@ -169,30 +155,17 @@ def test_a_run_cancelled_mid_throttle_resumes_cleanly(
         if counts.get("created", 0) >= 10 and (pace.throttling or pace.paused_s > 0):
             cancel.set()
 
-    try:
-        first = run(
-            plan(bulk.validate(bulk.read_configs(path)), registry),
-            client=client,
-            registry=registry,
-            progress=stop_when_throttled,
-            cancel=cancel,
-        )
-        assert first.cancelled
-        assert first.counts["failed"] == 0
-        assert first.counts["created"] + first.counts["skipped"] == 200
-        assert 10 <= first.counts["created"] < 200
-        assert set(first.frame.loc[first.frame["status"] == "skipped", "message"]) == {
-            "cancelled — run again to resume"
-        }
+    first = send(path, progress=stop_when_throttled, cancel=cancel)
+    assert first.cancelled
+    assert first.counts["failed"] == 0
+    assert first.counts["created"] + first.counts["skipped"] == 200
+    assert 10 <= first.counts["created"] < 200
+    assert set(first.frame.loc[first.frame["status"] == "skipped", "message"]) == {
+        "cancelled — run again to resume"
+    }
 
-        server.set_rate_limit(None)
-        again = run(
-            plan(bulk.validate(bulk.read_configs(path)), registry),
-            client=client,
-            registry=registry,
-        )
-    finally:
-        client.close()
+    server.set_rate_limit(None)
+    again = send(path)
 
     assert again.run_id == first.run_id  # the same file: resumed
     assert again.reused == first.counts["created"]
@@ -202,23 +175,12 @@ def test_a_run_cancelled_mid_throttle_resumes_cleanly(
 
 
 def test_rows_fail_only_when_the_runs_deadline_passes(
-    make_client: Callable[..., CoinsClient], server: SandboxHandle, tmp_path: Path
+    send: Callable[..., RunResult], server: SandboxHandle, tmp_path: Path
 ) -> None:
     # A server that lets through two requests, then almost nothing: the deadline ends the run.
     server.set_rate_limit(0.2, burst=2, style="no-retry-after")
-    client = make_client(server)
-    registry = Registry(tmp_path / "registry.sqlite3", client=client)
     path = sheet(tmp_path / "deadline.csv", 30, prefix="CDED")
-    try:
-        result = run(
-            plan(bulk.validate(bulk.read_configs(path)), registry),
-            client=client,
-            registry=registry,
-            concurrency=4,
-            deadline_s=3.0,
-        )
-    finally:
-        client.close()
+    result = send(path, concurrency=4, deadline_s=3.0)
 
     assert result.deadline_reached and not result.cancelled
     counts = result.counts
@@ -236,23 +198,9 @@ def test_rows_fail_only_when_the_runs_deadline_passes(
     assert max(pairs.values()) == 1 and len(pairs) == counts["created"]
 
 
-def test_explicit_caps_are_never_exceeded(
-    make_client: Callable[..., CoinsClient], server: SandboxHandle, tmp_path: Path
-) -> None:
-    client = make_client(server)
-    registry = Registry(tmp_path / "registry.sqlite3", client=client)
+def test_explicit_caps_are_never_exceeded(send: Callable[..., RunResult], tmp_path: Path) -> None:
     watch = Watch()
-    try:
-        result = run(
-            plan(bulk.validate(bulk.read_configs(sheet(tmp_path / "caps.csv", 40))), registry),
-            client=client,
-            registry=registry,
-            concurrency=2,
-            rps=15,
-            progress=watch,
-        )
-    finally:
-        client.close()
+    result = send(sheet(tmp_path / "caps.csv", 40), concurrency=2, rps=15, progress=watch)
 
     assert result.counts["created"] == 40
     assert all(p.rate <= 15 and p.concurrency == 2 for p in watch.paces)
@@ -261,20 +209,15 @@ def test_explicit_caps_are_never_exceeded(
 
 
 def test_bad_caps_are_refused(
-    make_client: Callable[..., CoinsClient], server: SandboxHandle, tmp_path: Path
+    send: Callable[..., RunResult], server: SandboxHandle, tmp_path: Path
 ) -> None:
-    client = make_client(server)
-    registry = Registry(tmp_path / "registry.sqlite3", client=client)
-    the_plan = plan(bulk.validate(bulk.read_configs(sheet(tmp_path / "bad.csv", 2))), registry)
-    try:
-        for kwargs, match in (
-            ({"concurrency": 0}, "concurrency"),
-            ({"concurrency": "lots"}, "concurrency"),
-            ({"rps": -1}, "rps"),
-            ({"deadline_s": 0}, "deadline"),
-        ):
-            with pytest.raises(ValueError, match=match):
-                run(the_plan, client=client, registry=registry, **kwargs)
-    finally:
-        client.close()
+    path = sheet(tmp_path / "bad.csv", 2)
+    for kwargs, match in (
+        ({"concurrency": 0}, "concurrency"),
+        ({"concurrency": "lots"}, "concurrency"),
+        ({"rps": -1}, "rps"),
+        ({"deadline_s": 0}, "deadline"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            send(path, **kwargs)
     assert server.stats()["api_requests"] == 0
