@@ -23,14 +23,7 @@ def main(url: str, sheet: str, workdir: str, send: int) -> dict[str, Any]:
     from toolkit.registry import Registry
     from toolkit.settings import SANDBOX_CREDENTIALS
 
-    creds = SANDBOX_CREDENTIALS
-    client = CoinsClient(
-        base_url=url,
-        client_id=creds["client_id"],
-        client_secret=creds["client_secret"],
-        username=creds["username"],
-        password=creds["password"],
-    )
+    client = CoinsClient(base_url=url, **SANDBOX_CREDENTIALS)
     registry = Registry(Path(workdir) / "registry.sqlite3", client=client)
     companies = sorted({line.split(",", 1)[0] for line in _first_lines(sheet, 10_000)})
     for company in companies:  # the pairs the sheet allocates for exist on the server

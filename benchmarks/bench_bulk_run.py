@@ -17,10 +17,6 @@ the sandbox reset between: the toolkit must be at least as fast (≥ 1.0×).
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -29,6 +25,7 @@ from pathlib import Path
 import requests
 
 from benchmarks._harness import Ratio
+from benchmarks._sandbox import sandbox_process
 from toolkit.settings import SANDBOX_CREDENTIALS
 
 ROWS = 5_000
@@ -42,32 +39,6 @@ BARE_THREADS = 16
 
 def _rows(n: int) -> list[tuple[str, str, int, str]]:
     return [(f"CB{i:06d}", "MEAL_CARD_PAYMENT", 1 + i % 50, "DEFAULT") for i in range(n)]
-
-
-def _start_sandbox(db: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "toolkit.sandbox",
-            "--port",
-            "0",
-            "--db",
-            str(db),
-            "--latency-ms",
-            str(LATENCY_MS),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    found = re.search(r"https?://\S+", line)
-    if not found:
-        proc.kill()
-        raise RuntimeError(f"the sandbox did not print its URL (got {line!r})")
-    return proc, found.group(0).rstrip("/")
 
 
 def _token(url: str) -> str:
@@ -87,23 +58,21 @@ def _token(url: str) -> str:
     return answer.json()["access_token"]
 
 
+CREATE_PATH = "/api/v0/enkash-coins/create-coins-config"
+
+
+def _body(row: tuple[str, str, int, str]) -> dict[str, object]:
+    company, event, amount, configuration = row
+    return {"companyId": company, "event": event, "amount": amount, "configuration": configuration}
+
+
 def _baseline(url: str) -> float:
     """Rows/s of a plain sequential loop (what analysts run today)."""
     headers = {"Authorization": f"Bearer {_token(url)}"}
     rows = _rows(BASELINE_ROWS)
     start = time.perf_counter()
-    for company, event, amount, configuration in rows:
-        answer = requests.post(
-            url + "/api/v0/enkash-coins/create-coins-config",
-            json={
-                "companyId": company,
-                "event": event,
-                "amount": amount,
-                "configuration": configuration,
-            },
-            headers=headers,
-            timeout=15,
-        )
+    for row in rows:
+        answer = requests.post(url + CREATE_PATH, json=_body(row), headers=headers, timeout=15)
         assert answer.json()["response_code"] == 0, answer.text
     return len(rows) / (time.perf_counter() - start)
 
@@ -124,17 +93,7 @@ def _bare_loop(url: str, rows: list[tuple[str, str, int, str]], threads: int) ->
                 row = next(todo, None)
             if row is None:
                 return
-            company, event, amount, configuration = row
-            answer = session.post(
-                url + "/api/v0/enkash-coins/create-coins-config",
-                json={
-                    "companyId": company,
-                    "event": event,
-                    "amount": amount,
-                    "configuration": configuration,
-                },
-                timeout=15,
-            )
+            answer = session.post(url + CREATE_PATH, json=_body(row), timeout=15)
             if answer.status_code != 200 or answer.json().get("response_code") != 0:
                 bad.append(answer.text)
 
@@ -161,14 +120,7 @@ def _toolkit_run_only(url: str, workdir: Path, rows: int) -> float:
     lines = ["companyId,event,amount,configuration"]
     lines += [f"{c},{e},{a},{k}" for c, e, a, k in _rows(rows)]
     csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    creds = SANDBOX_CREDENTIALS
-    client = CoinsClient(
-        base_url=url,
-        client_id=creds["client_id"],
-        client_secret=creds["client_secret"],
-        username=creds["username"],
-        password=creds["password"],
-    )
+    client = CoinsClient(base_url=url, **SANDBOX_CREDENTIALS)
     for stale in workdir.glob("fast.sqlite3*"):  # a fresh registry and journal: no resume
         stale.unlink()
     registry = Registry(workdir / "fast.sqlite3", client=client)
@@ -210,15 +162,7 @@ def _toolkit(url: str, workdir: Path) -> tuple[float, float, int]:
     lines = ["companyId,event,amount,configuration"]
     lines += [f"{c},{e},{a},{k}" for c, e, a, k in _rows(ROWS)]
     csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    creds = SANDBOX_CREDENTIALS
-    client = CoinsClient(
-        base_url=url,
-        client_id=creds["client_id"],
-        client_secret=creds["client_secret"],
-        username=creds["username"],
-        password=creds["password"],
-        pool_maxsize=CONCURRENCY * 2,
-    )
+    client = CoinsClient(base_url=url, **SANDBOX_CREDENTIALS, pool_maxsize=CONCURRENCY * 2)
     registry = Registry(workdir / "registry.sqlite3", client=client)
     try:
         client.get_balance("WARMUP")  # log in before the clock starts, as any session would
@@ -240,8 +184,7 @@ def _toolkit(url: str, workdir: Path) -> tuple[float, float, int]:
 def run() -> list[Ratio]:
     with tempfile.TemporaryDirectory(prefix="bench-bulk-") as tmp:
         workdir = Path(tmp)
-        proc, url = _start_sandbox(workdir / "sandbox.sqlite3")
-        try:
+        with sandbox_process(workdir / "sandbox.sqlite3", "--latency-ms", str(LATENCY_MS)) as url:
             baseline = _baseline(url)
             requests.post(url + "/_sandbox/reset", timeout=30).raise_for_status()
             # A reset clears the faults too: put the 50 ms back, and check it is there.
@@ -253,12 +196,6 @@ def run() -> list[Ratio]:
                 raise RuntimeError(f"the sandbox's latency is not {LATENCY_MS} ms: {faults}")
             toolkit_rps, run_rps, held = _toolkit(url, workdir)
             fast_toolkit, fast_bare = _fast_server(url, workdir)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
     detail = (
         f"toolkit {toolkit_rps:.0f} rows/s end to end ({run_rps:.0f} rows/s for the run "
         f"alone; {ROWS} rows, {held} configs on the sandbox) vs sequential "

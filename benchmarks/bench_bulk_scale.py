@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ import time
 from pathlib import Path
 
 from benchmarks._harness import Ratio
+from benchmarks._sandbox import sandbox_process
 
 ROWS = 1_000_000
 COMPANIES = 100
@@ -55,28 +55,12 @@ def _plan_ratio(path: Path) -> tuple[float, float]:
     return plan_s, read_s
 
 
-def _sandbox(db: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "toolkit.sandbox", "--port", "0", "--db", str(db)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    found = re.search(r"https?://\S+", proc.stdout.readline())
-    if not found:
-        proc.kill()
-        raise RuntimeError("the sandbox did not print its URL")
-    return proc, found.group(0).rstrip("/")
-
-
 def run() -> list[Ratio]:
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         workdir = Path(tmp)
         sheet = _sheet(workdir / "allocations.csv", ROWS)
         plan_s, read_s = _plan_ratio(sheet)
-        proc, url = _sandbox(workdir / "sandbox.sqlite3")
-        try:
+        with sandbox_process(workdir / "sandbox.sqlite3") as url:
             child = subprocess.run(
                 [
                     sys.executable,
@@ -92,12 +76,6 @@ def run() -> list[Ratio]:
                 check=False,
                 timeout=7200,
             )
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
         if child.returncode != 0:
             raise RuntimeError(f"the run's child failed: {child.stderr[-2000:]}")
         got = json.loads(child.stdout.strip().splitlines()[-1])

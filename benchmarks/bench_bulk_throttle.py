@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import Any
 import requests
 
 from benchmarks._harness import Ratio
+from benchmarks._sandbox import sandbox_process
 from toolkit.settings import SANDBOX_CREDENTIALS
 
 LATENCY_MS = 50
@@ -38,34 +37,6 @@ ROWS = {40: 800, 150: 2400}
 
 def _rows(limit: int) -> int:
     return int(os.environ.get("BENCH_THROTTLE_ROWS", ROWS[limit]))
-
-
-def _start_sandbox(db: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "toolkit.sandbox",
-            "--port",
-            "0",
-            "--db",
-            str(db),
-            "--latency-ms",
-            str(LATENCY_MS),
-            "--dialect",
-            "enkash",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    found = re.search(r"https?://\S+", line)
-    if not found:
-        proc.kill()
-        raise RuntimeError(f"the sandbox did not print its URL (got {line!r})")
-    return proc, found.group(0).rstrip("/")
 
 
 def _admin(url: str, method: str, path: str, **kw: Any) -> Any:
@@ -98,14 +69,7 @@ def _one_run(
     prefix = "CT" + re.sub(r"[^A-Z0-9]", "", name.upper())[:10]
     lines += [f"{prefix}{i:06d},MEAL_CARD_PAYMENT,{1 + i % 50}" for i in range(rows)]
     csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    creds = SANDBOX_CREDENTIALS
-    client = CoinsClient(
-        base_url=url,
-        client_id=creds["client_id"],
-        client_secret=creds["client_secret"],
-        username=creds["username"],
-        password=creds["password"],
-    )
+    client = CoinsClient(base_url=url, **SANDBOX_CREDENTIALS)
     registry = Registry(workdir / f"{name}.sqlite3", client=client)
     try:
         client.login()  # before the clock and before the limit: a session already logged in
@@ -147,8 +111,8 @@ def run() -> list[Ratio]:
     ratios: list[Ratio] = []
     with tempfile.TemporaryDirectory(prefix="bench-throttle-") as tmp:
         workdir = Path(tmp)
-        proc, url = _start_sandbox(workdir / "sandbox.sqlite3")
-        try:
+        db = workdir / "sandbox.sqlite3"
+        with sandbox_process(db, "--latency-ms", str(LATENCY_MS), "--dialect", "enkash") as url:
             for limit in LIMITS:
                 known = _one_run(
                     url, workdir, name=f"k{limit}", limit=limit, style="no-retry-after",
@@ -202,12 +166,6 @@ def run() -> list[Ratio]:
                         detail="; ".join(why),
                     ),
                 ]
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
     return ratios
 
 
