@@ -12,14 +12,8 @@ memory: nothing is half-read.
 
 from __future__ import annotations
 
-import codecs
-import contextlib
-import csv
 import hashlib
-import io
 import os
-import re
-from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -30,6 +24,24 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from toolkit.bulk.delimited import read_delimited
+from toolkit.bulk.layouts import (
+    ALLOCATION_HEADER,
+    CONFIG_HEADER,
+    HEADER_SEARCH_ROWS,
+    LAYOUTS,
+    NOUN,
+    RESERVED,
+    TRIM,
+    WHITESPACE,
+    Layout,
+    SheetError,
+    expected,
+    find_header,
+    header_key,
+    how_read,
+    shown_names,
+)
 from toolkit.settings import Limits
 
 __all__ = [
@@ -41,114 +53,9 @@ __all__ = [
     "check_size",
     "read_allocations",
     "read_configs",
+    "read_sheet",
     "sheet_from_frame",
 ]
-
-CONFIG_HEADER = "companyId,event,amount,configuration"
-ALLOCATION_HEADER = "companyId,event,userId,requestId"
-
-# Exactly the characters Python's str.isspace()/str.strip() treat as whitespace. pyarrow's
-# utf8_trim_whitespace (pandas' str.strip() without arguments) trims the same set, so trimming
-# cells here agrees with the scalar rules in models.py; a test keeps both facts honest.
-WHITESPACE = (
-    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
-    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-_TRIM = WHITESPACE + "\ufeff"  # a stray BOM (files concatenated by hand) is never content
-
-_DELIMITERS = (",", ";", "\t", "|")
-_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe", "": "none (xlsx)"}
-_HEADER_SEARCH_ROWS = 20
-_RESERVED = ("row", "valid", "message")
-_NOUN = {"configs": "configuration", "allocations": "allocation"}
-
-
-def _latin1_fallback(error: UnicodeError) -> tuple[str, int]:
-    if not isinstance(error, UnicodeDecodeError):
-        raise error
-    return error.object[error.start : error.end].decode("latin-1"), error.end
-
-
-_LATIN1_FALLBACK = "toolkit.bulk.latin1"
-codecs.register_error(_LATIN1_FALLBACK, _latin1_fallback)
-
-
-class SheetError(ValueError):
-    """The input cannot be read as a sheet of this kind, or is past a limit; the message says
-    why (row, column or part) and what to send instead."""
-
-
-@dataclass(frozen=True)
-class _Layout:
-    kind: str
-    label: str
-    header: str
-    required: tuple[str, ...]
-    optional: tuple[str, ...]
-    aliases: dict[str, str]  # normalised header text -> canonical column
-    default_note: dict[str, tuple[str, str]]  # optional column -> (fill value, note)
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return self.required + self.optional
-
-
-def _aliases(table: dict[str, tuple[str, ...]]) -> dict[str, str]:
-    return {_header_key(alias): canonical for canonical, names in table.items() for alias in names}
-
-
-def _header_key(text: str) -> str:
-    """`Company ID`, `company_id`, `companyId` and ` COMPANY-ID ` all compare equal."""
-    return re.sub(r"[\s_\-.]+", "", text.strip(_TRIM)).casefold()
-
-
-_COMMON = {
-    "companyId": ("companyId", "company_id", "Company ID", "company"),
-    "event": ("event", "Event Name", "event_name"),
-}
-_LAYOUTS = {
-    "configs": _Layout(
-        kind="configs",
-        label="a configuration",
-        header=CONFIG_HEADER,
-        required=("companyId", "event", "amount"),
-        optional=("configuration",),
-        aliases=_aliases(
-            {
-                **_COMMON,
-                "amount": ("amount", "coins", "coin"),
-                "configuration": ("configuration", "config", "type", "configuration type"),
-            }
-        ),
-        default_note={
-            "configuration": (
-                "DEFAULT",
-                "No configuration column: every row is read as DEFAULT.",
-            )
-        },
-    ),
-    "allocations": _Layout(
-        kind="allocations",
-        label="an allocation",
-        header=ALLOCATION_HEADER,
-        required=("companyId", "event", "userId"),
-        optional=("requestId",),
-        aliases=_aliases(
-            {
-                **_COMMON,
-                "userId": ("userId", "user_id", "User ID", "user"),
-                "requestId": ("requestId", "request_id", "Request ID"),
-            }
-        ),
-        default_note={
-            "requestId": (
-                "",
-                "No requestId column: request ids will be derived from the file and row, "
-                "so running the file again never allocates twice.",
-            )
-        },
-    ),
-}
 
 
 @dataclass(eq=False)
@@ -176,13 +83,13 @@ class Sheet:
 
     def describe(self) -> str:
         """One line for a log or a page: what was read and how."""
-        if self.encoding == "xlsx":
-            how = "Excel workbook"
-        else:
-            delimiter = _DELIMITER_NAMES.get(self.delimiter, repr(self.delimiter))
-            how = f"{self.encoding}, delimiter {delimiter}"
+        return self.describe_as(NOUN[self.kind])
+
+    def describe_as(self, noun: str) -> str:
+        """`describe` with the rows called ``noun`` ("volume", "budget")."""
+        how = how_read(self.encoding, self.delimiter)
         return (
-            f"{self.source_name}: {len(self):,} {_NOUN[self.kind]} "
+            f"{self.source_name}: {len(self):,} {noun} "
             f"row{'s' if len(self) != 1 else ''}, {how}, header on row {self.header_row}"
         )
 
@@ -203,7 +110,7 @@ def read_configs(
     ``COINS_MAX_*`` variables). Raises `SheetError` when it cannot be such a sheet or is past
     a limit.
     """
-    return _read(source, filename, _LAYOUTS["configs"], limits)
+    return read_sheet(source, filename, LAYOUTS["configs"], limits)
 
 
 def read_allocations(
@@ -213,7 +120,7 @@ def read_allocations(
     limits: Limits | None = None,
 ) -> Sheet:
     """Read an allocation sheet (companyId, event, userId[, requestId]); see `read_configs`."""
-    return _read(source, filename, _LAYOUTS["allocations"], limits)
+    return read_sheet(source, filename, LAYOUTS["allocations"], limits)
 
 
 def sheet_from_frame(frame: pd.DataFrame, *, kind: str = "configs", name: str = "frame") -> Sheet:
@@ -222,7 +129,7 @@ def sheet_from_frame(frame: pd.DataFrame, *, kind: str = "configs", name: str = 
     A ``row`` column is kept as the row numbers; otherwise rows are numbered 2, 3, ... as if the
     frame had been saved with a header. Numbers become text as a spreadsheet shows them.
     """
-    layout = _LAYOUTS[kind]
+    layout = LAYOUTS[kind]
     rows = None
     data = frame
     if "row" in frame.columns:
@@ -308,9 +215,11 @@ def _raw_bytes(source: Any, filename: str | None, limits: Limits) -> tuple[bytes
     return bytes(data), name
 
 
-def _read(
-    source: Any, filename: str | None, layout: _Layout, limits: Limits | None = None
+def read_sheet(
+    source: Any, filename: str | None, layout: Layout, limits: Limits | None = None
 ) -> Sheet:
+    """A sheet of any `toolkit.bulk.layouts.Layout` (the volumes and budget sheets use it):
+    its bytes, refused by size first, read as .xlsx or as text, then built (`read_configs`)."""
     limits = limits or Limits.from_env()
     raw, name = _raw_bytes(source, filename, limits)
     digest = hashlib.sha256(raw).hexdigest()
@@ -321,380 +230,20 @@ def _read(
             f"{name} is an old Excel .xls workbook (or a password-protected one); save it as "
             f".xlsx or CSV with the header {layout.header}"
         )
-    data, encoding, head = _decode(raw, name, layout)
-    del raw  # the UTF-8 bytes are all that is kept
-    notes = []
-    if encoding == "cp1252":
-        notes.append(f"Not UTF-8: read as {encoding} (a Windows/Excel export).")
-    delimiter, skip = _sniff(head, layout)
-    _check_shape(data, head, delimiter, skip, name, limits)
-    cells = _parse_csv(data, delimiter, skip, name, limits)
-    header = list(cells.iloc[0]) if len(cells) else []
-    body = cells.iloc[1:]
-    rows = np.arange(skip + 2, skip + 2 + len(body), dtype="int64")
+    found = read_delimited(raw, name, layout, limits)
     return _build(
-        body,
-        [str(h) for h in header],
-        rows,
+        found.body,
+        found.header,
+        found.rows,
         layout,
         source_name=name,
-        encoding=encoding,
-        delimiter=delimiter,
-        notes=notes,
+        encoding=found.encoding,
+        delimiter=found.delimiter,
+        notes=found.notes,
         sha256=digest,
-        header_row=skip + 1,
+        header_row=found.header_row,
         limits=limits,
     )
-
-
-def _expected(layout: _Layout) -> str:
-    optional = ", ".join(layout.optional)
-    return f"Expected a header like: {layout.header} ({optional} optional)"
-
-
-def _decode(raw: bytes, name: str, layout: _Layout) -> tuple[bytes, str, str]:
-    """Returns the file as UTF-8 bytes, its encoding, and the decoded head (64 KB) for
-    sniffing. UTF-8 files are checked in chunks and never held as one big str."""
-    boms = (
-        (b"\xff\xfe\x00\x00", "utf-32-le"),
-        (b"\x00\x00\xfe\xff", "utf-32-be"),
-        (b"\xef\xbb\xbf", "utf-8-sig"),
-        (b"\xff\xfe", "utf-16-le"),
-        (b"\xfe\xff", "utf-16-be"),
-    )
-    encoding = None
-    body = raw
-    for bom, candidate in boms:
-        if raw.startswith(bom):
-            encoding, body = candidate, raw[len(bom) :]
-            break
-    if encoding is None:
-        sample = raw[:4096]
-        # UTF-16 without a BOM has a NUL in every other byte; a stray NUL or two in a cell
-        # (a database export) is the row's problem, for validation to name, not the file's.
-        if sample.count(0) > 0.1 * len(sample):
-            half = max(len(sample) // 2, 1)
-            even, odd = sample[0::2].count(0), sample[1::2].count(0)
-            if odd > 0.3 * half and even < 0.02 * half:
-                encoding = "utf-16-le"
-            elif even > 0.3 * half and odd < 0.02 * half:
-                encoding = "utf-16-be"
-            else:
-                raise SheetError(_binary_message(name, layout))
-    if encoding is not None and encoding != "utf-8-sig":
-        try:
-            data = body.decode(encoding).encode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise SheetError(f"{name} starts like {encoding} text but is not valid") from exc
-    elif _is_utf8(body):
-        data, encoding = body, encoding or "utf-8"
-    elif encoding is not None:
-        raise SheetError(f"{name} starts like {encoding} text but is not valid")
-    else:
-        # The five bytes cp1252 leaves undefined decode as their latin-1 code points, as
-        # browsers do (WHATWG windows-1252), so no file is refused for one odd byte.
-        data = raw.decode("cp1252", errors=_LATIN1_FALLBACK).encode("utf-8")
-        encoding = "cp1252"
-    head = data[: 65536 * 4].decode("utf-8", errors="ignore")[:65536]
-    if not head.strip(_TRIM) and not data.decode("utf-8", errors="replace").strip(_TRIM):
-        raise SheetError(f"{name} is empty. {_expected(layout)}, then one row per line.")
-    controls = sum(1 for ch in head if ch < " " and ch not in "\t\n\r\x0c")
-    if controls > 0.01 * len(head) + 8:  # a few stray ones are cells' problems
-        raise SheetError(_binary_message(name, layout))
-    return data, encoding, head
-
-
-def _is_utf8(data: bytes) -> bool:
-    """Whether ``data`` is valid UTF-8, checked a chunk at a time (no full-size copy)."""
-    if data.isascii():
-        return True
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    view = memoryview(data)
-    step = 1 << 20
-    try:
-        for start in range(0, len(view), step):
-            decoder.decode(view[start : start + step], final=start + step >= len(view))
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _binary_message(name: str, layout: _Layout) -> str:
-    return (
-        f"{name} is not a text or .xlsx sheet (it looks like binary data). "
-        f"Save it as CSV (UTF-8) or .xlsx. {_expected(layout)}."
-    )
-
-
-def _sniff(text: str, layout: _Layout) -> tuple[str, int]:
-    """Pick the delimiter under which a header row appears; return it and the rows above it."""
-    head = text[:65536]
-    best: tuple[int, int, int] | None = None  # (score, fields, -rank)
-    choice = (",", 0)
-    for rank, delimiter in enumerate(_DELIMITERS):
-        records = []
-        reader = csv.reader(io.StringIO(head), delimiter=delimiter)
-        try:
-            for record in reader:
-                records.append(record)
-                if len(records) >= _HEADER_SEARCH_ROWS:
-                    break
-        except csv.Error:
-            continue
-        index, score = _find_header(records, layout)
-        if index is None:
-            continue
-        key = (score, len(records[index]), -rank)
-        if best is None or key > best:
-            best, choice = key, (delimiter, index)
-    if best is not None and best[0] > 0:
-        return choice
-    # No known column under any delimiter: the most frequent one on the first line is as good a
-    # guess as any; the header check then names what is missing.
-    first = next((line for line in head.splitlines() if line.strip(_TRIM)), "")
-    delimiter = max(_DELIMITERS, key=first.count)
-    skip = next((i for i, line in enumerate(head.splitlines()) if line.strip(_TRIM)), 0)
-    return (delimiter if first.count(delimiter) else ","), skip
-
-
-def _find_header(records: Sequence[Sequence[str]], layout: _Layout) -> tuple[int | None, int]:
-    """The first record naming every required column, else the best-scoring non-blank one."""
-    best_index, best_score = None, -1
-    for index, record in enumerate(records):
-        if not any(cell.strip(_TRIM) for cell in record):
-            continue
-        found = {layout.aliases.get(_header_key(cell)) for cell in record} - {None}
-        if set(layout.required) <= found:
-            return index, len(found)
-        if len(found) > best_score:
-            best_index, best_score = index, len(found)
-    return best_index, max(best_score, 0)
-
-
-def _line_span(data: bytes, skip: int) -> tuple[int, int]:
-    """Where line ``skip`` (0 = the first) starts and ends in ``data``."""
-    start = 0
-    for _ in range(skip):
-        start = data.find(b"\n", start) + 1
-    end = data.find(b"\n", start)
-    return start, end if end >= 0 else len(data)
-
-
-def _shown(names: list[str], most: int = 8, total: int | None = None) -> str:
-    """A few names (each cut to 40 characters), then how many more: a 100,000-column header
-    is counted, not listed."""
-    total = len(names) if total is None else total
-    shown = ", ".join(repr(n if len(n) <= 40 else n[:39] + "…") for n in names[:most])
-    return shown + (f" and {total - most:,} more" if total > most else "")
-
-
-def _check_shape(
-    data: bytes, head: str, delimiter: str, skip: int, name: str, limits: Limits
-) -> None:
-    """Refuse, before parsing, a header wider than the column limit or more data rows than
-    the row limit (counted from the bytes; exactly, by the csv module, when cells are quoted)."""
-    start, end = _line_span(data, skip)
-    width = data.count(delimiter.encode(), start, end) + 1
-    if width > limits.max_columns:
-        names: list[str] = []
-        with contextlib.suppress(csv.Error, StopIteration, UnicodeDecodeError):
-            line = data[start : min(end, start + (1 << 20))].decode("utf-8")
-            names = [n.strip(_TRIM) for n in next(csv.reader([line], delimiter=delimiter))]
-            names = [n or "(blank)" for n in names]
-        listed = f": {_shown(names, total=width)}" if names else ""
-        raise SheetError(
-            f"{name}: the header row (row {skip + 1}) has {width:,} columns{listed}; more than "
-            f"the {limits.max_columns:,} a sheet may have (COINS_MAX_COLUMNS). Nothing was read."
-        )
-    _check_runs(data, delimiter, name, limits)
-    newline = b"\n" if b"\n" in data else b"\r"
-    lines = data.count(newline) + 1
-    if lines <= limits.max_rows + skip + 1:
-        return  # cannot be more rows than that
-    if b'"' in data:  # a line end inside quotes is part of a cell, not a new row
-        lines = _line_ends_outside_quotes(data, newline) + 1
-    rows = lines - _blank_lines(data, newline, delimiter) - skip - 1
-    if rows > limits.max_rows:
-        raise SheetError(
-            f"{name} has more than {limits.max_rows:,} data rows, the limit (COINS_MAX_ROWS); "
-            "nothing was read. Split it into smaller files, or raise COINS_MAX_ROWS."
-        )
-
-
-def _check_runs(data: bytes, delimiter: str, name: str, limits: Limits) -> None:
-    """Refuse, before parsing, a cell that is surely too long: bytes with no delimiter and no
-    line end between them belong to one cell, and a character is at most 4 bytes.
-
-    A run longer than ``most`` covers a whole block of ``most / 2`` bytes, so only blocks with
-    no delimiter and no line end at all are looked at closely (``find`` stops at the first).
-    """
-    most = 4 * limits.max_cell_chars
-    size = len(data)
-    marks = (delimiter.encode(), b"\n", b"\r")
-    block = max(most // 2, 1)
-    for start in range(0, size, block):
-        end = min(start + block, size)
-        if any(data.find(mark, start, end) >= 0 for mark in marks):
-            continue
-        left = max(data.rfind(mark, 0, start) for mark in marks)
-        right = min((at for mark in marks if (at := data.find(mark, end)) >= 0), default=size)
-        if right - left - 1 > most:
-            _refuse_run(data, left + 1, name, limits)
-
-
-def _refuse_run(data: bytes, position: int, name: str, limits: Limits) -> None:
-    line = data.count(b"\n", 0, position) + 1
-    raise SheetError(
-        f"{name} row {line:,}: a cell of more than {limits.max_cell_chars:,} characters, the "
-        "most a cell may hold (COINS_MAX_CELL_CHARS); nothing was read."
-    )
-
-
-def _line_ends_outside_quotes(data: bytes, newline: bytes) -> int:
-    """Line ends that end a record: those after an even number of quotes (a doubled quote
-    inside a quoted cell counts twice, so it changes nothing), a chunk at a time."""
-    step = 2 << 20
-    ends = 0
-    inside = 0  # 1 while within quotes at the start of the chunk
-    for start in range(0, len(data), step):
-        chunk = np.frombuffer(
-            data, dtype=np.uint8, count=min(step, len(data) - start), offset=start
-        )
-        quotes = np.flatnonzero(chunk == 0x22)
-        breaks = np.flatnonzero(chunk == newline[0])
-        ends += int(((np.searchsorted(quotes, breaks) + inside) % 2 == 0).sum())
-        inside = (inside + len(quotes)) % 2
-    return ends
-
-
-def _blank_lines(data: bytes, newline: bytes, delimiter: str) -> int:
-    """Lines with nothing but spaces and delimiters, counted a chunk at a time."""
-    noise = (b" \t\x0b\x0c\r" if newline == b"\n" else b" \t\x0b\x0c\n") + delimiter.encode()
-    pair = re.compile(re.escape(newline) + b"(?=" + re.escape(newline) + b")")
-    blank = 0
-    step = 2 << 20
-    previous = newline  # the file starts as if after a line end
-    for start in range(0, len(data), step):
-        chunk = previous + data[start : start + step].translate(None, noise)
-        blank += len(pair.findall(chunk))
-        previous = chunk[-1:]
-    return blank + (previous == newline)  # a last, empty line
-
-
-def _csv_records(
-    data: bytes, delimiter: str, name: str, *, skip: int = 0
-) -> Iterator[tuple[int, list[str]]]:
-    """(row number, cells) of each record, streamed by the csv module (any quoting, ragged
-    rows); a cell past the module's field limit is refused as too long."""
-    stream = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline="")
-    reader = csv.reader(stream, delimiter=delimiter)
-    index = 0
-    begins = 1  # the line the next record starts on
-    while True:
-        try:
-            record = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise SheetError(
-                f"{name} row {begins:,}: a cell runs on to line {reader.line_num:,} ({exc}); "
-                "is a quote left open? Nothing was read."
-            ) from None
-        index += 1
-        if index > skip:
-            yield index, record
-        begins = reader.line_num + 1
-
-
-def _parse_csv(data: bytes, delimiter: str, skip: int, name: str, limits: Limits) -> pd.DataFrame:
-    """Records (header first) as a frame of str with columns 0..n-1; missing cells are ""."""
-    try:
-        return _parse_pyarrow(data, delimiter, skip)
-    except (pa.ArrowInvalid, ValueError):
-        pass  # ragged rows: the C parser pads short ones
-    try:
-        # skip_blank_lines=False keeps blank records, so positions stay row numbers;
-        # na_filter=False keeps "NA", "null" and "" as the text they are.
-        return pd.read_csv(
-            io.BytesIO(data),
-            sep=delimiter,
-            header=None,
-            dtype=str,
-            na_filter=False,
-            skip_blank_lines=False,
-            skiprows=skip,
-            engine="c",
-            encoding="utf-8",
-        )
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-    except (pd.errors.ParserError, ValueError):
-        # More cells than the header, or odd quoting: the csv module takes anything; slow,
-        # but only such files pay for it.
-        return _records_frame(_csv_records(data, delimiter, name, skip=skip), name, limits)
-
-
-def _parse_pyarrow(data: bytes, delimiter: str, skip: int) -> pd.DataFrame:
-    """The fast path: pyarrow's parser, every column text, blank lines kept (row numbers)."""
-    from pyarrow import csv as pa_csv
-
-    start = 0
-    for _ in range(skip):
-        start = data.find(b"\n", start) + 1
-    end = data.find(b"\n", start)
-    width = data[start : end if end >= 0 else len(data)].count(delimiter.encode()) + 1
-    table = pa_csv.read_csv(
-        io.BytesIO(data),
-        read_options=pa_csv.ReadOptions(autogenerate_column_names=True, skip_rows=skip),
-        parse_options=pa_csv.ParseOptions(
-            delimiter=delimiter,
-            # Values spanning lines need the slower serial scan; only quoted files can have them.
-            newlines_in_values=b'"' in data,
-            ignore_empty_lines=False,
-        ),
-        convert_options=pa_csv.ConvertOptions(
-            column_types={f"f{i}": pa.string() for i in range(width + 1)},
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    )
-    if any(not pa.types.is_string(t) for t in table.schema.types):
-        raise ValueError("a column was not read as text")
-    return pd.DataFrame(
-        {
-            i: pd.Series(pd.arrays.ArrowStringArray(col)).astype("str")
-            for i, col in enumerate(table.columns)
-        }
-    )
-
-
-def _records_frame(
-    records: Iterable[tuple[int, list[str]]], name: str, limits: Limits
-) -> pd.DataFrame:
-    """(row number, cells) records as a frame; a row wider than the column limit, or more
-    cells than the cell limit, is refused as soon as it is seen."""
-    columns: list[list[str]] = []
-    header_width = None
-    for count, (number, record) in enumerate(records, start=1):
-        if header_width is None:
-            header_width = len(record)
-        if len(record) > len(columns):
-            if len(record) > limits.max_columns:
-                raise SheetError(
-                    f"{name} row {number:,} has {len(record):,} cells, more than the "
-                    f"{limits.max_columns:,} columns a sheet may have (COINS_MAX_COLUMNS); the "
-                    f"header row has {header_width:,}. Nothing was read."
-                )
-            columns.extend([""] * (count - 1) for _ in range(len(record) - len(columns)))
-        if count * len(columns) > limits.max_cells:
-            raise SheetError(
-                f"{name} reaches {count:,} rows × {len(columns):,} columns by row {number:,}, "
-                f"more than the {limits.max_cells:,} cells allowed (COINS_MAX_CELLS); nothing "
-                "was read."
-            )
-        for i, column in enumerate(columns):
-            column.append(record[i] if i < len(record) else "")
-    return pd.DataFrame({i: pd.Series(col, dtype="str") for i, col in enumerate(columns)})
 
 
 # -- xlsx ------------------------------------------------------------------------------------
@@ -713,7 +262,7 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def _read_xlsx(raw: bytes, name: str, digest: str, layout: _Layout, limits: Limits) -> Sheet:
+def _read_xlsx(raw: bytes, name: str, digest: str, layout: Layout, limits: Limits) -> Sheet:
     try:
         from toolkit.bulk.workbook import read_workbook  # only xlsx uploads pay for it
     except ImportError as exc:  # defusedxml is a pinned requirement; say so if it is missing
@@ -723,10 +272,10 @@ def _read_xlsx(raw: bytes, name: str, digest: str, layout: _Layout, limits: Limi
             "sheet as CSV."
         ) from exc
 
-    def find_header(records: list[tuple[str, ...]]) -> tuple[int | None, int, bool]:
-        index, score = _find_header(records, layout)
+    def header_in(records: list[tuple[str, ...]]) -> tuple[int | None, int, bool]:
+        index, score = find_header(records, layout)
         complete = index is not None and set(layout.required) <= {
-            layout.aliases.get(_header_key(c)) for c in records[index]
+            layout.aliases.get(header_key(c)) for c in records[index]
         }
         return index, score, complete
 
@@ -734,10 +283,10 @@ def _read_xlsx(raw: bytes, name: str, digest: str, layout: _Layout, limits: Limi
         raw,
         name,
         limits=limits,
-        expected=_expected(layout),
+        expected=expected(layout),
         preferred="config" if layout.kind == "configs" else "alloc",
-        find_header=find_header,
-        search_rows=_HEADER_SEARCH_ROWS,
+        find_header=header_in,
+        search_rows=HEADER_SEARCH_ROWS,
     )
     notes = [f"Read worksheet '{sheet.title}'."] if sheet.worksheets > 1 else []
     n = len(sheet.rows)
@@ -869,7 +418,7 @@ def _build(
     cells: pd.DataFrame,
     header: list[str],
     rows: np.ndarray,
-    layout: _Layout,
+    layout: Layout,
     *,
     source_name: str,
     encoding: str,
@@ -885,7 +434,7 @@ def _build(
     With ``limits`` (a file, not a frame already in memory) the rows, cells and cell lengths
     are checked first. ``blank_rows`` are blank rows the reader already left out.
     """
-    header = [h.strip(_TRIM) for h in header]
+    header = [h.strip(TRIM) for h in header]
     trimmed = {
         i: cells.iloc[:, i].astype("str").str.strip().fillna("") for i in range(cells.shape[1])
     }
@@ -906,25 +455,25 @@ def _build(
     written: dict[str, str] = {}
     extras: list[tuple[str, int]] = []
     for i, title in enumerate(header):
-        target = layout.aliases.get(_header_key(title)) if title else None
+        target = layout.aliases.get(header_key(title)) if title else None
         if target is None:
             extras.append((title, i))
             continue
         if target in canonical:
             raise SheetError(
                 f"{source_name} has two {target} columns ({written[target]!r} and {title!r}); "
-                f"keep one. {_expected(layout)}."
+                f"keep one. {expected(layout)}."
             )
         canonical[target] = i
         written[target] = title
     missing = [c for c in layout.required if c not in canonical]
     if missing:
-        found = _shown([h for h in header if h], 12) or "none"
+        found = shown_names([h for h in header if h], 12) or "none"
         what = " and ".join(missing) if len(missing) <= 2 else ", ".join(missing)
         raise SheetError(
             f"{source_name} is not {layout.label} sheet: no {what} "
             f"column{'s' if len(missing) > 1 else ''} (columns found: {found}). "
-            f"{_expected(layout)}."
+            f"{expected(layout)}."
         )
 
     columns: dict[str, Any] = {"row": rows[keep]}
@@ -937,7 +486,7 @@ def _build(
             columns[name] = pd.Series([fill] * n, dtype="str")
             notes.append(note)
     extra_names: list[str] = []
-    taken = set(layout.columns) | set(_RESERVED)
+    taken = set(layout.columns) | set(RESERVED)
     for title, i in extras:
         values = _kept(trimmed[i], keep, skipped)
         if not title:

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from toolkit import cost
-from toolkit.bulk import reading
-from toolkit.bulk.reading import Sheet, SheetError
+from toolkit.bulk.layouts import COMMON_ALIASES, Layout, SheetError, aliases
+from toolkit.bulk.reading import Sheet, read_sheet
 from toolkit.models import check_company_id, check_event
 
 __all__ = [
@@ -49,19 +49,15 @@ PROBLEM_COLUMNS = ["row", "column", "value", "severity", "reason", "message"]
 
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[Any]
 
-_COMMON = {
-    "companyId": ("companyId", "company_id", "Company ID", "company"),
-    "event": ("event", "Event Name", "event_name"),
-}
-_VOLUMES = reading._Layout(
+_VOLUMES = Layout(
     kind="volumes",
     label="a volumes",
     header=VOLUME_HEADER,
     required=("companyId", "event", "count"),
     optional=("month",),
-    aliases=reading._aliases(
+    aliases=aliases(
         {
-            **_COMMON,
+            **COMMON_ALIASES,
             "count": (
                 "count",
                 "volume",
@@ -77,15 +73,15 @@ _VOLUMES = reading._Layout(
     ),
     default_note={"month": ("", "No month column: each count is read as one month's volume.")},
 )
-_BUDGETS = reading._Layout(
+_BUDGETS = Layout(
     kind="budgets",
     label="a budget",
     header=BUDGET_HEADER,
     required=("companyId", "budget"),
     optional=(),
-    aliases=reading._aliases(
+    aliases=aliases(
         {
-            "companyId": _COMMON["companyId"],
+            "companyId": COMMON_ALIASES["companyId"],
             "budget": (
                 "budget",
                 "monthly budget",
@@ -101,24 +97,6 @@ _BUDGETS = reading._Layout(
 )
 _NUMBER = re.compile(r"^\+?(\d+(\.\d*)?|\.\d+)$")
 _MONTH_FORMATS = ("%Y-%m", "%Y-%m-%d", "%Y/%m", "%m/%Y", "%b %Y", "%B %Y", "%b-%Y", "%Y%m")
-
-
-def _read(source: Source, filename: str | None, layout: Any) -> Sheet:
-    # The bulk reader itself: encodings, delimiters, .xlsx, header spellings, row numbers.
-    return reading._read(source, filename, layout)
-
-
-def _describe(sheet: Sheet, noun: str) -> str:
-    if sheet.encoding == "xlsx":
-        how = "Excel workbook"
-    else:
-        delimiter = reading._DELIMITER_NAMES.get(sheet.delimiter, repr(sheet.delimiter))
-        how = f"{sheet.encoding}, delimiter {delimiter}"
-    n = len(sheet.frame)
-    return (
-        f"{sheet.source_name}: {n:,} {noun} row{'s' if n != 1 else ''}, {how}, "
-        f"header on row {sheet.header_row}"
-    )
 
 
 # --------------------------------------------------------------------------- checking rows
@@ -261,7 +239,7 @@ class VolumeSheet:
 
     def describe(self) -> str:
         """What was read and how, and the months it covers."""
-        text = _describe(self.sheet, "volume")
+        text = self.sheet.describe_as("volume")
         if self.months:
             span = (
                 self.months[0] if len(self.months) == 1 else f"{self.months[0]}…{self.months[-1]}"
@@ -291,7 +269,7 @@ def read_volumes(source: Source, *, filename: str | None = None) -> VolumeSheet:
     Raises `SheetError` when it cannot be such a sheet at all; row problems are reported per
     row (``problems``, ``frame["message"]``), never raised.
     """
-    sheet = _read(source, filename, _VOLUMES)
+    sheet = read_sheet(source, filename, _VOLUMES)
     data = sheet.frame
     rows = data["row"].to_numpy(dtype="int64")
     problems = _Problems(rows)
@@ -368,7 +346,7 @@ class BudgetSheet:
     budgets: cost.Budgets
 
     def describe(self) -> str:
-        return _describe(self.sheet, "budget")
+        return self.sheet.describe_as("budget")
 
     @property
     def errors(self) -> int:
@@ -378,7 +356,7 @@ class BudgetSheet:
 def read_budgets(source: Source, *, filename: str | None = None) -> BudgetSheet:
     """Read and check a budget sheet (``companyId, budget`` in rupees a month); see
     `read_volumes`."""
-    sheet = _read(source, filename, _BUDGETS)
+    sheet = read_sheet(source, filename, _BUDGETS)
     data = sheet.frame
     rows = data["row"].to_numpy(dtype="int64")
     problems = _Problems(rows)

@@ -32,6 +32,7 @@ import numpy as np
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
+from toolkit.bulk.layouts import SheetError
 from toolkit.settings import Limits
 
 __all__ = ["EXCEL_COLUMNS", "EXCEL_ROWS", "Worksheet", "read_workbook"]
@@ -52,9 +53,7 @@ _SHARED = "/sharedStrings"
 _STYLES = "/styles"
 
 
-def _refuse(message: str) -> Exception:
-    from toolkit.bulk.reading import SheetError  # reading imports this module lazily
-
+def _refuse(message: str) -> SheetError:
     return SheetError(message)
 
 
