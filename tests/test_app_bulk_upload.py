@@ -159,3 +159,84 @@ def test_a_rows_problems_can_be_read_in_full(monkeypatch, tmp_path, fresh_sandbo
     assert detail.startswith("Row 3:"), detail
     assert "did you mean CEKFULL1?" in detail
     assert "did you mean MEAL_CARD_PAYMENT?" in detail
+
+
+LOST = b"companyId,event,amount\r\nCEKLOST1,EV_ONE,4\r\nCEKLOST2,EV_ONE,5\r\n"
+
+
+def _run_losing_answers(at, handle, label: str):
+    """Press ``label`` while the server does each write and then loses the answer (it is
+    slower than the client waits)."""
+    handle.set_faults(slow_after_commit_rate=1.0, slow_after_commit_ms=600)
+    try:
+        button(at, label).click().run()
+        run_to_results(at)
+    finally:
+        handle.clear_faults()
+    return at.dataframe[-1].value
+
+
+def test_rows_whose_answer_was_lost_are_unconfirmed_and_the_page_says_what_to_do(
+    monkeypatch, tmp_path, fresh_sandbox
+):
+    """No server check kept for this server: its answers cannot confirm a repeat, so a create
+    whose answer was lost is never sent again; the page says so and what to do instead."""
+    point_app_at(monkeypatch, tmp_path, fresh_sandbox)
+    monkeypatch.setenv("ENKASH_TIMEOUT_S", "0.3")
+    at = open_page("bulk_upload")
+    _upload(at, LOST, "lost.csv")
+    results = _run_losing_answers(at, fresh_sandbox, "Run — send 2 rows")
+    assert not at.exception
+    assert results["status"].tolist() == ["unconfirmed", "unconfirmed"]
+    assert results["message"].str.contains("Check in EnKash whether CEKLOST").all()
+    assert _metric(at, "Unconfirmed") == "2"
+    assert not any(m.label in ("Created", "Failed") for m in at.metric)
+    warning = "\n".join(texts(at, "warning"))
+    assert "2 row(s) are unconfirmed" in warning
+    assert "cannot confirm a repeat" in warning  # why running it again will not settle them
+    assert "Import ids" in warning and "Server check" in warning  # what to do instead
+    assert "nothing is done twice" not in warning
+    made = sandbox_configs(fresh_sandbox)
+    assert sorted(made["companyId"]) == ["CEKLOST1", "CEKLOST2"]  # the server did each once
+
+    # Running the sheet again (the server answers now) sends neither row a second time.
+    button(at, "Plan this sheet again").click().run()
+    assert "2 unconfirmed" in " ".join(texts(at, "warning"))
+    button(at, "Resume").click().run()
+    run_to_results(at)
+    again = at.dataframe[-1].value
+    assert again["status"].tolist() == ["unconfirmed", "unconfirmed"]
+    assert len(sandbox_configs(fresh_sandbox)) == 2  # never created twice
+
+
+def test_on_a_server_whose_answers_confirm_a_repeat_running_again_settles_them(
+    monkeypatch, tmp_path, fresh_sandbox
+):
+    """The Server check has learnt that a second create of a pair is refused naming its id: the
+    page says running the sheet again settles unconfirmed rows, and it does."""
+    from dataclasses import replace
+
+    from conftest import sandbox_profile
+
+    from toolkit.profiles import save_profile
+
+    point_app_at(monkeypatch, tmp_path, fresh_sandbox)
+    monkeypatch.setenv("ENKASH_TIMEOUT_S", "0.3")
+    ws = workspace_for(tmp_path, fresh_sandbox)
+    save_profile(tmp_path, replace(sandbox_profile(fresh_sandbox), server_key=ws.client.server_key))
+    ws.close()
+    at = open_page("bulk_upload")
+    _upload(at, LOST, "settled.csv")
+    results = _run_losing_answers(at, fresh_sandbox, "Run — send 2 rows")  # every answer lost
+    assert not at.exception
+    assert results["status"].tolist() == ["unconfirmed", "unconfirmed"]
+    warning = "\n".join(texts(at, "warning"))
+    assert "Run the same sheet again to settle them" in warning
+    assert "cannot confirm a repeat" not in warning
+    button(at, "Plan this sheet again").click().run()
+    button(at, "Resume").click().run()
+    run_to_results(at)
+    again = at.dataframe[-1].value
+    assert again["status"].tolist() == ["created", "created"]  # confirmed by the repeat's answer
+    assert not any("unconfirmed" in w for w in texts(at, "warning"))
+    assert len(sandbox_configs(fresh_sandbox)) == 2  # never created twice

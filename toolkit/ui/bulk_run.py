@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from toolkit.bulk.journal import JournalRun
     from toolkit.workspace import Workspace
 
-__all__ = ["SHOWN_ROWS", "run_section", "server_run_section"]
+__all__ = ["SHOWN_ROWS", "run_section", "server_run_section", "unconfirmed_advice"]
 
 SHOWN_ROWS = 1_000  # tables show this many rows; downloads hold every row
 
@@ -209,7 +209,13 @@ def server_run_section(
         replan()
         st.rerun()
     if job is not None and job.result is not None:
-        _results(job.result, plan=run.plan, name=run.name, prefix=prefix)
+        _results(
+            job.result,
+            plan=run.plan,
+            name=run.name,
+            prefix=prefix,
+            resend_safe=_resend_safe(run),
+        )
 
 
 def _approval_box(run: runs.ServerRun, *, prefix: str, who: access.Identity) -> None:
@@ -272,7 +278,40 @@ def _live_progress(run: runs.ServerRun, *, prefix: str, who: access.Identity) ->
     progress()
 
 
-def _results(result: RunResult, *, plan: Plan, name: str, prefix: str) -> None:
+def _resend_safe(run: runs.ServerRun) -> bool:
+    """Whether the server's answers let the client confirm a repeat of this run's writes (the
+    server profile the Server check keeps)."""
+    profile = run.workspace.client.profile
+    return bool(profile.resend_create if run.kind == "configs" else profile.resend_allocate)
+
+
+def unconfirmed_advice(count: int, kind: str, resend_safe: bool) -> str:
+    """What ``count`` unconfirmed rows mean, and what to do about them on this server."""
+    head = (
+        f"{count:,} row(s) are unconfirmed: the answer was lost after the request left, so the "
+        "server may have made the change. "
+    )
+    if resend_safe:
+        return head + (
+            "Run the same sheet again to settle them: each is sent again and the server's "
+            "answer to a repeat confirms it; nothing is done twice."
+        )
+    found = (
+        "import the ids of those that were (Configurations → **Import ids**: they then count "
+        "as known) and send those that were not in a new sheet"
+        if kind == "configs"
+        else "send those that were not in a new sheet with the same requestIds"
+    )
+    return head + (
+        "This server's answers cannot confirm a repeat safely (see **Server check** in the "
+        "sidebar), so running this sheet again does not send them again. Check on EnKash "
+        f"whether each was made (its message says what to look for); {found}. If a Server "
+        "check with a scratch company finds that a repeat is refused, running this sheet "
+        "again settles them."
+    )
+
+
+def _results(result: RunResult, *, plan: Plan, name: str, prefix: str, resend_safe: bool) -> None:
     st.subheader("4 · Results", divider="gray")
     frame = result.frame
     if result.fatal_error is not None:
@@ -289,12 +328,7 @@ def _results(result: RunResult, *, plan: Plan, name: str, prefix: str) -> None:
     counts = {s: n for s, n in result.counts.items() if n}
     unconfirmed = counts.get("unconfirmed", 0)
     if unconfirmed:
-        st.warning(
-            f"{unconfirmed:,} row(s) are unconfirmed: the answer was lost after the request "
-            "left, so the server may have made the change. Run the same sheet again to settle "
-            "them: nothing is done twice.",
-            icon=":material/help:",
-        )
+        st.warning(unconfirmed_advice(unconfirmed, plan.kind, resend_safe), icon=":material/help:")
     cols = st.columns(max(len(counts), 1))
     for col, (status, n) in zip(cols, counts.items(), strict=False):
         col.metric(status.capitalize(), f"{n:,}")
