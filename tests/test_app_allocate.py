@@ -104,3 +104,30 @@ def test_bulk_allocation_from_a_csv(configured):
     at.text_input(key="al_balance_user").input("EKUSER01")
     button(at, "Look up").click().run()
     assert next(m.value for m in at.metric if m.label == "Balance of EKUSER01") == "56 coins"
+
+
+def test_an_allocation_whose_answer_was_lost_says_to_check_before_sending_again(
+    configured, monkeypatch
+):
+    """No Server check kept: this server's answers cannot confirm a repeated request id, so
+    the page does not tell the analyst that sending it again is safe."""
+    monkeypatch.setenv("ENKASH_TIMEOUT_S", "0.3")
+    at = open_page("allocate")
+    request_id = at.text_input(key="al_request_id").value
+    at.selectbox(key="al_company").set_value("CEKALLOC")
+    at.selectbox(key="al_event").set_value("MEAL_CARD_PAYMENT")
+    at.text_input(key="al_user").input("EKQZVMQK")
+    button(at, "Review").click().run()
+    configured.set_faults(slow_after_commit_rate=1.0, slow_after_commit_ms=600)
+    try:
+        button(at, "Allocate 6 coins").click().run()
+    finally:
+        configured.clear_faults()
+    assert not at.exception
+    warning = "\n".join(texts(at, "warning"))
+    assert "Unconfirmed" in warning and request_id in warning
+    assert "cannot confirm a repeat" in warning and "check the user's balance" in warning
+    assert "never allocated twice" not in warning
+    made = _allocations(configured)
+    assert [(a["requestId"], a["userId"]) for a in made] == [(request_id, "EKQZVMQK")]
+    assert at.text_input(key="al_request_id").value == request_id  # kept, to look it up

@@ -1,7 +1,8 @@
 """Award coins to a user (one, or a CSV of them) and look up balances.
 
 A request id is generated before the form is sent and shown: sending the same form again
-after a timeout reuses it, and EnKash never allocates one request id twice.
+after a timeout reuses it. Whether a repeat is then safe depends on the server (its Server
+check): where a repeated request id is refused, it is never allocated twice.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class _Outcome:
     request_id: str | None = None
     allocation: Allocation | None = None
     balance: int | None = None
+    resend_safe: bool = False  # unconfirmed: the server refuses a repeated request id
 
 
 def _preview(ws: Workspace, payload: dict[str, str]) -> _Review:
@@ -218,10 +220,17 @@ def _outcome() -> None:
         )
     elif outcome.kind == "unconfirmed":
         st.warning(
-            f"Unconfirmed: the answer was lost after the request left, so the allocation may "
-            f"have been made. Send it again with the same request id "
-            f"{e(outcome.request_id)}: EnKash never allocates one request id twice. "
-            f"({e(outcome.message)})",
+            "Unconfirmed: the answer was lost after the request left, so the allocation may "
+            "have been made. "
+            + (
+                f"Send it again with the same request id {e(outcome.request_id)}: this "
+                "server refuses a repeated request id, so it is never allocated twice. "
+                if outcome.resend_safe
+                else "This server's answers cannot confirm a repeat (see **Server check** in "
+                "the sidebar): check the user's balance, or ask EnKash about request id "
+                f"{e(outcome.request_id)}, before sending it again. "
+            )
+            + f"({e(outcome.message)})",
             icon=":material/help:",
         )
     elif outcome.allocation is not None:
@@ -248,7 +257,12 @@ def _submit(ws: Workspace, payload: dict[str, str]) -> _Outcome:
     if isinstance(error, ConflictError):
         return _Outcome("duplicate", str(error), request_id=payload["requestId"])
     if isinstance(error, UnconfirmedError):
-        return _Outcome("unconfirmed", str(error), request_id=payload["requestId"])
+        return _Outcome(
+            "unconfirmed",
+            str(error),
+            request_id=payload["requestId"],
+            resend_safe=bool(ws.client.profile.resend_allocate),
+        )
     if error is not None or allocation is None:
         return _Outcome("error", connection().auth_error or str(error))
     invalidate()
