@@ -1,10 +1,11 @@
 """The sandbox's FastAPI application: routers, the dialect that renders answers, and faults.
 
-``create_app`` wires the parts: the store (``store.py``), the routers (``routes/oauth.py``,
-``routes/coins.py``, ``routes/admin.py``), the dialect (``dialects.py``) every answer and refusal
-goes through, and the fault middleware with the token bucket (``faults.py``, ``limiter.py``)
-outermost. Refusals raised anywhere are rendered by exception handlers here, in the active
-dialect (the admin routes always answer in the ``project`` dialect: they are our own API).
+``create_app`` wires the parts: the store (``store.py``), the state the routes share
+(``state.py``), the routers (``routes/oauth.py``, ``routes/coins.py``, ``routes/admin.py``), the
+dialect (``dialects/``) every answer and refusal goes through, and the fault middleware with the
+token bucket (``middleware.py``, ``faults.py``, ``limiter.py``) outermost. Refusals raised
+anywhere are rendered by exception handlers here, in the active dialect (the admin routes
+always answer in the ``project`` dialect: they are our own API).
 
 Never imports pandas or requests: the app is loaded by the toolkit's light paths.
 """
@@ -12,7 +13,6 @@ Never imports pandas or requests: the app is loaded by the toolkit's light paths
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,11 +33,13 @@ from toolkit.sandbox.dialects import (
     dialect_named,
     envelope_response,
 )
-from toolkit.sandbox.faults import FaultMiddleware, Faults, FaultState
-from toolkit.sandbox.limiter import RateLimit, SandboxStats, TokenBucket
+from toolkit.sandbox.faults import Faults, FaultState
+from toolkit.sandbox.limiter import RateLimit, TokenBucket
+from toolkit.sandbox.middleware import FaultMiddleware
 from toolkit.sandbox.openapi import DESCRIPTION
 from toolkit.sandbox.parsing import MAX_BODY_BYTES
 from toolkit.sandbox.routes import admin, coins, oauth
+from toolkit.sandbox.state import DEFAULT_CREDENTIALS, SandboxConfig, SandboxState
 from toolkit.sandbox.store import Store
 
 __all__ = [
@@ -48,45 +50,6 @@ __all__ = [
     "SandboxState",
     "create_app",
 ]
-
-DEFAULT_CREDENTIALS: dict[str, str] = {
-    # The same values as toolkit.settings.SANDBOX_CREDENTIALS (not imported: it pulls dotenv).
-    "client_id": "SANDBOX",
-    "client_secret": "sandbox-secret",
-    "username": "analyst@example.com",
-    "password": "sandbox-password",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class SandboxConfig:
-    """Per-process settings: credentials and token lifetime. Secrets stay out of ``repr``."""
-
-    client_id: str = DEFAULT_CREDENTIALS["client_id"]
-    client_secret: str = field(default=DEFAULT_CREDENTIALS["client_secret"], repr=False)
-    username: str = DEFAULT_CREDENTIALS["username"]
-    password: str = field(default=DEFAULT_CREDENTIALS["password"], repr=False)
-    token_ttl: int = 300
-
-
-@dataclass(slots=True)
-class SandboxState:
-    """What the routes and the middleware share: the store (all durable state), the dialect,
-    this process's faults, rate limit and counters, and whether admin routes are open to all."""
-
-    store: Store
-    config: SandboxConfig
-    faults: FaultState
-    dialect: Dialect = field(default_factory=ProjectDialect)
-    bucket: TokenBucket = field(default_factory=TokenBucket)
-    stats: SandboxStats = field(default_factory=SandboxStats)
-    admin_anywhere: bool = False
-
-    def reset(self) -> None:
-        """Forget all state and turn faults off (the rate limit and the dialect stay)."""
-        self.store.reset()
-        self.faults.clear()
-
 
 _ADMIN_DIALECT = ProjectDialect()
 

@@ -16,7 +16,7 @@ from toolkit.sandbox.parsing import show
 from toolkit.sandbox.store import LOCKOUT_AFTER, LoginResult, Store
 
 if TYPE_CHECKING:
-    from toolkit.sandbox.app import SandboxConfig
+    from toolkit.sandbox.state import SandboxConfig
 
 __all__ = ["bearer_token", "client_from_basic", "login_refusal", "require_token", "same"]
 

@@ -19,7 +19,7 @@ from toolkit.sandbox.limiter import RateLimit
 from toolkit.sandbox.parsing import invalid, json_object
 
 if TYPE_CHECKING:
-    from toolkit.sandbox.app import SandboxState
+    from toolkit.sandbox.state import SandboxState
 
 __all__ = ["is_loopback", "router"]
 

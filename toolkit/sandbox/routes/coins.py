@@ -35,7 +35,7 @@ from toolkit.sandbox.parsing import (
 from toolkit.sandbox.store import ConfigConflict, ConfigNotFound, DuplicateRequest, NoConfiguration
 
 if TYPE_CHECKING:
-    from toolkit.sandbox.app import SandboxState
+    from toolkit.sandbox.state import SandboxState
 
 __all__ = ["router"]
 

@@ -12,7 +12,7 @@ from toolkit.sandbox.dialects import OAuthRefusal
 from toolkit.sandbox.parsing import form, show
 
 if TYPE_CHECKING:
-    from toolkit.sandbox.app import SandboxState
+    from toolkit.sandbox.state import SandboxState
 
 __all__ = ["router"]
 
