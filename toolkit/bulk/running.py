@@ -7,14 +7,12 @@ journal writes), collects answers and commits their final statuses in batches. T
 share one `toolkit.pacing.AdaptivePacer` through the client (`CoinsClient.paced`): the run
 finds the server's rate itself, and a throttled answer is sent again without spending the
 row's retries. Workers only talk to the API and never raise: every row ends in exactly one
-result, and ``run`` checks that rows in = rows out before it returns. Rows are turned into
-work items only as they are handed out, so a million-row sheet never holds a million of them.
+result, and ``run`` checks that rows in = rows out before it returns.
 
-Running the same file again (same run key: file sha256, kind, mode, server) resumes: rows
-already final are reused; rows left ``pending``, ``sending``, ``failed`` or ``skipped`` are
-sent again, resolved as the client does (a create whose existing configuration has the sent
-values is done; an allocation is re-sent with the same requestId as "already done" when
-repeated).
+Here is the driver only. What one row does and how it ends is `toolkit.bulk.outcomes`; what
+an earlier run of the same file already did, and the work items made as rows are handed out,
+`toolkit.bulk.resuming`; the results frame and `RunResult`, `toolkit.bulk.results`; what the
+run needs of the client, the registry and the workspace, `toolkit.bulk.seams`.
 """
 
 from __future__ import annotations
@@ -34,22 +32,17 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, NamedTuple
 
-import numpy as np
-import pandas as pd
-
-from toolkit.bulk.journal import DONE_STATUSES, Journal, make_run_key
+from toolkit.bulk.journal import Journal, make_run_key
 from toolkit.bulk.outcomes import (
     ALLOCATION_STATUSES,
     CANCELLED_MESSAGE,
     CONFIG_STATUSES,
     DEADLINE_MESSAGE,
-    SENDING_ACTIONS,
     THROTTLED_AT_DEADLINE_MESSAGE,
     UNREACHABLE_ROWS,
     RowAnswer,
     Unreachable,
     WorkItem,
-    is_blank,
     stop_reason,
     work,
 )
@@ -57,6 +50,7 @@ from toolkit.bulk.planning import Plan, plan_allocations
 from toolkit.bulk.planning import plan as plan_configs
 from toolkit.bulk.progress import ProgressCallback, with_pace
 from toolkit.bulk.results import Outcomes, RunResult, results_frame, write_results
+from toolkit.bulk.resuming import PendingItems, open_run
 from toolkit.bulk.seams import BatchRecorder, BulkClient, BulkWorkspace, RunRegistry
 from toolkit.bulk.validation import Validation
 from toolkit.errors import EnKashError, TransportError
@@ -77,8 +71,6 @@ THROTTLE_WAIT_S = 600.0
 HAND_OUT_AHEAD_S = 0.05
 JOURNAL_EVERY_S = 0.02
 LEFTOVER_CHUNK = 10_000
-# Work items are built this many at a time, as the run hands rows out.
-ITEMS_CHUNK = 2048
 
 
 class RateLimiter:
@@ -252,7 +244,7 @@ def _drive(
     journal: Journal,
     run_id: str,
     client: BulkClient,
-    items: _Items,
+    items: PendingItems,
     to_send: int,
     mode: str,
     pacer: AdaptivePacer,
@@ -450,109 +442,6 @@ def _journal_path(registry: RunRegistry | None, journal_path: str | Path | None)
     return Path(registry.path)
 
 
-def _initial_rows(plan: Plan) -> pd.DataFrame:
-    """The journal's first view of a run: rows needing no request are final already."""
-    frame = plan.frame
-    action = frame["action"]
-    status = action.where(~action.isin(list(SENDING_ACTIONS)), "pending")
-    return pd.DataFrame(
-        {
-            "row": frame["row"].astype("int64"),
-            "action": action,
-            "status": status,
-            "coin_config_id": frame.get("coinConfigId"),
-            "request_id": frame.get("requestId"),
-            "message": frame["message"].where(~action.isin(list(SENDING_ACTIONS))),
-        }
-    )
-
-
-def _with_sent_request_ids(plan: Plan, state: pd.DataFrame) -> Plan:
-    """The plan, with each row an earlier run already sent keeping the requestId it was sent
-    with (the journal's), whatever the plan derives today: resending under another id could
-    allocate twice."""
-    if "requestId" not in plan.frame.columns:
-        return plan
-    sent = state.loc[(state["attempts"] > 0) & state["request_id"].notna(), ["row", "request_id"]]
-    if sent.empty:
-        return plan
-    frame = plan.frame.copy()
-    journaled = frame["row"].map(sent.set_index("row")["request_id"])
-    frame["requestId"] = journaled.where(journaled.notna(), frame["requestId"]).astype("str")
-    return replace(plan, frame=frame)
-
-
-# Work items are built this many at a time, as the run hands rows out.
-def _positions(frame_rows: pd.Series, rows: Iterable[int] | np.ndarray) -> np.ndarray:
-    """Where each of ``rows`` sits in ``frame_rows`` (every one of them must be there)."""
-    index = pd.Index(frame_rows.to_numpy(dtype=np.int64))
-    found = index.get_indexer(np.asarray(rows, dtype=np.int64))
-    if (found < 0).any():  # pragma: no cover - the journal only holds the plan's rows
-        raise RuntimeError("a journaled row is not in the plan")
-    return found
-
-
-class _Items:
-    """Work items for the rows still to send, in row order, made a chunk at a time as they
-    are handed out (a million-row sheet never holds a million items); the rows never handed
-    out are told by number alone."""
-
-    def __init__(self, plan: Plan, todo: pd.DataFrame) -> None:
-        todo = todo.sort_values("row", kind="stable")
-        self._where = _positions(plan.frame["row"], todo["row"])
-        self._rows = todo["row"].to_numpy(dtype=np.int64)
-        self._actions = todo["action"].astype("str").to_numpy()
-        self._attempts = todo["attempts"].to_numpy(dtype=np.int64)
-        self._values = plan.frame[[c for c in plan.frame.columns if c not in ("action", "message")]]
-        self._made = 0  # items made so far (handed out or waiting in `_ready`)
-        self._ready: deque[WorkItem] = deque()
-
-    def __len__(self) -> int:
-        return len(self._ready) + len(self._where) - self._made
-
-    def __iter__(self) -> Iterator[WorkItem]:
-        return self
-
-    def __next__(self) -> WorkItem:
-        if not self._ready:
-            self._make()
-        if not self._ready:
-            raise StopIteration
-        return self._ready.popleft()
-
-    def _make(self) -> None:
-        start, stop = self._made, min(self._made + ITEMS_CHUNK, len(self._where))
-        if start >= stop:
-            return
-        chunk = self._values.iloc[self._where[start:stop]].to_dict("records")
-        for record, action, tries in zip(
-            chunk, self._actions[start:stop], self._attempts[start:stop], strict=True
-        ):
-            clean = {k: (None if is_blank(v) else v) for k, v in record.items()}
-            for whole in ("amount", "before_amount"):
-                if (number := clean.get(whole)) is not None:
-                    clean[whole] = int(number)
-            self._ready.append(
-                WorkItem(
-                    row=int(record["row"]), action=str(action), attempts=int(tries), values=clean
-                )
-            )
-        self._made = stop
-
-    def rest(self) -> np.ndarray:
-        """The rows never handed out, by number; afterwards there are none."""
-        rows = np.concatenate(
-            [np.array([i.row for i in self._ready], dtype=np.int64), self._rows[self._made :]]
-        )
-        self._ready.clear()
-        self._made = len(self._where)
-        return rows
-
-
-def _items(plan: Plan, todo: pd.DataFrame) -> _Items:
-    return _Items(plan, todo)
-
-
 def _caps(concurrency: int | str, rps: float | str | None) -> tuple[int | None, float | None]:
     """The analyst's caps: (concurrency, rps), None where ``auto``."""
     if concurrency == AUTO:
@@ -632,67 +521,16 @@ def run(
 
     journal = Journal(_journal_path(registry, journal_path))
     try:
-        found = journal.find_run(key) if resume else None
-        if found is None:
-            fresh = _initial_rows(plan)
-            run_id = journal.start_run(
-                run_key=key,
-                kind=plan.kind,
-                mode=plan.mode,
-                server_key=server_key,
-                rows=fresh,
-                source_name=plan.source_name,
-                file_sha256=plan.file_sha256,
-            )
-            # What was just journaled, without reading a million rows back.
-            state = fresh.assign(attempts=0)
-            del fresh
-        else:
-            run_id = found.run_id
-            before = journal.rows(run_id)
-            fresh = _initial_rows(plan)
-            missing = fresh[~fresh["row"].isin(before["row"])]
-            if len(missing):
-                journal.add_rows(run_id, missing)
-            # Rows this run decided without sending (invalid, conflict, unchanged) are decided
-            # again: the registry may know more now. Rows it sent keep their outcome.
-            never_sent = before.loc[before["attempts"] == 0, "row"]
-            changed = fresh[fresh["row"].isin(never_sent)].merge(
-                before[["row", "action", "status"]], on="row", suffixes=("", "_before")
-            )
-            changed = changed[
-                (changed["action"] != changed["action_before"])
-                | (changed["status"] != changed["status_before"])
-            ]
-            journal.replan(run_id, changed)
-            journal.set_state(run_id, "running")
-            del before, fresh, missing, changed
-            state = journal.rows(run_id)
-            state = state[state["row"].isin(plan.frame["row"])]
-        plan = _with_sent_request_ids(plan, state)
-        # Rows an earlier run of this file sent and finished: their results are reused.
-        reused = int(
-            (
-                state["status"].isin(list(DONE_STATUSES))
-                & state["action"].isin(list(SENDING_ACTIONS))
-            ).sum()
+        opened = open_run(
+            journal, plan, run_key=key, server_key=server_key, resume=resume, statuses=statuses
         )
-
-        # Rows still to send keep the action their run first planned for them.
-        is_done = state["status"].isin(list(DONE_STATUSES))
-        todo = state.loc[~is_done & state["action"].isin(list(SENDING_ACTIONS))]
-        final = Outcomes(plan.frame["row"], statuses)
-        done_rows = state.loc[is_done]
-        final.set_many(
-            done_rows["row"], done_rows["status"], done_rows["coin_config_id"], done_rows["message"]
-        )
-        del state, done_rows, is_done
+        run_id, plan, final, reused = opened.run_id, opened.plan, opened.final, opened.reused
         drove = _drive(
             journal=journal,
             run_id=run_id,
             client=client,
-            items=_items(plan, todo),
-            to_send=len(todo),
+            items=PendingItems(plan, opened.todo),
+            to_send=len(opened.todo),
             mode=plan.mode,
             pacer=pacer,
             cancel=cancel,
@@ -701,7 +539,7 @@ def run(
             total=total,
             statuses=statuses,
         )
-        del todo
+        del opened
         sent, cancelled, fatal = drove.sent, drove.cancelled, drove.fatal
         journal.set_state(run_id, "stopped" if fatal else "cancelled" if cancelled else "finished")
     finally:
