@@ -154,7 +154,20 @@ def run_check(conn: Connection, ws: Workspace, scratch: str | None) -> tuple[str
         log.exception("the server check failed")
         return "error", f"The check could not finish: {exc}"
     _follow(conn, report.profile)
-    return "ok", "\n".join(report.lines())
+    return "ok", _report_text(report)
+
+
+def _report_text(report: DoctorReport) -> str:
+    """What the check asked and found, and what it created: the report of `coins doctor`
+    without its profile sentences (the panel shows those above it)."""
+    lines = [f"Server: {report.server}", "Found:", *(f"  - {step}" for step in report.steps)]
+    lines.append("Created on the server:")
+    made = [f"  - configuration {c} (amount 0)" for c in report.created]
+    made += [f"  - allocation requestId {r} (0 coins)" for r in report.allocations]
+    lines += made or ["  - nothing"]
+    if report.saved_to is not None:
+        lines.append(f"Profile kept in {report.saved_to}")
+    return "\n".join(lines)
 
 
 def _follow(conn: Connection, profile: ServerProfile) -> None:
