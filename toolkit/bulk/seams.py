@@ -10,6 +10,7 @@ kind in a notebook, a client wrapper in a test.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -20,7 +21,14 @@ if TYPE_CHECKING:  # types only: the engine imports neither the client nor the r
     from toolkit.models import Allocation, CoinConfig
     from toolkit.pacing import Pacer
 
-__all__ = ["BatchRecorder", "BulkClient", "BulkWorkspace", "KnownPairs", "RunRegistry"]
+__all__ = [
+    "BatchRecorder",
+    "BulkClient",
+    "BulkWorkspace",
+    "CostRegistry",
+    "KnownPairs",
+    "RunRegistry",
+]
 
 
 class KnownPairs(Protocol):
@@ -35,6 +43,19 @@ class KnownPairs(Protocol):
         """One row per known (companyId, event): coinConfigId, companyId, event,
         configuration, amount."""
         ...
+
+
+class CostRegistry(KnownPairs, Protocol):
+    """What the cost basis (`toolkit.bulk.volumes.cost_basis`) reads from a registry: its
+    known pairs and the allocations it recorded (the volumes when no sheet gives them)."""
+
+    def allocations_frame(
+        self,
+        *,
+        since: datetime | str | None = ...,
+        until: datetime | str | None = ...,
+        bulk_runs: bool = ...,
+    ) -> pd.DataFrame: ...
 
 
 class RunRegistry(KnownPairs, Protocol):
@@ -123,6 +144,7 @@ if TYPE_CHECKING:
         """Never called: mypy checks here that the toolkit's own parts fit these seams."""
         fits_client: BulkClient = client
         fits_registry: RunRegistry = registry
+        costs: CostRegistry = registry
         fits_workspace: BulkWorkspace = workspace
         batches: BatchRecorder = registry
-        del fits_client, fits_registry, fits_workspace, batches
+        del fits_client, fits_registry, fits_workspace, batches, costs

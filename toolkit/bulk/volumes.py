@@ -18,16 +18,20 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 
 from toolkit import cost
 from toolkit.bulk.layouts import COMMON_ALIASES, Layout, SheetError, aliases
+from toolkit.bulk.planning import Plan
 from toolkit.bulk.reading import Sheet, read_sheet
+from toolkit.bulk.seams import CostRegistry
 from toolkit.models import check_company_id, check_event
+from toolkit.settings import Settings
 
 __all__ = [
     "BUDGET_HEADER",
@@ -145,7 +149,9 @@ class _Problems:
         return out[PROBLEM_COLUMNS]
 
 
-def _checked(values: pd.Series, check: Any) -> tuple[pd.Series, pd.Series]:
+def _checked(
+    values: pd.Series, check: Callable[[str], tuple[str | None, str | None]]
+) -> tuple[pd.Series, pd.Series]:
     """A scalar check from `toolkit.models` over the distinct values only: (value, reason)."""
     distinct = pd.unique(values.to_numpy())
     results = {v: check(v) for v in distinct}
@@ -353,6 +359,10 @@ class BudgetSheet:
         return int((~self.frame["valid"]).sum())
 
 
+# Budgets as `cost_basis` takes them: parsed, a budget sheet as read, a frame, or a sheet.
+BudgetSource: TypeAlias = cost.Budgets | BudgetSheet | pd.DataFrame | Source
+
+
 def read_budgets(source: Source, *, filename: str | None = None) -> BudgetSheet:
     """Read and check a budget sheet (``companyId, budget`` in rupees a month); see
     `read_volumes`."""
@@ -414,14 +424,14 @@ class CostBasis:
             self.configs, self.volumes, changes, value=self.value, budgets=self.budgets
         )
 
-    def plan_delta(self, plan: Any) -> cost.WhatIf | None:
+    def plan_delta(self, plan: Plan) -> cost.WhatIf | None:
         """The monthly cost delta of a configuration plan; None when no volume is known or
         the plan is not one of configurations."""
         if not self.known or getattr(plan, "kind", "configs") != "configs":
             return None
         return self.what_if(cost.changes_from_plan(plan))
 
-    def plan_line(self, plan: Any, *, subject: str = "This sheet") -> str | None:
+    def plan_line(self, plan: Plan, *, subject: str = "This sheet") -> str | None:
         """ "This sheet raises monthly cost by ₹1.2 lakh, +18%; CEKEKCARDS over budget (…)",
         or None when volumes are unknown."""
         result = self.plan_delta(plan)
@@ -442,7 +452,7 @@ class CostBasis:
         return f"These edits {result.summary()}"
 
 
-def _volume_frame(volumes: Any) -> tuple[pd.DataFrame, str]:
+def _volume_frame(volumes: VolumeSheet | pd.DataFrame | Source) -> tuple[pd.DataFrame, str]:
     if isinstance(volumes, VolumeSheet):
         return volumes.monthly, volumes.source
     if isinstance(volumes, pd.DataFrame):
@@ -451,7 +461,7 @@ def _volume_frame(volumes: Any) -> tuple[pd.DataFrame, str]:
     return sheet.monthly, sheet.source
 
 
-def _budgets(budgets: Any, settings: Any) -> cost.Budgets:
+def _budgets(budgets: BudgetSource | None, settings: Settings) -> cost.Budgets:
     if isinstance(budgets, cost.Budgets):
         return budgets
     if isinstance(budgets, BudgetSheet):
@@ -464,11 +474,11 @@ def _budgets(budgets: Any, settings: Any) -> cost.Budgets:
 
 
 def cost_basis(
-    registry: Any,
-    settings: Any = None,
+    registry: CostRegistry,
+    settings: Settings | None = None,
     *,
-    volumes: Any = None,
-    budgets: Any = None,
+    volumes: VolumeSheet | pd.DataFrame | Source | None = None,
+    budgets: BudgetSource | None = None,
     days: int = cost.HISTORY_DAYS,
     now: pd.Timestamp | str | None = None,
 ) -> CostBasis:
@@ -480,8 +490,6 @@ def cost_basis(
     ``settings`` (default: the registry's environment) gives the value of a coin.
     """
     if settings is None:
-        from toolkit.settings import Settings
-
         settings = Settings.from_env()
     if volumes is None:
         end = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
