@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit import db, errors
+from toolkit.changes import CONFIG_FIELDS, describe_changes
 from toolkit.errors import EnKashError, NotFoundError, UnconfirmedError, ValidationError
 from toolkit.files import private_dir
 from toolkit.frames import CONFIGURATION_DTYPE, configs_to_frame
@@ -204,7 +205,7 @@ REPORT_COLUMNS: tuple[str, ...] = (
     "changes",
     "message",
 )
-_FIELDS = ("companyId", "event", "configuration", "amount")
+_FIELDS = CONFIG_FIELDS
 _SECRET_HINTS = ("password", "secret", "token", "authorization", "cookie")
 REVERTIBLE_ACTIONS = frozenset({"update", "revert", "drift"})
 
@@ -229,7 +230,7 @@ class RevertResult:
     after: CoinConfig
 
     def __str__(self) -> str:
-        changes = _describe_changes(self.before.to_payload(), self.after.to_payload())
+        changes = describe_changes(self.before.to_payload(), self.after.to_payload())
         return (
             f"{self.coin_config_id}: {changes or 'no change'} "
             f"(audit entry {self.audit_id} reverts {self.reverted_audit_id})"
@@ -321,21 +322,6 @@ def _clean_request(request: dict[str, Any] | None) -> dict[str, Any]:
             value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
         )
     return clean
-
-
-def _describe_changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
-    if not before and after:  # created, imported or first fetched: what it is, not a diff
-        known = [f"{name} {after[name]}" for name in _FIELDS if after.get(name) is not None]
-        return "new: " + ", ".join(known) if known else ""
-    before, after = before or {}, after or {}
-    parts = []
-    for name in _FIELDS:
-        old, new = before.get(name), after.get(name)
-        if name in after and old != new:
-            parts.append(f"{name} {'—' if old is None else old} → {new}")
-        elif name in before and name not in after and not after:
-            parts.append(f"{name} {old} → —")
-    return "; ".join(parts)
 
 
 def _config_from_row(row: Any) -> CoinConfig:
@@ -1009,7 +995,7 @@ class Registry:
                     row["status"] = "known"
                 else:
                     row["status"] = "drift"
-                    row["changes"] = _describe_changes(_values(known), _values(merged))
+                    row["changes"] = describe_changes(_values(known), _values(merged))
             else:
                 row["status"] = (
                     "unknown"
@@ -1057,7 +1043,7 @@ class Registry:
                     row["status"] = "unchanged"
                 else:
                     row["status"] = "drift"
-                    row["changes"] = _describe_changes(_values(before), _values(merged))
+                    row["changes"] = describe_changes(_values(before), _values(merged))
             else:
                 row.update(before.to_payload(include_id=False))
                 row["status"] = "gone" if isinstance(error, NotFoundError) else "error"
@@ -1317,7 +1303,7 @@ def _audit_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             pick(afters, "configuration"), dtype=CONFIGURATION_DTYPE
         ),
         "changes": strings(
-            [_describe_changes(b, a) or None for b, a in zip(befores, afters, strict=True)]
+            [describe_changes(b, a) or None for b, a in zip(befores, afters, strict=True)]
         ),
         "message": strings([r["message"] for r in rows]),
         "reverts_audit_id": pd.array([r["reverts_audit_id"] for r in rows], dtype="Int64"),
