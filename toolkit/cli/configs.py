@@ -8,8 +8,8 @@ from toolkit.cli.command import Command, amount, configuration
 from toolkit.cli.connection import workspace
 from toolkit.cli.exits import EXIT_OK, CliError
 from toolkit.cli.output import (
+    change_rows,
     emit_record,
-    field_changes,
     print_changes,
     record,
     write_csv,
@@ -86,7 +86,7 @@ def cmd_update(args: argparse.Namespace) -> int:
         write_json({"before": old, "after": new})
         return EXIT_OK
     if args.format == "csv":
-        write_csv(["field", "before", "after"], field_changes(old, new))
+        write_csv(["field", "before", "after"], change_rows(old, new))
     else:
         print_changes(old, new)
     return EXIT_OK

@@ -21,6 +21,8 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias, TypeGuard
 
+from toolkit.changes import field_changes
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -31,10 +33,10 @@ __all__ = [
     "TABLE_ROWS",
     "JsonValue",
     "Record",
+    "change_rows",
     "emit_record",
     "emit_rows",
     "error",
-    "field_changes",
     "hint",
     "limited",
     "note",
@@ -220,23 +222,24 @@ def emit_record(args: argparse.Namespace, fields: Mapping[str, object]) -> None:
             print(f"{key.ljust(width)}  {'' if value is None else value}")
 
 
-def field_changes(old: Mapping[str, JsonValue], new: Mapping[str, JsonValue]) -> list[Record]:
-    """Every field of either record: ``field``, ``before``, ``after`` (in first-seen order)."""
+def change_rows(old: Mapping[str, JsonValue], new: Mapping[str, JsonValue]) -> list[Record]:
+    """Every field of either record as ``field``, ``before``, ``after`` (for a CSV), by
+    `toolkit.changes.field_changes`."""
     return [
-        {"field": key, "before": old.get(key), "after": new.get(key)}
-        for key in dict.fromkeys([*old, *new])
+        {"field": change.field, "before": plain(change.before), "after": plain(change.after)}
+        for change in field_changes(old, new)
     ]
 
 
 def print_changes(old: Mapping[str, JsonValue], new: Mapping[str, JsonValue]) -> None:
     """Field by field; a changed field shows ``before → after``."""
     changes = field_changes(old, new)
-    width = max((len(str(r["field"])) for r in changes), default=0)
-    for row in changes:
-        a = "" if row["before"] is None else row["before"]
-        b = "" if row["after"] is None else row["after"]
-        shown = f"{a} → {b}" if row["before"] != row["after"] else f"{b}"
-        print(f"{str(row['field']).ljust(width)}  {shown}")
+    width = max((len(c.field) for c in changes), default=0)
+    for change in changes:
+        a = "" if change.before is None else change.before
+        b = "" if change.after is None else change.after
+        shown = f"{a} → {b}" if change.changed else f"{b}"
+        print(f"{change.field.ljust(width)}  {shown}")
 
 
 def note(args: argparse.Namespace, message: str) -> None:
