@@ -14,7 +14,7 @@ import requests
 
 from toolkit.answers import error_from_response
 from toolkit.auth import TokenManager
-from toolkit.client import CoinsClient, _Backoff
+from toolkit.client import CoinsClient
 from toolkit.errors import (
     AuthError,
     ConflictError,
@@ -27,6 +27,7 @@ from toolkit.errors import (
     TransportError,
     ValidationError,
 )
+from toolkit.transport import Backoff
 
 
 def answer(status: int, body: object, headers: dict[str, str] | None = None) -> requests.Response:
@@ -115,9 +116,9 @@ def test_secrets_echoed_by_a_server_are_scrubbed() -> None:
 
 
 def test_backoff_is_exponential_bounded_and_jitter_can_be_pinned() -> None:
-    policy = _Backoff(factor=0.5, maximum=5.0, jitter=0.5, sleep=lambda s: None, random=lambda: 0)
+    policy = Backoff(factor=0.5, maximum=5.0, jitter=0.5, sleep=lambda s: None, random=lambda: 0)
     assert [policy.delay(n) for n in range(1, 7)] == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
-    jittered = _Backoff(factor=0.5, maximum=5.0, jitter=0.5, sleep=print, random=lambda: 1.0)
+    jittered = Backoff(factor=0.5, maximum=5.0, jitter=0.5, sleep=print, random=lambda: 1.0)
     assert jittered.delay(1) == 1.0
 
 
