@@ -368,11 +368,29 @@ def test_from_settings_uses_the_given_server(fresh_sandbox: Any) -> None:
 
 def test_without_a_base_url_the_embedded_sandbox_is_used(tmp_path: Any) -> None:
     from toolkit.settings import Settings
+    from toolkit.workspace import open_client
 
-    with CoinsClient.from_settings(Settings(home=tmp_path)) as client:
+    with open_client(Settings(home=tmp_path)) as client:
         assert client.server_key == "sandbox:" + str((tmp_path / "sandbox.sqlite3").resolve())
         assert client.base_url.startswith("http://127.0.0.1:")
         assert client.get_balance("EKNOBODY") == 0
+
+
+def test_a_client_from_settings_alone_needs_a_base_url(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No sandbox is started behind the analyst's back: the error names `toolkit.connect()`."""
+    from toolkit.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match=r"toolkit\.connect\(\)"):
+        CoinsClient.from_settings(Settings(home=tmp_path))
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.delenv("ENKASH_BASE_URL", raising=False)
+    monkeypatch.setenv("COINS_HOME", str(tmp_path / "home"))
+    with pytest.raises(SettingsError, match="ENKASH_BASE_URL"):
+        CoinsClient.from_env()
+    assert not (tmp_path / "sandbox.sqlite3").exists()
+    assert not (tmp_path / "home" / "sandbox.sqlite3").exists()
 
 
 def test_token_state_never_shows_the_token(client: CoinsClient) -> None:

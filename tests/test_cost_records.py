@@ -26,7 +26,7 @@ def company() -> str:
 
 @pytest.fixture
 def client(fresh_sandbox):
-    with CoinsClient.from_settings(fresh_sandbox.settings(), record=False, source="tests") as c:
+    with CoinsClient.from_settings(fresh_sandbox.settings(), source="tests") as c:
         yield c
 
 

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_frames import EXPECTED_DTYPES  # the registry's frame is configs_to_frame's
 
+import toolkit
 from toolkit import db
 from toolkit.client import ApiCall, CoinsClient
 from toolkit.errors import ConflictError
@@ -497,7 +498,10 @@ def test_what_the_registry_records_comes_back_as_the_same_frame(items):
 def test_a_client_from_the_environment_records_into_the_registry_by_default(
     fresh_sandbox, tmp_path, monkeypatch
 ):
-    """The checker's path: create through `CoinsClient.from_env()`, read `Registry()`."""
+    """The checker's path: create through `toolkit.connect().client`, read `Registry()`.
+
+    (`CoinsClient.from_env()` alone records nothing: `toolkit.connect()` attaches the registry.)
+    """
     for name, value in {
         "ENKASH_BASE_URL": fresh_sandbox.url,
         **{f"ENKASH_{k.upper()}": v for k, v in fresh_sandbox.credentials.items()},
@@ -506,16 +510,18 @@ def test_a_client_from_the_environment_records_into_the_registry_by_default(
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)  # no stray .env
 
-    with CoinsClient.from_env() as client:
-        made = client.create_config(company_id="CEKFROMENV", event="MEAL_CARD_PAYMENT", amount=6)
-        client.update_config(made.coin_config_id, amount=9)
+    with toolkit.connect() as ws:
+        made = ws.client.create_config(
+            company_id="CEKFROMENV", event="MEAL_CARD_PAYMENT", amount=6
+        )
+        ws.client.update_config(made.coin_config_id, amount=9)
 
     registry = Registry()
     frame = registry.to_frame()
     row = frame.set_index("coinConfigId").loc[made.coin_config_id]
     assert (row["companyId"], row["event"], row["amount"]) == ("CEKFROMENV", "MEAL_CARD_PAYMENT", 9)
     assert sorted(registry.history(made.coin_config_id)["action"]) == ["create", "update"]
-    with CoinsClient.from_env(record=False) as quiet:
+    with CoinsClient.from_env() as quiet:
         assert quiet.recorder is None
 
 

@@ -21,6 +21,8 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     "toolkit.profiles": ("ServerProfile",),
     "toolkit.registry": ("Registry",),
     "toolkit.settings": ("Settings",),
+    # The composition root: settings → (embedded sandbox) → client → registry.
+    "toolkit.workspace": ("Workspace", "connect"),
 }
 _WHERE = {name: module for module, names in _PUBLIC.items() for name in names}
 

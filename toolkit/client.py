@@ -86,7 +86,7 @@ from toolkit.models import (
     validate_config_fields,
 )
 from toolkit.profiles import CAUTIOUS, ServerProfile, load_profile
-from toolkit.settings import Settings, sandbox_server_key
+from toolkit.settings import Settings, SettingsError
 
 __all__ = ["ApiCall", "CoinsClient", "Pacer", "Recorder", "error_from_response"]
 
@@ -360,11 +360,11 @@ class _Ambiguous(Exception):
 class CoinsClient:
     """The EnKash coins API for analysts' code: safe to share between threads.
 
-    Use ``CoinsClient.from_env()`` (settings from the environment / `.env`; no base URL means
-    the embedded sandbox) or the keyword-only constructor. ``profile`` says how the server
-    answers repeats (`toolkit.profiles`; None = the cautious case). ``pacer`` paces requests
-    (default: pause on throttling). ``sleep`` and ``jitter_random`` exist so tests can pin the
-    backoff.
+    Use ``CoinsClient.from_env()`` (settings from the environment / `.env`; a base URL is
+    required — `toolkit.connect()` gives the embedded sandbox) or the keyword-only constructor.
+    ``profile`` says how the server answers repeats (`toolkit.profiles`; None = the cautious
+    case). ``pacer`` paces requests (default: pause on throttling). ``sleep`` and
+    ``jitter_random`` exist so tests can pin the backoff.
     """
 
     def __init__(
@@ -480,16 +480,14 @@ class CoinsClient:
     # -- construction from settings -------------------------------------------------------
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, *, record: bool = True, **overrides: Any
-    ) -> CoinsClient:
-        """A client for ``settings``; with no base URL, for the embedded sandbox in its home.
+    def from_settings(cls, settings: Settings, **overrides: Any) -> CoinsClient:
+        """A client for the EnKash server ``settings`` names (``ENKASH_BASE_URL``), nothing more.
 
-        The server profile kept under ``COINS_HOME`` (``coins doctor``) is used; the embedded
-        sandbox is profiled on first use without asking. With ``record`` (the default, unless
-        a ``recorder`` is given) the client records into the registry under ``COINS_HOME``, as
-        every surface does: what it creates, fetches and changes is then in
-        ``Registry().to_frame()`` and the audit log.
+        The server profile kept under ``COINS_HOME`` for that server (``coins doctor``) is used
+        unless ``profile`` is given; ``overrides`` are constructor arguments. Nothing is
+        recorded unless a ``recorder`` is given, and no sandbox is started: with no base URL
+        this raises `SettingsError`. `toolkit.connect()` is what starts the embedded sandbox,
+        profiles it and attaches the registry (``ws.client``, ``ws.registry``).
         """
         kwargs: dict[str, Any] = {
             "base_url": settings.base_url,
@@ -502,42 +500,27 @@ class CoinsClient:
             "timeout_s": settings.timeout_s,
             "actor": settings.actor,
         }
-        embedded = not overrides.get("base_url", settings.base_url)
-        if embedded:
-            from toolkit.sandbox import embedded as start_embedded  # only when it is needed
-
-            handle = start_embedded(settings.home)
-            db_path = getattr(handle, "db_path", None) or settings.sandbox_db_path
-            kwargs.update(handle.credentials)
-            kwargs.update(
-                base_url=handle.url,
-                access_token=None,
-                cookie=None,
-                server_key=sandbox_server_key(db_path),
-            )
-            overrides = {k: v for k, v in overrides.items() if k != "base_url"}
         kwargs.update(overrides)
+        if not kwargs.get("base_url"):
+            raise SettingsError(
+                "no EnKash base URL is set (ENKASH_BASE_URL): CoinsClient.from_settings() and "
+                "from_env() talk to a server you name. For the embedded sandbox and the "
+                "registry, use toolkit.connect() (then ws.client, ws.registry)."
+            )
         client = cls(**kwargs)
         if "profile" not in overrides:
             profile = load_profile(settings.home, client.server_key)
-            if profile is None and embedded:
-                from toolkit.doctor import profile_embedded  # the workflow above the transport
-
-                profile = profile_embedded(client, settings.home)
             if profile is not None:
                 client.profile = profile
-        if record and client.recorder is None:
-            # The state layer sits above the transport: imported here, at construction only.
-            from toolkit.registry import Registry
-
-            Registry(settings.registry_path, client=client, actor=settings.actor)
         return client
 
     @classmethod
-    def from_env(cls, *, record: bool = True, **overrides: Any) -> CoinsClient:
-        """A client from the environment and `.env` (see `toolkit.settings`), recording into
-        the registry under ``COINS_HOME`` unless ``record=False``."""
-        return cls.from_settings(Settings.from_env(), record=record, **overrides)
+    def from_env(cls, **overrides: Any) -> CoinsClient:
+        """`from_settings` with the settings of the environment and `.env` (`toolkit.settings`).
+
+        A base URL is required; for the embedded sandbox and recording use `toolkit.connect()`.
+        """
+        return cls.from_settings(Settings.from_env(), **overrides)
 
     def paced(self, pacer: Pacer, *, throttle_budget_s: float | None = None) -> CoinsClient:
         """This client with its own pacer: the same connections, tokens, profile and recorder.

@@ -1,21 +1,24 @@
-"""One call that every surface (app, notebooks, CLI) uses to get a working toolkit.
+"""The composition root: the one place that wires settings → client → registry.
 
-Settings → a `CoinsClient` (the embedded sandbox when no EnKash base URL is set) → a `Registry`
-attached to it, so every write made through any surface lands in the audit log.
+`connect` is the one call every surface (app, notebooks, CLI) uses to get a working toolkit:
+settings → (the embedded sandbox, started and profiled, when no EnKash base URL is set) → the
+server profile → a `CoinsClient` → a `Registry` attached to it as its recorder, so every write
+made through any surface lands in the audit log. Nothing below this module builds any of these
+for another: the client never imports the registry, the doctor or the sandbox.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
-from toolkit.settings import Settings
+from toolkit.client import CoinsClient
+from toolkit.doctor import profile_embedded
+from toolkit.profiles import load_profile
+from toolkit.registry import Registry
+from toolkit.settings import Settings, sandbox_server_key
 
-if TYPE_CHECKING:
-    from toolkit.client import CoinsClient
-    from toolkit.registry import Registry
-
-__all__ = ["Workspace", "connect"]
+__all__ = ["Workspace", "connect", "open_client"]
 
 
 @dataclass
@@ -44,16 +47,45 @@ class Workspace:
 
 
 def connect(settings: Settings | None = None, *, source: str = "library") -> Workspace:
-    """Open the toolkit: ``source`` (app, notebook, cli, …) is recorded in the audit log."""
-    from toolkit.client import CoinsClient
-    from toolkit.registry import Registry
+    """Open the toolkit: ``source`` (app, notebook, cli, …) is recorded in the audit log.
 
+    ``settings`` default to the environment and `.env` (`Settings.from_env`). The client is
+    `open_client`'s; the registry under ``COINS_HOME`` records every call it makes.
+    """
     settings = settings or Settings.from_env()
-    client = CoinsClient.from_settings(settings, record=False, source=source, actor=settings.actor)
+    client = open_client(settings, source=source, actor=settings.actor)
     registry = Registry(settings.registry_path, client=client, actor=settings.actor)
     if settings.uses_sandbox:
         _import_sandbox_ids(settings, registry, source)
     return Workspace(settings=settings, client=client, registry=registry)
+
+
+def open_client(settings: Settings, **overrides: Any) -> CoinsClient:
+    """The client for ``settings``, recording nothing (``overrides`` are constructor arguments).
+
+    With a base URL, `CoinsClient.from_settings` (the profile kept under ``COINS_HOME`` for that
+    server). Without one, the embedded sandbox of ``COINS_HOME`` is started (once per process),
+    the client gets its credentials and server key, and the sandbox is profiled on first use
+    without asking (`toolkit.doctor.profile_embedded`).
+    """
+    if overrides.get("base_url", settings.base_url):
+        return CoinsClient.from_settings(settings, **overrides)
+    from toolkit.sandbox import embedded  # only when it is needed: it brings the server along
+
+    handle = embedded(settings.home)
+    db_path = getattr(handle, "db_path", None) or settings.sandbox_db_path
+    sandbox: dict[str, Any] = {
+        **handle.credentials,
+        "base_url": handle.url,
+        "access_token": None,
+        "cookie": None,
+        "server_key": sandbox_server_key(db_path),
+    }
+    given = {k: v for k, v in overrides.items() if k != "base_url"}
+    client = CoinsClient.from_settings(settings, **{**sandbox, **given})
+    if "profile" not in given and load_profile(settings.home, client.server_key) is None:
+        client.profile = profile_embedded(client, settings.home)
+    return client
 
 
 def _import_sandbox_ids(settings: Settings, registry: Registry, source: str) -> None:
