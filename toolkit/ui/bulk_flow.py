@@ -21,7 +21,7 @@ from toolkit import bulk
 from toolkit.bulk import Plan, Sheet, Validation, reading
 from toolkit.display import blank_missing as blank_cells
 from toolkit.display import fill_from_inputs
-from toolkit.ui import access, runs
+from toolkit.ui import access, cost_lines, runs
 from toolkit.ui.bulk_run import SHOWN_ROWS, EarlierRun, run_section, server_run_section
 from toolkit.ui.caches import data_key
 from toolkit.ui.text import blank_missing, esc, excel_safe_csv, highlight
@@ -347,8 +347,6 @@ def _plan_section(plan: Plan, *, prefix: str, frozen: runs.ServerRun | None = No
     cols = st.columns(len(counts))
     for col, (action, n) in zip(cols, counts.items(), strict=True):
         col.metric(action.capitalize(), f"{n:,}")
-    from toolkit.ui import cost as cost_lines  # the Cost page's module: its cost line
-
     cost_lines.plan_cost(plan)
     actions = [a for a, n in counts.items() if n]
     pick = st.multiselect("Show actions", actions, default=actions, key=f"{prefix}_plan_actions")

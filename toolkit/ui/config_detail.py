@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import streamlit as st
 
+from toolkit.changes import CONFIG_FIELDS, changed_fields
 from toolkit.models import MAX_AMOUNT, CoinConfig, Configuration, validate_config_fields
 from toolkit.registry import REVERTIBLE_ACTIONS
-from toolkit.ui import access
+from toolkit.ui import access, cost_lines
 from toolkit.ui.caches import invalidate
 from toolkit.ui.config_edits import fat_finger
 from toolkit.ui.connection import api, call, connection
@@ -140,7 +141,8 @@ def _update_form(ws: Workspace, before: CoinConfig) -> None:
         "amount": amount.strip(),
     }
     old = {n: ("" if v is None else str(v)) for n, v in base.items()}
-    changed = {name: value for name, value in after.items() if old.get(name, "") != value}
+    diff = changed_fields({n: old.get(n, "") for n in CONFIG_FIELDS}, after, fields=CONFIG_FIELDS)
+    changed = {change.field: change.after for change in diff}
     args = {"companyId": "company_id", "event": "event", "configuration": "configuration"}
     body, problems = check_form(
         validate_config_fields,
@@ -158,8 +160,8 @@ def _update_form(ws: Workspace, before: CoinConfig) -> None:
         st.dataframe(
             pd.DataFrame(
                 [
-                    {"field": name, "before": old.get(name, ""), "after": clip(value)}
-                    for name, value in changed.items()
+                    {"field": change.field, "before": change.before, "after": clip(change.after)}
+                    for change in diff
                 ]
             ),
             hide_index=True,
@@ -168,8 +170,6 @@ def _update_form(ws: Workspace, before: CoinConfig) -> None:
             st.error(esc(f"{_FORM_LABELS.get(name, name)} {reason}"), icon=":material/error:")
         if not problems:
             flag = fat_finger(before.amount, body.get("amount"))
-            from toolkit.ui import cost as cost_lines  # the Cost page's module: its cost line
-
             cost_lines.update_cost(before.company_id, before.event, body.get("amount"))
     sure = True
     if flag:
@@ -315,20 +315,13 @@ def _history(ws: Workspace, coin_config_id: str, *, can_edit: bool) -> None:
 
 def _revert_preview(entry: pd.Series) -> pd.DataFrame:
     """What a revert puts back: each field the entry changed, now → after the revert."""
-    rows = []
-    for field in ("amount", "configuration"):
-        before, after = entry.get(f"before_{field}"), entry.get(f"after_{field}")
-        if pd.isna(before) and pd.isna(after):
-            continue
-        if not pd.isna(before) and not pd.isna(after) and str(before) == str(after):
-            continue
-        rows.append(
-            {
-                "field": field,
-                "now": "" if pd.isna(after) else str(after),
-                "after the revert": "" if pd.isna(before) else str(before),
-            }
-        )
+    fields = ("amount", "configuration")
+    now = {f: _text_or_none(entry.get(f"after_{f}")) for f in fields}
+    back = {f: _text_or_none(entry.get(f"before_{f}")) for f in fields}
+    rows = [
+        {"field": change.field, "now": change.after or "", "after the revert": change.before or ""}
+        for change in changed_fields(back, now, fields=fields)
+    ]
     if not rows:
         rows.append(
             {
@@ -338,3 +331,7 @@ def _revert_preview(entry: pd.Series) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)

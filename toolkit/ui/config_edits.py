@@ -15,7 +15,7 @@ import streamlit as st
 
 from toolkit.errors import AuthError, EnKashError, UnconfirmedError
 from toolkit.models import CoinConfig, Configuration, validate_config_fields
-from toolkit.ui import access
+from toolkit.ui import access, cost_lines
 from toolkit.ui.caches import invalidate
 from toolkit.ui.connection import auth_message, connection
 from toolkit.ui.forms import check_form
@@ -285,8 +285,6 @@ def _review_and_apply(ws: Workspace, edits: pd.DataFrame) -> None:
         hide_index=True,
         column_config=_REVIEW_COLUMNS,
     )
-    from toolkit.ui import cost as cost_lines  # the Cost page's module: its cost line
-
     cost_lines.review_cost(edits)
     flagged = review[(review["check"] != "") & (review["problem"] == "")]
     ticked: set[str] = set()

@@ -7,8 +7,7 @@ Every figure comes from `toolkit.cost` over the registry's allocation records an
 Heavy work is cached per data version and choice, so a rerun with 1,000,000 allocation records
 costs about what it does with 1,000.
 
-Also the cost lines other pages show (``plan_cost``, ``update_cost``, ``edits_cost``): the page
-runs only as a Streamlit page (``__main__``), so they can be imported.
+The cost lines other pages show, and the cost basis they share, are `toolkit.ui.cost_lines`.
 """
 
 from __future__ import annotations
@@ -22,22 +21,26 @@ import streamlit as st
 
 from toolkit import bulk, charts, cost
 from toolkit.bulk import volumes as vol
-from toolkit.models import MAX_AMOUNT, check_amount
+from toolkit.models import MAX_AMOUNT
 from toolkit.ui.caches import FRAME_TTL_S, column_options, data_key
-from toolkit.ui.connection import connection, workspace
+from toolkit.ui.connection import workspace
+from toolkit.ui.cost_lines import (
+    BUDGETS_KEY,
+    DAYS_KEY,
+    SHOWN_ROWS,
+    VOLUMES_KEY,
+    basis,
+    basis_key,
+    cost_tables,
+    settings_value,
+    show_line,
+)
 from toolkit.ui.text import esc, excel_safe_csv
 
 if TYPE_CHECKING:
-    from toolkit.bulk import Plan
     from toolkit.workspace import Workspace
 
 P = "cost"  # widget key prefix of this page
-SHOWN_ROWS = 1_000
-VOLUMES_KEY = f"{P}_volumes_sheet"  # session_state: (name, digest, VolumeSheet), for every page
-BUDGETS_KEY = f"{P}_budgets_sheet"  # session_state: (name, digest, BudgetSheet)
-DAYS_KEY = f"{P}_days"
-
-__all__ = ["basis", "basis_key", "edits_cost", "plan_cost", "review_cost", "update_cost"]
 
 log = logging.getLogger(__name__)
 
@@ -49,45 +52,6 @@ log = logging.getLogger(__name__)
 def _allocations(key: str) -> pd.DataFrame:
     """Every allocation record of this server (shared by sessions: read, never change)."""
     return workspace().registry.allocations_frame(bulk_runs=False)
-
-
-def _settings_value() -> tuple[cost.CoinValue, str | None]:
-    settings = connection().settings
-    value = cost.CoinValue.from_settings(settings)
-    return value, getattr(settings, "monthly_budget", None)
-
-
-def _held(slot: str) -> tuple[str, Any]:
-    """(digest, sheet) of a sheet uploaded on the Cost page, or ("", None)."""
-    held = st.session_state.get(slot)
-    return (held[1], held[2]) if held else ("", None)
-
-
-@st.cache_resource(ttl=FRAME_TTL_S, show_spinner="Working out volumes…", max_entries=16)
-def _basis(key: str, _volumes: Any, _budgets: Any) -> vol.CostBasis:
-    """One basis per data version, days, sheets and settings (all in ``key``)."""
-    ws = workspace()
-    days = int(key.rsplit("|days=", 1)[1].split("|", 1)[0])
-    settings = connection().settings
-    return vol.cost_basis(ws.registry, settings, volumes=_volumes, budgets=_budgets, days=days)
-
-
-def basis_key() -> str:
-    """What the cost basis depends on: data version, days, uploaded sheets and settings."""
-    value, budget = _settings_value()
-    days = int(st.session_state.get(DAYS_KEY) or cost.HISTORY_DAYS)
-    volumes, _ = _held(VOLUMES_KEY)
-    budgets, _ = _held(BUDGETS_KEY)
-    return (
-        f"{data_key()}|days={days}|v={volumes}|b={budgets}"
-        f"|value={value.rupees_per_coin}:{value.assumed}|budget={budget}"
-    )
-
-
-def basis() -> vol.CostBasis:
-    """The cost basis every page uses: this server's configurations, the volumes (a sheet
-    uploaded on the Cost page, else the last N days of allocations) and the budgets."""
-    return _basis(basis_key(), _held(VOLUMES_KEY)[1], _held(BUDGETS_KEY)[1])
 
 
 @st.cache_resource(ttl=FRAME_TTL_S, show_spinner="Adding up…", max_entries=32)
@@ -138,12 +102,6 @@ def _projection_views(key: str, _basis: vol.CostBasis) -> dict[str, Any]:
 # --------------------------------------------------------------------------- display helpers
 
 
-def _money_table(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
-    """A table for people (`toolkit.cost.for_people`) with the page's column labels."""
-    shown = cost.for_people(frame[list(columns)])
-    return shown.rename(columns=columns).reset_index(drop=True)
-
-
 def _rupee_metric(slot: Any, label: str, rupees: float, value: cost.CoinValue, **kw: Any) -> None:
     slot.metric(
         label,
@@ -151,129 +109,6 @@ def _rupee_metric(slot: Any, label: str, rupees: float, value: cost.CoinValue, *
         help=f"Exactly {cost.format_inr(rupees, exact=True)}; {value.note}.",
         **kw,
     )
-
-
-def _line(text: str, *, over: bool) -> None:
-    icon = ":material/warning:" if over else ":material/payments:"
-    (st.warning if over else st.info)(esc(text), icon=icon)
-
-
-def _cost_tables(result: cost.WhatIf, prefix: str) -> None:
-    changed = result.changed
-    st.caption(
-        f"{len(changed):,} pair(s) change · before → after per company and per event, "
-        f"{result.value.short_note}."
-    )
-    moved = result.by_company.loc[result.by_company["rupees_delta"] != 0]
-    st.dataframe(
-        _money_table(
-            moved.head(SHOWN_ROWS),
-            {
-                "companyId": "Company",
-                "rupees_before": "₹ a month before",
-                "rupees_after": "₹ a month after",
-                "rupees_delta": "Change (₹)",
-                "pct": "Change %",
-                "budget": "Budget",
-                "over_budget_after": "Over budget",
-            },
-        ),
-        hide_index=True,
-        key=f"{prefix}_by_company",
-    )
-
-
-# --------------------------------------------------------------------------- lines for other pages
-
-
-def plan_cost(plan: Plan) -> None:
-    """The plan's cost line (Bulk upload, Allocate): the monthly cost delta of a configuration
-    sheet when volumes are known, the coins an allocation sheet awards; nothing otherwise."""
-    try:
-        if getattr(plan, "kind", "configs") == "allocations":
-            _allocation_plan_cost(plan)
-            return
-        current = basis()
-        line = current.plan_line(plan)
-        if line is None:
-            st.caption(
-                ":material/payments: Monthly cost: unknown until volumes are known (the "
-                "allocations of the last days, or a volumes sheet on the **Cost** page)."
-            )
-            return
-        result = current.plan_delta(plan)
-        _line(line, over=bool(result and result.newly_over_budget))
-        if result is not None:
-            with st.expander("Cost by company", expanded=False):
-                _cost_tables(result, f"{P}_plan")
-    except Exception:  # a cost line never breaks the page it sits on
-        log.exception("the plan's cost line failed")
-        st.caption("Monthly cost: could not be worked out.")
-
-
-def _allocation_plan_cost(plan: Plan) -> None:
-    value, _ = _settings_value()
-    frame = plan.frame
-    sending = frame.loc[frame["action"] == "allocate"]
-    coins = float(pd.to_numeric(sending["amount"], errors="coerce").fillna(0).sum())
-    unknown = int(sending["amount"].isna().sum())
-    text = (
-        f"This sheet awards {cost.format_coins(coins)} ≈ "
-        f"{cost.format_inr(coins * value.rupees_per_coin)} ({value.short_note})"
-    )
-    if unknown:
-        text += f"; {unknown:,} row(s) name a pair with no configuration known here"
-    _line(text, over=False)
-
-
-def update_cost(company_id: str | None, event: str | None, amount: int | None) -> None:
-    """The single update form's cost line, for a new amount of one (company, event)."""
-    if not company_id or not event or amount is None:
-        return
-    try:
-        current = basis()
-        line = current.update_line(company_id, event, int(amount))
-        if line is None:
-            return
-        result = current.what_if(cost.single_change(company_id, event, int(amount)))
-        _line(line, over=bool(result.newly_over_budget))
-    except Exception:
-        log.exception("the update form's cost line failed")
-
-
-def edits_cost(before: pd.DataFrame, after: pd.DataFrame) -> None:
-    """The inline-edit review's cost line: frames with companyId, event and amount, before and
-    after the edits."""
-    try:
-        current = basis()
-        line = current.edits_line(before, after)
-        if line is None:
-            return
-        result = current.what_if(cost.changes_from_edits(before, after))
-        _line(line, over=bool(result.newly_over_budget))
-    except Exception:
-        log.exception("the review's cost line failed")
-
-
-def review_cost(edits: pd.DataFrame) -> None:
-    """The inline-edit review's cost line, from its edits (companyId, event, amount_before,
-    amount_after as typed): amounts that do not pass the rules are left out (the review says
-    why they cannot be sent)."""
-    try:
-        typed = edits["amount_after"].map(lambda v: check_amount(v)[0] if pd.notna(v) else None)
-        valid = typed.notna()
-        if not valid.any():
-            return
-        before = pd.DataFrame(
-            {
-                "companyId": edits.loc[valid, "companyId"],
-                "event": edits.loc[valid, "event"],
-                "amount": edits.loc[valid, "amount_before"],
-            }
-        )
-        edits_cost(before, before.assign(amount=typed[valid].astype("int64")))
-    except Exception:
-        log.exception("the review's cost line failed")
 
 
 # --------------------------------------------------------------------------- the page: inputs
@@ -511,7 +346,7 @@ def _what_if(ws: Workspace, current: vol.CostBasis) -> None:
         return
     result = current.what_if(proposal)
     summary = result.summary()
-    _line(f"This change {summary}", over=bool(result.newly_over_budget))
+    show_line(f"This change {summary}", over=bool(result.newly_over_budget))
     total = result.total
     c1, c2, c3 = st.columns(3)
     _rupee_metric(c1, "Monthly cost now", total["rupees_before"], current.value)
@@ -526,7 +361,7 @@ def _what_if(ws: Workspace, current: vol.CostBasis) -> None:
     )
     if not result.changed.empty:
         st.altair_chart(charts.what_if_chart(result.by_company), width="stretch")
-        _cost_tables(result, f"{P}_wi")
+        cost_tables(result, f"{P}_wi")
         _handoff(result, configs)
 
 
@@ -593,7 +428,7 @@ def _budgets(current: vol.CostBasis) -> None:
 def render() -> None:
     st.title("Cost")
     ws = workspace()
-    value, _ = _settings_value()
+    value, _ = settings_value()
     st.caption(
         "What the programme has awarded, what a month costs at today's amounts, and what a "
         f"change would cost before anything is sent. {value.sentence}"

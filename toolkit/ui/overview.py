@@ -16,7 +16,7 @@ import streamlit as st
 
 from toolkit import charts, cost, frames
 from toolkit.bulk.volumes import CostBasis
-from toolkit.ui import cost as cost_ui
+from toolkit.ui import cost_lines
 from toolkit.ui.caches import FRAME_TTL_S, configs_frame, data_key
 from toolkit.ui.connection import workspace
 from toolkit.ui.filters import filter_signature, shared_filters
@@ -125,8 +125,8 @@ def render() -> None:
     if df.empty:
         st.warning("No configuration matches the filters.")
         return
-    basis = cost_ui.basis()
-    views = _views(key, filter_signature(), cost_ui.basis_key(), df, basis)
+    basis = cost_lines.basis()
+    views = _views(key, filter_signature(), cost_lines.basis_key(), df, basis)
     _metrics(views["metrics"], basis.value)
 
     left, right = st.columns([3, 2])
