@@ -27,7 +27,7 @@ from toolkit.errors import (
     TransportError,
     ValidationError,
 )
-from toolkit.transport import Backoff
+from toolkit.session import Backoff
 
 
 def answer(status: int, body: object, headers: dict[str, str] | None = None) -> requests.Response:

@@ -1,23 +1,27 @@
-"""`CoinsClient`: the EnKash coins API over one thread-safe `requests.Session`.
+"""`CoinsClient`: the EnKash coins API for analysts' code — what is asked, what it answers.
 
-What it adds to plain HTTP calls:
+The client is split in two. This module is what is asked and what the answer makes of it;
+`toolkit.transport` is how a request travels (one thread-safe session, retries and backoff,
+pacing, token renewal, and whether a request that may have reached the server is sent
+again). A client owns one `Transport`, and every API method goes through its one call loop,
+`Transport.call`. Here:
 
 - arguments checked with the contract's rules before anything is sent (`ValidationError`);
 - every answer read by `toolkit.answers` into one meaning, whatever dialect the server speaks
-  (envelope codes 0/1/409/412/…, velocity codes, Spring error bodies, OAuth errors, HTML pages);
-- tokens fetched lazily, renewed ahead of expiry and whenever an answer says the token is
-  expired or invalid, whatever its HTTP status (`toolkit.auth`); a refused login never retried;
-- requests that never reached the server (connection refused, connect timeout, a CDN block)
-  are sent again; GET and PATCH (idempotent) also after no answer and 5xx, with exponential
-  backoff and jitter, bounded;
-- throttling (429, 503 + Retry-After, EnKash velocity codes) waited out through a *pacer*
-  without spending the call's retry budget (`paced` gives a run one pacer for all its workers);
-- creates and allocations whose answer was lost (timeout after sending, dropped connection,
-  5xx, an unreadable answer) are sent again only where the server profile
-  (`toolkit.profiles`, learnt by `coins doctor`) says a repeat is refused; a duplicate answer
-  to our own repeat confirms the write. Everywhere else the outcome is `UnconfirmedError`,
-  never a guess: nothing is created twice, no id is reported lost as "failed";
+  (envelope codes 0/1/409/412/…, velocity codes, Spring error bodies, OAuth errors, HTML pages),
+  and turned into a `CoinConfig`, an `Allocation`, a balance or an `EnKashError`;
+- a create refused as existing resolved against the configuration the refusal names; a
+  duplicate answer to our own repeat of a lost create or allocation confirms the write;
 - a recorder hook (`Recorder.record_call(ApiCall)`) after every create, get, update, allocate.
+
+What the transport adds to each call: tokens fetched lazily and renewed ahead of expiry and
+whenever an answer rejects them (`toolkit.auth`; a refused login never retried); requests that
+never reached the server sent again, GET and PATCH also after no answer and 5xx, with
+exponential backoff and jitter, bounded; throttling (429, 503 + Retry-After, EnKash velocity
+codes) waited out through a *pacer* without spending the call's retry budget (`paced` gives a
+run one pacer for all its workers); creates and allocations whose answer was lost sent again
+only where the server profile (`toolkit.profiles`, learnt by `coins doctor`) says a repeat is
+refused — everywhere else `UnconfirmedError`, never a guess.
 
 Secrets (client secret, password, tokens, cookie) never appear in reprs, logs or messages.
 """
@@ -26,53 +30,32 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import random
 import re
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
-import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    MaxRetryError,
-    NameResolutionError,
-    NewConnectionError,
-    ReadTimeoutError,
-)
-from urllib3.util.retry import Retry
 
 from toolkit.answers import (
-    RETRY_AFTER_CAP_S,
     Answer,
     Meaning,
     config_payload,
     error_for,
     error_from_response,
     meaning_of_words,
-    read,
     whole_number,
 )
-from toolkit.answers import retry_after_seconds as _retry_after_seconds
-from toolkit.auth import BearerAuth, TokenManager
 from toolkit.errors import (
-    AuthError,
     BadAnswerError,
     ConflictError,
     DuplicateRequestError,
     EnKashError,
-    LoginUnavailableError,
     NotFoundError,
-    RateLimitError,
-    TransportError,
     UnconfirmedError,
     ValidationError,
 )
@@ -85,26 +68,27 @@ from toolkit.models import (
     validate_allocation_fields,
     validate_config_fields,
 )
+from toolkit.pacing import Pacer
 from toolkit.profiles import CAUTIOUS, ServerProfile, load_profile
+from toolkit.session import Backoff
 from toolkit.settings import Settings, SettingsError
+from toolkit.transport import (
+    THROTTLE_BUDGET_S,
+    PausePacer,
+    Sent,
+    Transport,
+    unconfirmed_error,
+)
 
 __all__ = ["ApiCall", "CoinsClient", "Pacer", "Recorder", "error_from_response"]
 
 logger = logging.getLogger(__name__)
 
-TOKEN_PATH = "/oauth/token"
 CREATE_PATH = "/api/v0/enkash-coins/create-coins-config"
 CONFIG_PATH = "/api/v0/enkash-coins/"
 ALLOCATE_PATH = "/api/v0/enkash-coins/allocate-coin"
 BALANCE_PATH = "/api/v0/coins/balance"
 
-# Statuses urllib3 repeats for a login (it has no pacer); every API answer comes back to the
-# client, which paces throttles and decides what a lost answer means.
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-# getaddrinfo's "no such name" answers; EAI_AGAIN (a DNS server that did not answer) is retried.
-_NO_SUCH_HOST = frozenset(
-    code for code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if code is not None
-)
 _COIN_CONFIG_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -139,193 +123,6 @@ class Recorder(Protocol):
     def record_call(self, call: ApiCall) -> None: ...
 
 
-@runtime_checkable
-class Pacer(Protocol):
-    """Paces a client's API requests (not logins); one pacer may span many threads.
-
-    ``wait_turn`` blocks until one request may be sent (a send rate, a pause a server asked
-    for); False means give up (the run was cancelled or reached its deadline). ``on_answer``
-    is told after each answer whether it was throttled and how long the server asked to wait.
-    `toolkit.pacing` has the adaptive one bulk runs use.
-    """
-
-    def wait_turn(self) -> bool: ...
-
-    def on_answer(self, *, throttled: bool, retry_after: float | None) -> None: ...
-
-
-class _PausePacer:
-    """The default pacer: no rate; a throttled answer pauses every thread of the client for
-    its Retry-After (or a backoff), each waking at a slightly different moment (jitter)."""
-
-    def __init__(self, backoff: _Backoff) -> None:
-        self._backoff = backoff
-        self._lock = threading.Lock()
-        self._resume_at = 0.0
-        self._streak = 0
-
-    def wait_turn(self) -> bool:
-        with self._lock:
-            wait = self._resume_at - time.monotonic()
-        if wait > 0:
-            self._backoff.sleep(wait + self._backoff.random() * min(1.0, 0.25 * wait + 0.05))
-        return True
-
-    def on_answer(self, *, throttled: bool, retry_after: float | None) -> None:
-        with self._lock:
-            if not throttled:
-                self._streak = 0
-                return
-            self._streak += 1
-            wait = retry_after if retry_after is not None else self._backoff.delay(self._streak)
-            self._resume_at = max(self._resume_at, time.monotonic() + min(wait, RETRY_AFTER_CAP_S))
-
-
-# -- retries and backoff ------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Backoff:
-    """Exponential backoff with jitter; ``sleep`` and ``random`` injectable so tests can pin it."""
-
-    factor: float
-    maximum: float
-    jitter: float
-    sleep: Callable[[float], None]
-    random: Callable[[], float]
-
-    def delay(self, retry_number: int) -> float:
-        """Seconds to wait before retry ``retry_number`` (1, 2, …): factor·2ⁿ⁻¹ + jitter."""
-        base = min(self.maximum, self.factor * 2 ** max(retry_number - 1, 0))
-        return max(0.0, base + self.random() * self.jitter)
-
-
-class _Retry(Retry):
-    """urllib3 `Retry` whose backoff and sleeping go through the client's `_Backoff`."""
-
-    backoff_policy: _Backoff | None = None
-
-    def new(self, **kw: Any) -> _Retry:
-        fresh = super().new(**kw)
-        fresh.backoff_policy = self.backoff_policy
-        return fresh
-
-    def increment(
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: Any = None,
-        error: Exception | None = None,
-        _pool: Any = None,
-        _stacktrace: Any = None,
-    ) -> _Retry:
-        # A host name that does not exist will not exist a few seconds later: say so at once.
-        if _host_not_found(error):
-            raise MaxRetryError(_pool, url, error) from error
-        return super().increment(method, url, response, error, _pool, _stacktrace)
-
-    def parse_retry_after(self, retry_after: str) -> float:
-        # urllib3 raises InvalidHeader on "0.5" (decimal seconds, which CDNs send): read every
-        # form the way the answers are read, and wait a backoff when it is no form at all.
-        seconds = _retry_after_seconds(retry_after)
-        return min(seconds, RETRY_AFTER_CAP_S) if seconds is not None else 0.0
-
-    def get_backoff_time(self) -> float:
-        if self.backoff_policy is None:
-            return super().get_backoff_time()
-        consecutive = 0
-        for entry in reversed(self.history):
-            if entry.redirect_location is not None:
-                break
-            consecutive += 1
-        return self.backoff_policy.delay(consecutive) if consecutive else 0.0
-
-    def sleep(self, response: Any = None) -> None:
-        sleep = self.backoff_policy.sleep if self.backoff_policy is not None else time.sleep
-        if self.respect_retry_after_header and response is not None:
-            retry_after = self.get_retry_after(response)
-            if retry_after:
-                sleep(retry_after)
-                return
-        backoff = self.get_backoff_time()
-        if backoff > 0:
-            sleep(backoff)
-
-
-def _retry(
-    policy: _Backoff,
-    max_retries: int,
-    *,
-    methods: Iterable[str],
-    reads: bool,
-    statuses: bool = False,
-) -> _Retry:
-    """A Retry that always repeats unsent requests (connect errors); after a read error (no
-    answer, dropped connection) only when ``reads``; after 429/5xx only when ``statuses``."""
-    retry = _Retry(
-        total=max_retries,
-        connect=max_retries,
-        read=max_retries if reads else False,
-        status=max_retries if statuses else 0,
-        other=0,
-        redirect=0,
-        allowed_methods=frozenset(methods),
-        status_forcelist=RETRY_STATUSES if statuses else frozenset(),
-        backoff_factor=policy.factor,
-        backoff_max=policy.maximum,
-        backoff_jitter=policy.jitter,
-        respect_retry_after_header=True,
-        retry_after_max=int(RETRY_AFTER_CAP_S),
-        raise_on_status=False,
-        raise_on_redirect=False,
-    )
-    retry.backoff_policy = policy
-    return retry
-
-
-# -- answers ---------------------------------------------------------------------------------
-
-LOGIN_RETRIES = 2
-# Token renewals within one call: a server that refuses fresh tokens gets this many, not a loop.
-_MAX_RENEWALS = 2
-# How long one call keeps waiting out throttled answers before it gives up (a bulk run's own
-# pacer sets the run's deadline instead).
-THROTTLE_BUDGET_S = 300.0
-
-
-def _never_sent(exc: BaseException | None) -> bool:
-    """True when a transport failure happened before the request reached the server."""
-    if isinstance(
-        exc,
-        (
-            requests.exceptions.ConnectTimeout,
-            requests.exceptions.SSLError,
-            requests.exceptions.InvalidURL,
-            requests.exceptions.MissingSchema,
-            requests.exceptions.InvalidSchema,
-        ),
-    ):
-        return True
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        reason = exc.args[0] if exc.args else None
-        if isinstance(reason, MaxRetryError):
-            reason = reason.reason
-        return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
-    return False
-
-
-def _host_not_found(exc: BaseException | None) -> bool:
-    """True for a DNS answer that the name does not exist (not a temporary DNS failure)."""
-    if isinstance(exc, requests.exceptions.ConnectionError) and exc.args:
-        exc = exc.args[0]
-    if isinstance(exc, MaxRetryError):
-        exc = exc.reason
-    if not isinstance(exc, NameResolutionError):
-        return False
-    cause = exc.__cause__
-    return isinstance(cause, socket.gaierror) and cause.errno in _NO_SUCH_HOST
-
-
 def _show(value: Any) -> str:
     text = "" if value is None else str(value).strip()
     return text or "(missing)"
@@ -334,24 +131,6 @@ def _show(value: Any) -> str:
 def _invalid(what: str, problems: list[FieldProblem]) -> ValidationError:
     detail = "; ".join(str(p) for p in problems)
     return ValidationError(f"{what}: {detail}", problems=problems)
-
-
-@dataclass(frozen=True, slots=True)
-class _Sent:
-    """An answer to a call, and whether an earlier attempt of the same call may have been
-    processed by the server (its answer was lost)."""
-
-    answer: Answer
-    sent_before: bool
-
-
-class _Ambiguous(Exception):
-    """An attempt of a write reached the server (or may have) and its answer was lost."""
-
-    def __init__(self, reason: str, error: EnKashError | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.error = error
 
 
 # -- the client ---------------------------------------------------------------------------
@@ -407,75 +186,42 @@ class CoinsClient:
         self.recorder = recorder
         self.source = source
         self.actor = actor
-        self.timeout_s = float(timeout_s)
-        self.max_retries = int(max_retries)
+        # The client's own (a copy may change them); the transport is shared by copies.
         self.throttle_budget_s = float(throttle_budget_s)
         self.profile = profile if profile is not None else CAUTIOUS
-        self._client_secret = client_secret
-        self._password = password
-        self._cookie = cookie
-        self._backoff = _Backoff(
+        backoff = Backoff(
             factor=float(backoff_factor),
             maximum=float(backoff_max),
             jitter=float(backoff_factor if backoff_jitter is None else backoff_jitter),
             sleep=sleep,
             random=jitter_random,
         )
-        self.pacer: Pacer = pacer if pacer is not None else _PausePacer(self._backoff)
-        self._session = self._build_session(pool_maxsize)
-        self._tokens = TokenManager(
-            send_login=self._send_login,
+        self.pacer: Pacer = pacer if pacer is not None else PausePacer(backoff)
+        self._transport = Transport(
+            base_url=self.base_url,
+            timeout_s=float(timeout_s),
+            max_retries=int(max_retries),
+            backoff=backoff,
+            pool_maxsize=pool_maxsize,
             client_id=client_id,
             client_secret=client_secret,
             username=username,
             password=password,
             access_token=access_token,
+            cookie=cookie,
         )
+        self._session = self._transport.session
+        self._tokens = self._transport.tokens
 
-    def _build_session(self, pool_maxsize: int) -> requests.Session:
-        session = requests.Session()
-        # requests re-reads proxy settings from the environment on every request unless told
-        # not to (a third of the client's CPU): read them once here, for this one base URL
-        # (NO_PROXY included), and the CA bundle variables with them.
-        session.trust_env = False
-        session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
-        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if bundle:
-            session.verify = bundle
-        session.headers["Accept"] = "application/json"
-        if self._cookie:
-            session.headers["Cookie"] = self._cookie
+    @property
+    def timeout_s(self) -> float:
+        """Seconds one request waits for its answer."""
+        return self._transport.timeout_s
 
-        def adapter(retry: Retry) -> HTTPAdapter:
-            return HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=pool_maxsize)
-
-        policy, budget = self._backoff, self.max_retries
-        # requests picks the longest mounted prefix, so each path gets its own policy.
-        # urllib3 repeats only requests that were never sent (connection refused, connect
-        # timeout); what an answer means, and whether a request that may have reached the server
-        # is sent again, is the client's own decision with one budget per call (see `_call`).
-        session.mount(
-            self.base_url,
-            adapter(_retry(policy, budget, methods=("GET", "PATCH", "POST"), reads=False)),
-        )
-        # A login is repeated when it was never sent or answered 429/5xx — never after a
-        # refusal (400/401 come straight back), nor after no answer: a wrong password that the
-        # server counted but did not answer in time must not be counted twice (3 locks).
-        # The login is the first call anything makes: an unreachable server should be said
-        # within seconds, so it gets a smaller budget than the calls of a running job.
-        session.mount(
-            self.base_url + TOKEN_PATH,
-            adapter(
-                _retry(
-                    policy,
-                    min(budget, LOGIN_RETRIES),
-                    methods=("POST",),
-                    reads=False,
-                    statuses=True,
-                )
-            ),
-        )
-        return session
+    @property
+    def max_retries(self) -> int:
+        """How many times one call is sent again after no usable answer."""
+        return self._transport.max_retries
 
     # -- construction from settings -------------------------------------------------------
 
@@ -537,7 +283,7 @@ class CoinsClient:
 
     def close(self) -> None:
         """Release the connection pools."""
-        self._session.close()
+        self._transport.close()
 
     def __enter__(self) -> CoinsClient:
         return self
@@ -801,10 +547,7 @@ class CoinsClient:
         """
         what = f"Could not {method} {path}"
         if token is not None:
-            try:
-                return self._attempt(method, path, what, json, params, token)
-            except _Ambiguous as lost:
-                raise lost.error or TransportError(f"{what}: {lost.reason}") from lost
+            return self._transport.send_once(method, path, what, json, params, token)
         return self._call(method, path, what, json, params=params, write=write).answer
 
     # -- internals: create --------------------------------------------------------------------
@@ -814,17 +557,15 @@ class CoinsClient:
         wanted = CoinConfig.from_payload(payload)
         sent = self._call("POST", CREATE_PATH, what, payload, write="create", sent_before=may_exist)
         answer = sent.answer
+
+        def unconfirmed(reason: str) -> UnconfirmedError:
+            return unconfirmed_error("create", payload, what, reason, answer.http_status)
+
         if answer.ok:
             data = answer.payload
             config = _config(data) if isinstance(data, dict) else CoinConfig()
             if not config.coin_config_id:
-                raise self._unconfirmed(
-                    "create",
-                    payload,
-                    what,
-                    "EnKash answered success but named no coinConfigId",
-                    answer.http_status,
-                )
+                raise unconfirmed("EnKash answered success but named no coinConfigId")
             return config.merge(wanted)
         if answer.meaning not in (Meaning.EXISTS, Meaning.DUPLICATE_REQUEST):
             raise error_for(answer, what)
@@ -839,13 +580,9 @@ class CoinsClient:
                 continue
             except EnKashError as exc:
                 if sent.sent_before:
-                    raise self._unconfirmed(
-                        "create",
-                        payload,
-                        what,
+                    raise unconfirmed(
                         f"configuration {candidate} exists now, and it could not be fetched to "
-                        f"check whether our earlier attempt made it ({exc})",
-                        answer.http_status,
+                        f"check whether our earlier attempt made it ({exc})"
                     ) from exc
                 raise ConflictError(
                     f"{what}: configuration {candidate} already exists (it could not be "
@@ -881,13 +618,9 @@ class CoinsClient:
                 body=answer.body,
             )
         if sent.sent_before:
-            raise self._unconfirmed(
-                "create",
-                payload,
-                what,
+            raise unconfirmed(
                 "a configuration of this pair exists now, but EnKash's answer did not name it, "
-                "so it cannot be told whether our earlier attempt made it",
-                answer.http_status,
+                "so it cannot be told whether our earlier attempt made it"
             )
         raise ConflictError(
             f"{what}: {answer.message}",
@@ -895,29 +628,6 @@ class CoinsClient:
             http_status=answer.http_status,
             response_code=answer.code,
             body=answer.body,
-        )
-
-    def _unconfirmed(
-        self, action: str, payload: dict[str, Any], what: str, reason: str, status: int | None
-    ) -> UnconfirmedError:
-        if action == "create":
-            advice = (
-                f"Check in EnKash whether {payload.get('companyId')}/{payload.get('event')} is "
-                "configured; if it is, record its id with `coins import-ids ID` (it then counts "
-                "as known); running the sheet again re-checks it and never creates it silently "
-                "a second time"
-            )
-        else:
-            advice = (
-                f"Check the balance of user {payload.get('userId')} or ask EnKash whether "
-                f"requestId {payload.get('requestId')} was allocated before sending it again"
-            )
-        return UnconfirmedError(
-            f"{what}: unconfirmed — {reason}. {advice}",
-            sent=payload,
-            action=action,
-            http_status=status,
-            request_id=payload.get("requestId"),
         )
 
     # -- internals: transport -----------------------------------------------------------------
@@ -948,22 +658,11 @@ class CoinsClient:
         return answer.payload
 
     def _error_of(self, answer: Answer, what: str, request_id: str | None = None) -> EnKashError:
-        error = error_for(answer, what, request_id=request_id)
-        if isinstance(error, AuthError) and not self._tokens.has_credentials:
-            # Only a given token was configured: the server's "get a new one" is not actionable.
-            error.message += (
-                ". Set a fresh ENKASH_ACCESS_TOKEN, or ENKASH_CLIENT_ID, ENKASH_CLIENT_SECRET, "
-                "ENKASH_USERNAME and ENKASH_PASSWORD so the toolkit can log in by itself"
-            )
-        return error
+        return self._transport.error_of(answer, what, request_id)
 
-    def _secrets(self) -> tuple[str | None, ...]:
-        return (
-            self._client_secret,
-            self._password,
-            *_cookie_secrets(self._cookie),
-            *self._tokens.known(),
-        )
+    def _error(self, response: requests.Response, what: str, request_id: str | None) -> EnKashError:
+        """The error an unsuccessful response stands for (secrets scrubbed)."""
+        return self._error_of(self._transport.read(response), what, request_id)
 
     def _call(
         self,
@@ -976,199 +675,21 @@ class CoinsClient:
         write: str | None = None,
         sent_before: bool = False,
         request_id: str | None = None,
-    ) -> _Sent:
-        """One API call until it has an answer that means something.
-
-        - throttled answers are waited out through the pacer, not counted as retries;
-        - an answer saying the token is expired or invalid: a new token, sent again (the
-          request was not processed);
-        - never sent (connect error: urllib3 repeats those; a CDN block): sent again;
-        - sent but no usable answer (timeout, dropped, 5xx, unreadable): GET/PATCH are sent
-          again; a write (``write`` = "create"/"allocate") only when the server profile says a
-          repeat would be refused, else `UnconfirmedError`.
-
-        Returns the answer (success or a definite refusal) and whether an earlier attempt may
-        have been processed.
-        """
-        if sent_before and write is not None and not self._resend_safe(write):
-            raise self._unconfirmed(
-                write,
-                json or {},
-                what,
-                "an earlier attempt may have reached EnKash, and this server's answers cannot "
-                "confirm a repeat safely, so it was not sent again",
-                None,
-            )
-        retries = renewals = blocked = throttles = 0
-        throttled_for = 0.0  # the waits the server asked for in this call
-        while True:
-            if not self.pacer.wait_turn():
-                raise RateLimitError(
-                    f"{what}: stopped waiting for the server's rate limit (the run was "
-                    "cancelled or reached its deadline); nothing was sent",
-                )
-            token = self._tokens.token()
-            outcome: _Ambiguous | None
-            try:
-                answer = self._attempt(method, path, what, json, params, token)
-            except _Ambiguous as lost:
-                outcome = lost
-            else:
-                outcome = None
-            if outcome is None:
-                throttled = answer.meaning is Meaning.THROTTLED
-                self.pacer.on_answer(throttled=throttled, retry_after=answer.retry_after)
-                if throttled:
-                    throttles += 1
-                    asked = answer.retry_after
-                    throttled_for += asked if asked else self._backoff.delay(throttles)
-                    if throttled_for > self.throttle_budget_s:
-                        raise self._error_of(answer, what, request_id)
-                    continue
-                if answer.meaning is Meaning.TOKEN_INVALID and renewals < _MAX_RENEWALS:
-                    renewals += 1
-                    if self._tokens.renew_after_rejection(token):
-                        continue
-                if answer.meaning is Meaning.BLOCKED and blocked < self.max_retries:
-                    blocked += 1  # the API never saw it: safe to send again, after a pause
-                    self._backoff.sleep(self._backoff.delay(blocked + 1))
-                    continue
-                if answer.meaning is Meaning.TOKEN_INVALID:
-                    raise self._error_of(answer, what, request_id)
-                if answer.meaning not in (Meaning.SERVER_FAILURE, Meaning.UNREADABLE):
-                    return _Sent(answer, sent_before)
-                outcome = _Ambiguous(
-                    f"the server answered HTTP {answer.http_status}"
-                    + (f" ({answer.message})" if answer.message else ""),
-                    self._error_of(answer, what, request_id),
-                )
-            # Sent, and no usable answer: the server may have processed it.
-            if write is not None and not self._resend_safe(write):
-                raise self._unconfirmed(
-                    write,
-                    json or {},
-                    what,
-                    outcome.reason,
-                    getattr(outcome.error, "http_status", None),
-                ) from (outcome.error or outcome.__cause__)
-            if retries >= self.max_retries:
-                if write is not None:
-                    raise self._unconfirmed(
-                        write,
-                        json or {},
-                        what,
-                        f"still no usable answer after {retries + 1} attempts ({outcome.reason})",
-                        getattr(outcome.error, "http_status", None),
-                    ) from (outcome.error or outcome.__cause__)
-                if outcome.error is not None:
-                    raise outcome.error
-                raise (
-                    outcome.__cause__
-                    if isinstance(outcome.__cause__, EnKashError)
-                    else TransportError(f"{what}: {outcome.reason}")
-                )
-            retries += 1
-            sent_before = sent_before or write is not None
-            delay = self._backoff.delay(retries)
-            logger.info(
-                "%s %s: %s; sending again in %.2f s (retry %d of %d)",
-                method,
-                path,
-                outcome.reason,
-                delay,
-                retries,
-                self.max_retries,
-            )
-            self._backoff.sleep(delay)
-
-    def _resend_safe(self, write: str) -> bool:
-        profile = self.profile
-        return profile.resend_create if write == "create" else profile.resend_allocate
-
-    def _attempt(
-        self,
-        method: str,
-        path: str,
-        what: str,
-        json: dict[str, Any] | None,
-        params: dict[str, Any] | None,
-        token: str,
-    ) -> Answer:
-        """One request; its answer read. Raises `TransportError` when it was never sent and
-        `_Ambiguous` when it was sent and no answer came."""
-        started = time.monotonic()
-        try:
-            response = self._session.request(
-                method,
-                self.base_url + path,
-                json=json,
-                params=params,
-                auth=BearerAuth(token),
-                timeout=self.timeout_s,
-            )
-            answer = read(response, secrets=self._secrets())
-        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-            logger.debug("%s %s failed: %s", method, path, type(exc).__name__)
-            error = self._transport_error(exc, what)
-            error.__cause__ = exc
-            if _never_sent(exc) or _host_not_found(exc):
-                raise error from exc
-            lost = _Ambiguous(error.message.removeprefix(f"{what}: "), error)
-            raise lost from exc
-        logger.debug(
-            "%s %s -> HTTP %s %s in %.0f ms",
+    ) -> Sent:
+        """`Transport.call` with this client's pacer, server profile and throttle budget."""
+        return self._transport.call(
             method,
             path,
-            response.status_code,
-            answer.meaning,
-            (time.monotonic() - started) * 1000,
+            what,
+            json,
+            pacer=self.pacer,
+            profile=self.profile,
+            throttle_budget_s=self.throttle_budget_s,
+            params=params,
+            write=write,
+            sent_before=sent_before,
+            request_id=request_id,
         )
-        return answer
-
-    def _send_login(self, form: dict[str, str], basic: tuple[str, str]) -> requests.Response:
-        what = f"Could not log in to EnKash as {self.username}"
-        blocked = 0
-        while True:
-            try:
-                response = self._session.post(
-                    self.base_url + TOKEN_PATH,
-                    data=form,
-                    auth=requests.auth.HTTPBasicAuth(*basic),
-                    timeout=self.timeout_s,
-                )
-            except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-                raise LoginUnavailableError(self._transport_error(exc, what).message) from exc
-            # A CDN's challenge page: EnKash never saw the login (not a strike), so it is sent
-            # again after a pause, a few times, before the block is reported.
-            if blocked >= LOGIN_RETRIES or read(response).meaning is not Meaning.BLOCKED:
-                return response
-            blocked += 1
-            self._backoff.sleep(self._backoff.delay(blocked + 1))
-
-    def _transport_error(self, exc: Exception, what: str) -> TransportError:
-        reason_exc = (
-            exc.args[0].reason if exc.args and isinstance(exc.args[0], MaxRetryError) else None
-        )
-        if isinstance(exc, requests.exceptions.ReadTimeout) or isinstance(
-            reason_exc, ReadTimeoutError
-        ):
-            reason = (
-                f"no answer within {self.timeout_s:g} s (the request may still have been processed)"
-            )
-        elif _host_not_found(exc):
-            host = urlsplit(self.base_url).hostname
-            reason = f"the host {host} was not found (check the base URL, ENKASH_BASE_URL)"
-        elif _never_sent(exc):
-            reason = f"could not connect to {self.base_url}"
-        elif isinstance(exc, requests.exceptions.ConnectionError):
-            reason = "the connection was closed before an answer arrived"
-        else:
-            reason = f"the answer could not be read ({type(exc).__name__})"
-        return TransportError(f"{what}: {reason}")
-
-    def _error(self, response: requests.Response, what: str, request_id: str | None) -> EnKashError:
-        """The error an unsuccessful response stands for (secrets scrubbed)."""
-        return self._error_of(read(response, secrets=self._secrets()), what, request_id)
 
     @staticmethod
     def _checked_id(coin_config_id: Any, what: str) -> str:
@@ -1251,11 +772,3 @@ def _asked(payload: dict[str, Any], problems: list[FieldProblem], **given: Any) 
         return payload
     out = {_API_NAMES.get(k, k): v for k, v in given.items() if v is not None}
     return {k: (v if isinstance(v, (int, float, str)) else repr(v)) for k, v in out.items()}
-
-
-def _cookie_secrets(cookie: str | None) -> tuple[str, ...]:
-    """The cookie header and each cookie's value: a server may echo either on its own."""
-    if not cookie:
-        return ()
-    values = (part.partition("=")[2].strip() for part in cookie.split(";"))
-    return (cookie, *(v for v in values if v))

@@ -1,23 +1,23 @@
-"""How the client's requests travel: one session, its retry policy, and the one call loop.
+"""How the client's requests travel: the one call loop, tokens, pacing, lost writes.
 
 `CoinsClient` (`toolkit.client`) says *what* to ask EnKash and what the answer makes of it
 (a `CoinConfig`, an `Allocation`, an error). This module says *how* a request gets there and
 when it is sent again; the client owns one `Transport` and every API call goes through
 `Transport.call`:
 
-- one thread-safe `requests.Session`, proxies and CA bundle read once, an adapter per path:
-  urllib3 repeats only requests that were never sent (connection refused, connect timeout);
-  a login is also repeated after 429/5xx, never after a refusal or no answer (three strikes
-  lock the account), and gets a smaller budget so an unreachable server is said in seconds;
-- exponential backoff with jitter (`Backoff`, injectable so tests pin it) for every wait;
-- the default pacer (`PausePacer`: a throttled answer pauses every thread of the client);
+- throttled answers (429, 503 + Retry-After, EnKash velocity codes) waited out through a
+  pacer without spending the call's retry budget, for at most the call's throttle budget;
+  the default pacer is `PausePacer` (a throttled answer pauses every thread of the client),
   a bulk run brings its own (`toolkit.pacing.AdaptivePacer`, the `Pacer` protocol);
-- which transport failures never reached the server (sent again) and which may have been
-  processed (ambiguous), and a host name that does not exist (said at once, never retried);
-- `Transport.call`: throttling waited out through the pacer without spending the retry
-  budget, tokens renewed when an answer rejects them, CDN blocks sent again, and a write
-  whose answer was lost re-sent only where the server profile says a repeat is refused —
-  else `UnconfirmedError` (`unconfirmed_error` words it).
+- an answer that rejects the token: a new token (`toolkit.auth.TokenManager`), sent again;
+- a CDN's block (EnKash never saw it): sent again after a pause; the login too, a few times;
+- sent but no usable answer (timeout, dropped, 5xx, unreadable): GET and PATCH sent again with
+  backoff; a create or an allocation only where the server profile says a repeat would be
+  refused — else `UnconfirmedError` (`unconfirmed_error` words it), never a guess.
+
+Below the loop, `toolkit.session` builds the one `requests.Session` (proxies read once, an
+adapter per path, urllib3 repeating only what was never sent), the `Backoff`, and says what a
+transport failure means (never sent, host not found, its words).
 
 The transport is shared by a client and its copies (`CoinsClient.paced`, the doctor's quiet
 copy, the app's per-user clients): the pacer, the profile and the throttle budget are the
@@ -31,29 +31,15 @@ and never appear in reprs, logs or messages.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    MaxRetryError,
-    NameResolutionError,
-    NewConnectionError,
-    ReadTimeoutError,
-)
-from urllib3.util.retry import Retry
 
 from toolkit.answers import RETRY_AFTER_CAP_S, Answer, Meaning, error_for, read
-from toolkit.answers import retry_after_seconds as _retry_after_seconds
 from toolkit.auth import BearerAuth, TokenManager
 from toolkit.errors import (
     AuthError,
@@ -65,12 +51,18 @@ from toolkit.errors import (
 )
 from toolkit.pacing import Pacer
 from toolkit.profiles import ServerProfile
+from toolkit.session import (
+    LOGIN_RETRIES,
+    TOKEN_PATH,
+    Backoff,
+    build_session,
+    host_not_found,
+    never_sent,
+    transport_error,
+)
 
 __all__ = [
-    "LOGIN_RETRIES",
     "THROTTLE_BUDGET_S",
-    "TOKEN_PATH",
-    "Backoff",
     "PausePacer",
     "Sent",
     "Transport",
@@ -79,16 +71,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-TOKEN_PATH = "/oauth/token"
-
-# Statuses urllib3 repeats for a login (it has no pacer); every API answer comes back to the
-# call loop, which paces throttles and decides what a lost answer means.
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-# getaddrinfo's "no such name" answers; EAI_AGAIN (a DNS server that did not answer) is retried.
-_NO_SUCH_HOST = frozenset(
-    code for code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if code is not None
-)
-LOGIN_RETRIES = 2
 # Token renewals within one call: a server that refuses fresh tokens gets this many, not a loop.
 _MAX_RENEWALS = 2
 # How long one call keeps waiting out throttled answers before it gives up (a bulk run's own
@@ -96,27 +78,7 @@ _MAX_RENEWALS = 2
 THROTTLE_BUDGET_S = 300.0
 
 
-# -- backoff and the default pacer ----------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Exponential backoff with jitter; ``sleep`` and ``random`` injectable so tests can pin it."""
-
-    factor: float
-    maximum: float
-    jitter: float
-    sleep: Callable[[float], None]
-    random: Callable[[], float]
-
-    def delay(self, retry_number: int) -> float:
-        """Seconds to wait before retry ``retry_number`` (1, 2, …): factor·2ⁿ⁻¹ + jitter."""
-        base = min(self.maximum, self.factor * 2 ** max(retry_number - 1, 0))
-        return max(0.0, base + self.random() * self.jitter)
-
-    def pause(self, retry_number: int) -> None:
-        """Sleep the delay of retry ``retry_number``."""
-        self.sleep(self.delay(retry_number))
+# -- the default pacer ----------------------------------------------------------
 
 
 class PausePacer:
@@ -144,175 +106,6 @@ class PausePacer:
             self._streak += 1
             wait = retry_after if retry_after is not None else self._backoff.delay(self._streak)
             self._resume_at = max(self._resume_at, time.monotonic() + min(wait, RETRY_AFTER_CAP_S))
-
-
-# -- urllib3's retries --------------------------------------------------------------------
-
-
-class _Retry(Retry):
-    """urllib3 `Retry` whose backoff and sleeping go through the client's `Backoff`."""
-
-    backoff_policy: Backoff | None = None
-
-    def new(self, **kw: Any) -> _Retry:
-        fresh = super().new(**kw)
-        fresh.backoff_policy = self.backoff_policy
-        return fresh
-
-    def increment(
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: Any = None,
-        error: Exception | None = None,
-        _pool: Any = None,
-        _stacktrace: Any = None,
-    ) -> _Retry:
-        # A host name that does not exist will not exist a few seconds later: say so at once.
-        if _host_not_found(error):
-            raise MaxRetryError(_pool, url, error) from error
-        return super().increment(method, url, response, error, _pool, _stacktrace)
-
-    def parse_retry_after(self, retry_after: str) -> float:
-        # urllib3 raises InvalidHeader on "0.5" (decimal seconds, which CDNs send): read every
-        # form the way the answers are read, and wait a backoff when it is no form at all.
-        seconds = _retry_after_seconds(retry_after)
-        return min(seconds, RETRY_AFTER_CAP_S) if seconds is not None else 0.0
-
-    def get_backoff_time(self) -> float:
-        if self.backoff_policy is None:
-            return super().get_backoff_time()
-        consecutive = 0
-        for entry in reversed(self.history):
-            if entry.redirect_location is not None:
-                break
-            consecutive += 1
-        return self.backoff_policy.delay(consecutive) if consecutive else 0.0
-
-    def sleep(self, response: Any = None) -> None:
-        sleep = self.backoff_policy.sleep if self.backoff_policy is not None else time.sleep
-        if self.respect_retry_after_header and response is not None:
-            retry_after = self.get_retry_after(response)
-            if retry_after:
-                sleep(retry_after)
-                return
-        backoff = self.get_backoff_time()
-        if backoff > 0:
-            sleep(backoff)
-
-
-def _retry(
-    policy: Backoff,
-    max_retries: int,
-    *,
-    methods: Iterable[str],
-    reads: bool,
-    statuses: bool = False,
-) -> _Retry:
-    """A Retry that always repeats unsent requests (connect errors); after a read error (no
-    answer, dropped connection) only when ``reads``; after 429/5xx only when ``statuses``."""
-    retry = _Retry(
-        total=max_retries,
-        connect=max_retries,
-        read=max_retries if reads else False,
-        status=max_retries if statuses else 0,
-        other=0,
-        redirect=0,
-        allowed_methods=frozenset(methods),
-        status_forcelist=RETRY_STATUSES if statuses else frozenset(),
-        backoff_factor=policy.factor,
-        backoff_max=policy.maximum,
-        backoff_jitter=policy.jitter,
-        respect_retry_after_header=True,
-        retry_after_max=int(RETRY_AFTER_CAP_S),
-        raise_on_status=False,
-        raise_on_redirect=False,
-    )
-    retry.backoff_policy = policy
-    return retry
-
-
-def _build_session(
-    base_url: str, *, cookie: str | None, pool_maxsize: int, backoff: Backoff, max_retries: int
-) -> requests.Session:
-    session = requests.Session()
-    # requests re-reads proxy settings from the environment on every request unless told
-    # not to (a third of the client's CPU): read them once here, for this one base URL
-    # (NO_PROXY included), and the CA bundle variables with them.
-    session.trust_env = False
-    session.proxies.update(requests.utils.get_environ_proxies(base_url))
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        session.verify = bundle
-    session.headers["Accept"] = "application/json"
-    if cookie:
-        session.headers["Cookie"] = cookie
-
-    def adapter(retry: Retry) -> HTTPAdapter:
-        return HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=pool_maxsize)
-
-    # requests picks the longest mounted prefix, so each path gets its own policy.
-    # urllib3 repeats only requests that were never sent (connection refused, connect
-    # timeout); what an answer means, and whether a request that may have reached the server
-    # is sent again, is the call loop's own decision with one budget per call (`Transport.call`).
-    session.mount(
-        base_url,
-        adapter(_retry(backoff, max_retries, methods=("GET", "PATCH", "POST"), reads=False)),
-    )
-    # A login is repeated when it was never sent or answered 429/5xx — never after a
-    # refusal (400/401 come straight back), nor after no answer: a wrong password that the
-    # server counted but did not answer in time must not be counted twice (3 locks).
-    # The login is the first call anything makes: an unreachable server should be said
-    # within seconds, so it gets a smaller budget than the calls of a running job.
-    session.mount(
-        base_url + TOKEN_PATH,
-        adapter(
-            _retry(
-                backoff,
-                min(max_retries, LOGIN_RETRIES),
-                methods=("POST",),
-                reads=False,
-                statuses=True,
-            )
-        ),
-    )
-    return session
-
-
-# -- what a transport failure means ---------------------------------------------------------
-
-
-def _never_sent(exc: BaseException | None) -> bool:
-    """True when a transport failure happened before the request reached the server."""
-    if isinstance(
-        exc,
-        (
-            requests.exceptions.ConnectTimeout,
-            requests.exceptions.SSLError,
-            requests.exceptions.InvalidURL,
-            requests.exceptions.MissingSchema,
-            requests.exceptions.InvalidSchema,
-        ),
-    ):
-        return True
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        reason = exc.args[0] if exc.args else None
-        if isinstance(reason, MaxRetryError):
-            reason = reason.reason
-        return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
-    return False
-
-
-def _host_not_found(exc: BaseException | None) -> bool:
-    """True for a DNS answer that the name does not exist (not a temporary DNS failure)."""
-    if isinstance(exc, requests.exceptions.ConnectionError) and exc.args:
-        exc = exc.args[0]
-    if isinstance(exc, MaxRetryError):
-        exc = exc.reason
-    if not isinstance(exc, NameResolutionError):
-        return False
-    cause = exc.__cause__
-    return isinstance(cause, socket.gaierror) and cause.errno in _NO_SUCH_HOST
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,7 +191,7 @@ class Transport:
         self.backoff = backoff
         self._username = username
         self._fixed_secrets = (client_secret, password, *_cookie_secrets(cookie))
-        self.session = _build_session(
+        self.session = build_session(
             base_url,
             cookie=cookie,
             pool_maxsize=pool_maxsize,
@@ -593,9 +386,9 @@ class Transport:
             answer = self.read(response)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             logger.debug("%s %s failed: %s", method, path, type(exc).__name__)
-            error = self._transport_error(exc, what)
+            error = self._failure(exc, what)
             error.__cause__ = exc
-            if _never_sent(exc) or _host_not_found(exc):
+            if never_sent(exc) or host_not_found(exc):
                 raise error from exc
             lost = _Ambiguous(error.message.removeprefix(f"{what}: "), error)
             raise lost from exc
@@ -621,7 +414,7 @@ class Transport:
                     timeout=self.timeout_s,
                 )
             except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-                raise LoginUnavailableError(self._transport_error(exc, what).message) from exc
+                raise LoginUnavailableError(self._failure(exc, what).message) from exc
             # A CDN's challenge page: EnKash never saw the login (not a strike), so it is sent
             # again after a pause, a few times, before the block is reported.
             if blocked >= LOGIN_RETRIES or read(response).meaning is not Meaning.BLOCKED:
@@ -629,26 +422,8 @@ class Transport:
             blocked += 1
             self.backoff.pause(blocked + 1)
 
-    def _transport_error(self, exc: Exception, what: str) -> TransportError:
-        reason_exc = (
-            exc.args[0].reason if exc.args and isinstance(exc.args[0], MaxRetryError) else None
-        )
-        if isinstance(exc, requests.exceptions.ReadTimeout) or isinstance(
-            reason_exc, ReadTimeoutError
-        ):
-            reason = (
-                f"no answer within {self.timeout_s:g} s (the request may still have been processed)"
-            )
-        elif _host_not_found(exc):
-            host = urlsplit(self.base_url).hostname
-            reason = f"the host {host} was not found (check the base URL, ENKASH_BASE_URL)"
-        elif _never_sent(exc):
-            reason = f"could not connect to {self.base_url}"
-        elif isinstance(exc, requests.exceptions.ConnectionError):
-            reason = "the connection was closed before an answer arrived"
-        else:
-            reason = f"the answer could not be read ({type(exc).__name__})"
-        return TransportError(f"{what}: {reason}")
+    def _failure(self, exc: Exception, what: str) -> TransportError:
+        return transport_error(exc, what, base_url=self.base_url, timeout_s=self.timeout_s)
 
 
 def _give_up_write(
