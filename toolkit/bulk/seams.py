@@ -3,8 +3,9 @@ workspace, each as a small `Protocol`.
 
 The engine never probes for method names: `toolkit.registry.Registry`,
 `toolkit.client.CoinsClient` and `toolkit.workspace.Workspace` satisfy these structurally (mypy
-checks it), and so does anything else that offers the same few members — a registry of another
-kind in a notebook, a client wrapper in a test.
+checks it: the first two below, the workspace where the surfaces pass it to `toolkit.bulk.run`),
+and so does anything else that offers the same few members — a registry of another kind in a
+notebook, a client wrapper in a test.
 """
 
 from __future__ import annotations
@@ -138,13 +139,13 @@ class BulkWorkspace(Protocol):
 if TYPE_CHECKING:
     from toolkit.client import CoinsClient
     from toolkit.registry import Registry
-    from toolkit.workspace import Workspace
 
-    def _the_toolkit_fits(client: CoinsClient, registry: Registry, workspace: Workspace) -> None:
-        """Never called: mypy checks here that the toolkit's own parts fit these seams."""
+    def _the_toolkit_fits(client: CoinsClient, registry: Registry) -> None:
+        """Never called: mypy checks here that the toolkit's own parts fit these seams (the
+        workspace is checked where the surfaces hand it to `toolkit.bulk.run`: the workspace
+        sits above the bulk engine, which never imports it)."""
         fits_client: BulkClient = client
         fits_registry: RunRegistry = registry
         costs: CostRegistry = registry
-        fits_workspace: BulkWorkspace = workspace
         batches: BatchRecorder = registry
-        del fits_client, fits_registry, fits_workspace, batches, costs
+        del fits_client, fits_registry, costs, batches
