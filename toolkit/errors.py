@@ -12,8 +12,12 @@
     ├── BlockedError            a CDN or firewall challenge page: the API never saw the request
     ├── BadAnswerError          the server answered, but not in a form the toolkit can read
     ├── UnconfirmedError        a write whose outcome cannot be known; carries what was sent
-    └── TransportError          the server was not reached or did not answer (timeout, dropped)
-        └── LoginUnavailableError   the login itself got no usable answer (wrong address, down)
+    ├── TransportError          the server was not reached or did not answer (timeout, dropped)
+    │   └── LoginUnavailableError   the login itself got no usable answer (wrong address, down)
+    └── RevertRefused           (also a ValueError) a revert `toolkit.sync` will not do
+
+    SheetError (a ValueError)   the analyst's file cannot be read as such a sheet (row, column
+                                or part named); not about the API, so not an EnKashError
 
 Messages never contain secrets: only what the server said and what we asked for by id.
 """
@@ -35,7 +39,9 @@ __all__ = [
     "LoginUnavailableError",
     "NotFoundError",
     "RateLimitError",
+    "RevertRefused",
     "ServerError",
+    "SheetError",
     "TransportError",
     "UnconfirmedError",
     "ValidationError",
@@ -169,6 +175,21 @@ class TransportError(EnKashError):
 class LoginUnavailableError(TransportError):
     """The login got no usable answer (server down, wrong ENKASH_BASE_URL) after its own small
     retry budget. Nothing else was sent, so callers do not spend their retry budget on it."""
+
+
+class RevertRefused(EnKashError, ValueError):
+    """A revert the toolkit will not do: the configuration changed since, or the audit entry
+    is not a successful change with before-values (creates and allocations cannot be undone).
+    ``audit_id`` is the entry asked for."""
+
+    def __init__(self, message: str, *, audit_id: int | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.audit_id = audit_id
+
+
+class SheetError(ValueError):
+    """The input cannot be read as a sheet of this kind, or is past a limit; the message says
+    why (row, column or part) and what to send instead."""
 
 
 def find_config_id(message: str | None) -> str | None:

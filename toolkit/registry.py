@@ -37,7 +37,13 @@ import pandas as pd
 
 from toolkit import db, errors
 from toolkit.changes import CONFIG_FIELDS, describe_changes
-from toolkit.errors import EnKashError, NotFoundError, UnconfirmedError, ValidationError
+from toolkit.errors import (
+    EnKashError,
+    NotFoundError,
+    RevertRefused,
+    UnconfirmedError,
+    ValidationError,
+)
 from toolkit.files import private_dir
 from toolkit.frames import CONFIGURATION_DTYPE, configs_to_frame
 from toolkit.models import Allocation, CoinConfig, check_configuration
@@ -208,15 +214,6 @@ REPORT_COLUMNS: tuple[str, ...] = (
 _FIELDS = CONFIG_FIELDS
 _SECRET_HINTS = ("password", "secret", "token", "authorization", "cookie")
 REVERTIBLE_ACTIONS = frozenset({"update", "revert", "drift"})
-
-
-class RevertRefused(EnKashError, ValueError):
-    """A revert the registry will not do: the configuration changed since, or the audit entry
-    is not a successful change with before-values (creates and allocations cannot be undone)."""
-
-    def __init__(self, message: str, *, audit_id: int | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.audit_id = audit_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from toolkit.errors import SheetError  # the error tree's; re-exported here for the readers
+
 __all__ = [
     "ALLOCATION_HEADER",
     "COMMON_ALIASES",
@@ -51,11 +53,6 @@ DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe", "":
 HEADER_SEARCH_ROWS = 20  # rows looked at for the header
 RESERVED = ("row", "valid", "message")  # column names a sheet's extra columns never take
 NOUN = {"configs": "configuration", "allocations": "allocation"}
-
-
-class SheetError(ValueError):
-    """The input cannot be read as a sheet of this kind, or is past a limit; the message says
-    why (row, column or part) and what to send instead."""
 
 
 @dataclass(frozen=True)
