@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from xml.etree import ElementTree
-from xml.etree.ElementTree import ParseError
+from xml.etree.ElementTree import Element, ParseError
 
 import numpy as np
 from defusedxml import DefusedXmlException
@@ -108,7 +108,7 @@ class _Part(io.RawIOBase):
             self._pending += data
         return self._pending[:size]
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: Any) -> int:  # a writable buffer (bytearray, memoryview)
         if self._pending:
             data, self._pending = self._pending[: len(buffer)], self._pending[len(buffer) :]
         else:
@@ -298,7 +298,7 @@ class _Book:
             )
 
     @contextmanager
-    def _starts(self, path: str, label: str) -> Iterator[Any]:
+    def _starts(self, path: str, label: str) -> Iterator[Iterator[tuple[str, Element]]]:
         """The elements of a big checked part (a worksheet, the shared texts) as they start:
         one event an element, read by the C parser when the part is plain (see `_parse`)."""
         part = _Part(self, path, label)
@@ -312,7 +312,9 @@ class _Book:
         finally:
             part.close()
 
-    def _parse(self, path: str, label: str, events: tuple[str, ...]) -> Iterator[Any]:
+    def _parse(
+        self, path: str, label: str, events: tuple[str, ...]
+    ) -> Iterator[tuple[str, Element]]:
         """The events of a checked part; DTDs (so entities and external references) and
         nesting deeper than MAX_DEPTH refused; any failure a `SheetError` naming the part.
 
@@ -501,7 +503,7 @@ class _Book:
                 if values and (last_row is None or counter <= last_row):
                     yield counter, values
 
-    def _row_number(self, element: Any, counter: int, label: str) -> int:
+    def _row_number(self, element: Element, counter: int, label: str) -> int:
         raw = element.get("r")
         if raw is None:
             number = counter + 1
@@ -521,7 +523,7 @@ class _Book:
         return number
 
     def _values(
-        self, row: Any, tags: _Tags, number: int, label: str, cell_limit: int
+        self, row: Element, tags: _Tags, number: int, label: str, cell_limit: int
     ) -> list[tuple[int, str]]:
         values: list[tuple[int, str]] = []
         column = 0
@@ -551,7 +553,7 @@ class _Book:
                 values.append((column - 1, text))
         return values
 
-    def _cell(self, cell: Any, tags: _Tags, number: int, column: int, label: str) -> str:
+    def _cell(self, cell: Element, tags: _Tags, number: int, column: int, label: str) -> str:
         kind = cell.get("t")
         if kind == "inlineStr":
             for child in cell:
@@ -657,7 +659,7 @@ class _SharedStrings:
             if pending is not None and tags is not None:
                 self._add(pending, tags)
 
-    def _add(self, element: Any, tags: _Tags) -> None:
+    def _add(self, element: Element, tags: _Tags) -> None:
         text = _rich_text(element, tags).replace("x005F_", "")  # openpyxl's rule
         self._blob += text.encode("utf-8", "surrogatepass")
         self._ends.append(len(self._blob))
@@ -853,7 +855,7 @@ class _Tags:
         self.after_rows = frozenset(ns + name for name in _AFTER_ROWS)
 
 
-def _inside(element: Any, row: Any) -> bool:
+def _inside(element: Element, row: Element | None) -> bool:
     """Whether ``element`` (just started) sits in ``row``: it is then on the row's chain of
     last children, where the parser is."""
     node = row
@@ -864,8 +866,11 @@ def _inside(element: Any, row: Any) -> bool:
     return False
 
 
-def _drop(element: Any, parent: Any) -> None:
+def _drop(element: Element, parent: Element | None) -> None:
     """Let go of a handled element (rows and shared texts are read once)."""
+    if parent is None:
+        element.clear()
+        return
     try:
         parent.remove(element)
     except (ValueError, AttributeError):
@@ -883,7 +888,7 @@ def _int(text: str | None) -> int:
         return -1
 
 
-def _rich_text(element: Any, tags: _Tags) -> str:
+def _rich_text(element: Element, tags: _Tags) -> str:
     """A string item's text: its ``t``, or its runs' ``t`` (phonetic hints left out)."""
     parts = []
     for child in element:
