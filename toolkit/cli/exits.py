@@ -8,7 +8,6 @@ unreachable) · 130 interrupted. Every command's handler raises; `translate` ans
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 
 from toolkit.errors import (
@@ -21,6 +20,7 @@ from toolkit.errors import (
     LoginUnavailableError,
     NotFoundError,
     RateLimitError,
+    RevertRefused,
     ServerError,
     TransportError,
     UnconfirmedError,
@@ -71,16 +71,6 @@ def _describe_os_error(exc: OSError) -> str:
     return f"{name}: {reason}" if name else reason
 
 
-def _is_revert_refused(exc: BaseException) -> bool:
-    """A refused revert, without importing the registry (and pandas) to find out: the class
-    exists only once something that can raise it was imported."""
-    for module in ("toolkit.errors", "toolkit.registry"):
-        refused = getattr(sys.modules.get(module), "RevertRefused", None)
-        if isinstance(refused, type) and isinstance(exc, refused):
-            return True
-    return False
-
-
 def translate(exc: BaseException) -> tuple[str, int]:
     """A library error as (one-line message, exit status); anything unknown re-raised with
     COINS_DEBUG=1, else reported in one line too (never a traceback for an analyst)."""
@@ -121,7 +111,7 @@ def translate(exc: BaseException) -> tuple[str, int]:
     if isinstance(exc, ValidationError):
         problems = "; ".join(str(p) for p in exc.problems)
         return f"refused as invalid: {exc}" + (f" — {problems}" if problems else ""), EXIT_ROWS
-    if _is_revert_refused(exc):
+    if isinstance(exc, RevertRefused):
         return f"not reverted: {exc}", EXIT_ROWS
     if isinstance(exc, RateLimitError | ServerError):
         return f"the server kept failing, try again later: {exc}", EXIT_ROWS
