@@ -332,18 +332,10 @@ class CoinsClient:
         someone else or with other values. ``may_exist``: an earlier attempt (a crashed or
         interrupted run) may have created it; it is then re-checked the same careful way.
         """
-        payload, problems = validate_config_fields(
+        payload, problems, request = _checked_config(
             company_id=company_id, event=event, configuration=configuration, amount=amount
         )
         what = f"Could not create {_show(event)} for {_show(company_id)}"
-        request = _asked(
-            payload,
-            problems,
-            company_id=company_id,
-            event=event,
-            configuration=configuration,
-            amount=amount,
-        )
 
         def run() -> CoinConfig:
             if problems:
@@ -384,20 +376,12 @@ class CoinsClient:
         filled from what was sent, then from ``known`` (the configuration as last seen).
         """
         what = f"Could not update configuration {_show(coin_config_id)}"
-        payload, problems = validate_config_fields(
+        payload, problems, request = _checked_config(
             company_id=company_id,
             event=event,
             configuration=configuration,
             amount=amount,
             partial=True,
-        )
-        request = _asked(
-            payload,
-            problems,
-            company_id=company_id,
-            event=event,
-            configuration=configuration,
-            amount=amount,
         )
 
         def run() -> CoinConfig:
@@ -547,7 +531,8 @@ class CoinsClient:
         """
         what = f"Could not {method} {path}"
         if token is not None:
-            return self._transport.send_once(method, path, what, json, params, token)
+            send = self._transport.send_once
+            return send(method, path, what, token=token, json=json, params=params)
         return self._call(method, path, what, json, params=params, write=write).answer
 
     # -- internals: create --------------------------------------------------------------------
@@ -763,6 +748,21 @@ def _config(data: dict[str, Any]) -> CoinConfig:
 
 
 _API_NAMES = {"company_id": "companyId", "user_id": "userId", "request_id": "requestId"}
+
+
+def _checked_config(
+    *, company_id: Any, event: Any, configuration: Any, amount: Any, partial: bool = False
+) -> tuple[dict[str, Any], list[FieldProblem], dict[str, Any]]:
+    """A create's (or, ``partial``, an update's) body checked by `validate_config_fields`:
+    the payload, its problems and what a recorder is told was asked."""
+    given = {
+        "company_id": company_id,
+        "event": event,
+        "configuration": configuration,
+        "amount": amount,
+    }
+    payload, problems = validate_config_fields(**given, partial=partial)
+    return payload, problems, _asked(payload, problems, **given)
 
 
 def _asked(payload: dict[str, Any], problems: list[FieldProblem], **given: Any) -> dict[str, Any]:

@@ -349,9 +349,10 @@ class Transport:
         method: str,
         path: str,
         what: str,
-        json: dict[str, Any] | None,
-        params: dict[str, Any] | None,
+        *,
         token: str,
+        json: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
     ) -> Answer:
         """One request with this bearer token: no login, no renewal, no retry (the doctor's
         probes). A lost answer is the `TransportError` (or the error) it stands for."""
