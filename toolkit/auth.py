@@ -3,7 +3,8 @@
 EnKash locks an account after three failed logins in a row, so a refused login (an RFC 6749
 error such as ``invalid_grant`` or ``invalid_client``) raises `AuthError` at once, is never
 retried, and is remembered: no thread of the same client tries again. Only failures that are
-not refusals (no connection, 5xx, 429) are retried, by the transport's retry policy.
+not refusals (no connection, 5xx, 429) are retried, by the session's login retry policy
+(`toolkit.session`).
 
 Token answers are read in snake_case (``access_token``, ``expires_in``: Spring Security OAuth2)
 and camelCase (``accessToken``, ``expiresIn``: EnKash Payouts). EnKash's portal shows
@@ -69,9 +70,9 @@ class BearerAuth(requests.auth.AuthBase):
 class TokenManager:
     """One client's token: a login at a time, renewal before expiry, refusals remembered.
 
-    ``send_login`` performs the token call and returns the `requests.Response` (the client
-    supplies it so the login goes through the same retrying session); ``clock`` is injectable
-    so tests can move time.
+    ``send_login`` performs the token call and returns the `requests.Response` (the client's
+    `toolkit.transport.Transport` supplies it, so the login goes through the same session and
+    its login retry policy, `toolkit.session`); ``clock`` is injectable so tests can move time.
     """
 
     def __init__(
