@@ -1,4 +1,4 @@
-"""`Registry.refresh()` of 2,000 ids against a sandbox answering after 50 ms, 16 at a time.
+"""`toolkit.sync.refresh()` of 2,000 ids against a sandbox answering after 50 ms, 16 at a time.
 
 The ideal is 16 / 0.05 s = 320 fetches/s; the ratio is measured fetches/s ÷ 320. The sandbox
 runs as its own process (``python -m toolkit.sandbox``), as the real API would be remote. The
@@ -41,6 +41,7 @@ def _start_sandbox(db_path: Path) -> tuple[subprocess.Popen, str]:
 
 
 def run() -> list[Ratio]:
+    from toolkit import sync
     from toolkit.client import CoinsClient
     from toolkit.registry import Registry
     from toolkit.settings import SANDBOX_CREDENTIALS
@@ -64,7 +65,7 @@ def run() -> list[Ratio]:
                 f"{url}/_sandbox/faults", json={"latency_ms": LATENCY_S * 1000}, timeout=10
             ).raise_for_status()
             start = time.perf_counter()
-            report = registry.refresh(concurrency=CONCURRENCY)
+            report = sync.refresh(client, registry, concurrency=CONCURRENCY)
             elapsed = time.perf_counter() - start
             assert (report["status"] == "unchanged").all(), report["status"].value_counts()
             registry.close()
@@ -79,7 +80,7 @@ def run() -> list[Ratio]:
     ideal = CONCURRENCY / LATENCY_S
     return [
         Ratio(
-            f"Registry.refresh {IDS} ids, latency 50 ms, concurrency 16: fetches/s ÷ ideal",
+            f"sync.refresh {IDS} ids, latency 50 ms, concurrency 16: fetches/s ÷ ideal",
             rate / ideal,
             0.8,
             detail=f"({rate:.0f}/s vs ideal {ideal:.0f}/s, {elapsed:.2f} s)",

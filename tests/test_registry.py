@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from test_frames import EXPECTED_DTYPES  # the registry's frame is configs_to_frame's
 
 import toolkit
-from toolkit import db
+from toolkit import db, sync
 from toolkit.client import ApiCall, CoinsClient
 from toolkit.errors import ConflictError
 from toolkit.frames import configs_to_frame
@@ -374,12 +374,14 @@ def test_import_ids_records_known_ids_and_reports_unknown_ones(tmp_path, client)
     co = company()
     elsewhere = client.create_config(company_id=co, event="MEAL_CARD_PAYMENT", amount=8)
     with Registry(tmp_path / "r.sqlite3", client=client) as reg:  # knows nothing yet
-        report = reg.import_ids([elsewhere.coin_config_id, "WCC000000001", "not an id", ""])
+        report = sync.import_ids(
+            client, reg, [elsewhere.coin_config_id, "WCC000000001", "not an id", ""]
+        )
         assert list(report.columns) == list(REPORT_COLUMNS)
         assert report["status"].tolist() == ["imported", "unknown", "invalid"]
         assert reg.get(elsewhere.coin_config_id) == elsewhere
         assert reg.history(elsewhere.coin_config_id)["action"].tolist() == ["import"]
-        again = reg.import_ids([elsewhere.coin_config_id])
+        again = sync.import_ids(client, reg, [elsewhere.coin_config_id])
         assert again["status"].tolist() == ["known"]
 
 
@@ -389,7 +391,9 @@ def test_refresh_sees_drift_made_outside_the_toolkit(registry, client, outside):
     moved = client.create_config(company_id=co, event="REFERRAL_EVENT", amount=50)
     outside.patch(moved.coin_config_id, amount=75, configuration="CUSTOM")
     seen: list[tuple[int, int]] = []
-    report = registry.refresh(concurrency=4, progress=lambda d, t: seen.append((d, t)))
+    report = sync.refresh(
+        client, registry, concurrency=4, progress=lambda d, t: seen.append((d, t))
+    )
     status = dict(zip(report["coinConfigId"], report["status"], strict=True))
     assert status == {steady.coin_config_id: "unchanged", moved.coin_config_id: "drift"}
     assert seen[0] == (0, 2) and seen[-1] == (2, 2)
@@ -398,13 +402,13 @@ def test_refresh_sees_drift_made_outside_the_toolkit(registry, client, outside):
     assert (drift["before_amount"], drift["after_amount"]) == (50, 75)
     assert (drift["before_configuration"], drift["after_configuration"]) == ("DEFAULT", "CUSTOM")
     assert registry.get(moved.coin_config_id).amount == 75
-    assert registry.refresh()["status"].tolist() == ["unchanged", "unchanged"]
+    assert sync.refresh(client, registry)["status"].tolist() == ["unchanged", "unchanged"]
 
 
 def test_refresh_marks_ids_the_server_no_longer_knows_as_gone(registry, client, fresh_sandbox):
     kept = client.create_config(company_id=company(), event="MEAL_CARD_PAYMENT", amount=1)
     fresh_sandbox.reset()  # the server forgets everything
-    report = registry.refresh()
+    report = sync.refresh(client, registry)
     assert report["status"].tolist() == ["gone"]
     assert registry.to_frame().empty
     everything = registry.to_frame(include_gone=True)
@@ -420,7 +424,7 @@ def test_revert_restores_the_old_amount_on_the_sandbox(registry, client, outside
     created = client.create_config(company_id=co, event="MEAL_CARD_PAYMENT", amount=6)
     client.update_config(created.coin_config_id, amount=10, configuration="CUSTOM")
     update_id = int(registry.history(created.coin_config_id)["audit_id"].iloc[-1])
-    result = registry.revert(update_id)
+    result = sync.revert(client, registry, update_id)
     on_server = outside.get(created.coin_config_id)
     assert (on_server["amount"], on_server["configuration"]) == (6, "DEFAULT")
     entry = registry.history(created.coin_config_id).iloc[-1]
@@ -438,7 +442,7 @@ def test_revert_is_refused_after_an_outside_change(registry, client, outside):
     update_id = int(registry.history(created.coin_config_id)["audit_id"].iloc[-1])
     outside.patch(created.coin_config_id, amount=12)
     with pytest.raises(RevertRefused, match="changed since"):
-        registry.revert(update_id)
+        sync.revert(client, registry, update_id)
     assert outside.get(created.coin_config_id)["amount"] == 12
     assert "revert" not in registry.history(created.coin_config_id)["action"].tolist()
 
@@ -448,12 +452,12 @@ def test_revert_is_refused_for_a_create_a_second_time_and_for_unknown_entries(re
     client.update_config(created.coin_config_id, amount=7)
     create_id, update_id = registry.history(created.coin_config_id)["audit_id"].tolist()
     with pytest.raises(RevertRefused, match="only"):
-        registry.revert(create_id)
-    registry.revert(update_id)
+        sync.revert(client, registry, create_id)
+    sync.revert(client, registry, update_id)
     with pytest.raises(RevertRefused, match="changed since"):
-        registry.revert(update_id)  # already undone: the values moved on
+        sync.revert(client, registry, update_id)  # already undone: the values moved on
     with pytest.raises(RevertRefused, match="no audit entry"):
-        registry.revert(10**9)
+        sync.revert(client, registry, 10**9)
 
 
 def test_a_fetch_asked_with_spaces_around_the_id_updates_the_same_row(tmp_path):
@@ -511,9 +515,7 @@ def test_a_client_from_the_environment_records_into_the_registry_by_default(
     monkeypatch.chdir(tmp_path)  # no stray .env
 
     with toolkit.connect() as ws:
-        made = ws.client.create_config(
-            company_id="CEKFROMENV", event="MEAL_CARD_PAYMENT", amount=6
-        )
+        made = ws.client.create_config(company_id="CEKFROMENV", event="MEAL_CARD_PAYMENT", amount=6)
         ws.client.update_config(made.coin_config_id, amount=9)
 
     registry = Registry()

@@ -9,13 +9,17 @@ for another: the client never imports the registry, the doctor or the sandbox.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
+from toolkit import sync
 from toolkit.client import CoinsClient
 from toolkit.doctor import profile_embedded
 from toolkit.profiles import load_profile
-from toolkit.registry import Registry
+from toolkit.registry import Registry, RevertResult
 from toolkit.settings import Settings, sandbox_server_key
 
 __all__ = ["Workspace", "connect", "open_client"]
@@ -33,6 +37,43 @@ class Workspace:
     def is_sandbox(self) -> bool:
         """True when talking to the embedded sandbox, not to EnKash."""
         return self.settings.uses_sandbox
+
+    def refresh(
+        self,
+        *,
+        concurrency: int = 16,
+        progress: Callable[[int, int], Any] | None = None,
+        source: str | None = None,
+    ) -> pd.DataFrame:
+        """Re-fetch every known configuration: `toolkit.sync.refresh` with this workspace's
+        client and registry (the report frame: unchanged / drift / gone / error per id)."""
+        return sync.refresh(
+            self.client, self.registry, concurrency=concurrency, progress=progress, source=source
+        )
+
+    def import_ids(
+        self,
+        ids: Iterable[str],
+        *,
+        progress: Callable[[int, int], Any] | None = None,
+        concurrency: int = 8,
+        source: str | None = None,
+    ) -> pd.DataFrame:
+        """Fetch ids learned elsewhere and remember them: `toolkit.sync.import_ids` (the
+        report frame: imported / known / drift / unknown / invalid / error per id)."""
+        return sync.import_ids(
+            self.client,
+            self.registry,
+            ids,
+            progress=progress,
+            concurrency=concurrency,
+            source=source,
+        )
+
+    def revert(self, audit_id: int, *, source: str | None = None) -> RevertResult:
+        """Undo an audited change through the API: `toolkit.sync.revert` (`RevertRefused`
+        when it could overwrite a later change)."""
+        return sync.revert(self.client, self.registry, audit_id, source=source)
 
     def close(self) -> None:
         """Close the client's connections and the registry's file."""
@@ -56,7 +97,7 @@ def connect(settings: Settings | None = None, *, source: str = "library") -> Wor
     client = open_client(settings, source=source, actor=settings.actor)
     registry = Registry(settings.registry_path, client=client, actor=settings.actor)
     if settings.uses_sandbox:
-        _import_sandbox_ids(settings, registry, source)
+        _import_sandbox_ids(settings, client, registry, source)
     return Workspace(settings=settings, client=client, registry=registry)
 
 
@@ -88,7 +129,9 @@ def open_client(settings: Settings, **overrides: Any) -> CoinsClient:
     return client
 
 
-def _import_sandbox_ids(settings: Settings, registry: Registry, source: str) -> None:
+def _import_sandbox_ids(
+    settings: Settings, client: CoinsClient, registry: Registry, source: str
+) -> None:
     """The embedded sandbox starts with demo data; a registry that knows none of this server's
     configurations learns them once (the API has no list call, the sandbox tells us in process).
     """
@@ -98,4 +141,4 @@ def _import_sandbox_ids(settings: Settings, registry: Registry, source: str) -> 
 
     ids = embedded(settings.home).config_ids()
     if ids:
-        registry.import_ids(ids, source=source)
+        sync.import_ids(client, registry, ids, source=source)

@@ -78,7 +78,7 @@ def cmd_configs(args: argparse.Namespace) -> int:
 
 def cmd_refresh(args: argparse.Namespace) -> int:
     with workspace(args) as ws, progress(args, "refresh", unit="config") as bar:
-        result = ws.registry.refresh(progress=bar)
+        result = ws.refresh(progress=bar)
     return _emit_report(args, result)
 
 
@@ -106,7 +106,7 @@ def cmd_import_ids(args: argparse.Namespace) -> int:
             f"{args.file}: no coinConfigIds found (one a line, or a coinConfigId column)"
         )
     with workspace(args) as ws, progress(args, "import", unit="id") as bar:
-        result = ws.registry.import_ids(ids, progress=bar)
+        result = ws.import_ids(ids, progress=bar)
     return _emit_report(args, result)
 
 
@@ -138,7 +138,7 @@ def _revert_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_revert(args: argparse.Namespace) -> int:
     with workspace(args) as ws:
-        result = ws.registry.revert(args.audit_id)
+        result = ws.revert(args.audit_id)
     before, after = record(result.before), record(result.after)
     if args.format == "table":
         print(result)

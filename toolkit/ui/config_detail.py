@@ -300,7 +300,7 @@ def _history(ws: Workspace, coin_config_id: str, *, can_edit: bool) -> None:
     if not access.allowed("revert a change"):
         return
     with st.spinner("Reverting…"):
-        result, error = call(ws.registry.revert, int(asked), source="app")
+        result, error = call(ws.revert, int(asked), source="app")
     if error is not None:
         st.session_state[f"{P}_revert_msg"] = (
             "error",

@@ -53,12 +53,9 @@ def _toolbar(ws: Workspace, can_edit: bool) -> None:
     if col2.button("Reload table", key=f"{P}_reload", icon=":material/refresh:"):
         invalidate()
     if refresh and access.allowed("refresh the registry"):
-        registry = ws.registry
 
         def run(job: Job[pd.DataFrame]) -> pd.DataFrame:
-            return registry.refresh(
-                progress=lambda done, total: job.progress(done, total), source="app"
-            )
+            return ws.refresh(progress=lambda done, total: job.progress(done, total), source="app")
 
         start_job(SYNC_JOB, "Refreshing from EnKash", run)
     if can_edit:
@@ -100,10 +97,9 @@ def _import_ids(ws: Workspace) -> None:
     if not ids:
         st.error(esc(problem))
         return
-    registry = ws.registry
 
     def run_import(job: Job[pd.DataFrame]) -> pd.DataFrame:
-        return registry.import_ids(ids, progress=lambda done, total: job.progress(done, total))
+        return ws.import_ids(ids, progress=lambda done, total: job.progress(done, total))
 
     start_job(SYNC_JOB, f"Importing {len(ids)} ids", run_import, total=None)
 
