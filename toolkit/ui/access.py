@@ -141,7 +141,7 @@ def host_problem(host: str | None, allowed_hosts: Iterable[str] | None) -> str |
 # --------------------------------------------------------------------------- roles
 
 
-def _entries(value: Any) -> tuple[str, ...]:
+def _entries(value: object) -> tuple[str, ...]:
     """A list setting: a TOML list, or text separated by commas, semicolons or spaces."""
     if value is None:
         return ()
@@ -155,7 +155,7 @@ def _entries(value: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _limit(value: Any, name: str) -> int | None:
+def _limit(value: object, name: str) -> int | None:
     if value is None or str(value).strip() == "":
         return None
     text = str(value).strip().replace("_", "").replace(",", "")
