@@ -615,7 +615,7 @@ class CoinsClient:
             body=answer.body,
         )
 
-    # -- internals: transport -----------------------------------------------------------------
+    # -- internals: answers into results; the one way to the transport -------------------------
 
     def _get(self, coin_config_id: str, what: str) -> CoinConfig:
         sent = self._call("GET", CONFIG_PATH + quote(coin_config_id, safe=""), what)
@@ -683,6 +683,8 @@ class CoinsClient:
             reason = "is missing" if not text else "must be an id such as WCC817428"
             raise _invalid(what, [FieldProblem("coinConfigId", coin_config_id, reason)])
         return text
+
+    # -- internals: recording ----------------------------------------------------------------
 
     def _recorded(
         self,
