@@ -65,7 +65,7 @@ _NO_SUCH_HOST = frozenset(
 LOGIN_RETRIES = 2
 
 
-# -- backoff and retries ----------------------------------------------------------------
+# -- backoff -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +88,7 @@ class Backoff:
         self.sleep(self.delay(retry_number))
 
 
-# -- urllib3's retries --------------------------------------------------------------------
+# -- urllib3's retries and the session -----------------------------------------------------
 
 
 class _Retry(Retry):
@@ -177,6 +177,8 @@ def _retry(
 def build_session(
     base_url: str, *, cookie: str | None, pool_maxsize: int, backoff: Backoff, max_retries: int
 ) -> requests.Session:
+    """The one session of a client: thread-safe, pooled (``pool_maxsize`` per host), with a
+    retry policy for the API paths and a stricter one for the login."""
     session = requests.Session()
     # requests re-reads proxy settings from the environment on every request unless told
     # not to (a third of the client's CPU): read them once here, for this one base URL

@@ -78,7 +78,7 @@ _MAX_RENEWALS = 2
 THROTTLE_BUDGET_S = 300.0
 
 
-# -- the default pacer ----------------------------------------------------------
+# -- the default pacer -------------------------------------------------------------------
 
 
 class PausePacer:
@@ -106,6 +106,9 @@ class PausePacer:
             self._streak += 1
             wait = retry_after if retry_after is not None else self._backoff.delay(self._streak)
             self._resume_at = max(self._resume_at, time.monotonic() + min(wait, RETRY_AFTER_CAP_S))
+
+
+# -- what a call returns; a write that may have happened --------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
