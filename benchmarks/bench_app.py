@@ -27,7 +27,7 @@ TARGET = 3.0
 
 
 def _server_key(home: Path) -> str:
-    # What CoinsClient.from_settings uses for the embedded sandbox of this home.
+    # What toolkit.workspace.open_client uses for the embedded sandbox of this home.
     return "sandbox:" + str((home / "sandbox.sqlite3").resolve())
 
 
