@@ -55,11 +55,12 @@ bench: $(RUNTIME)
 notebook: $(NOTEBOOK)
 	$(VENV)/bin/jupyter lab notebooks/
 
+# ruff (lint and format) over the tree, strict mypy over toolkit/ (config in pyproject.toml).
 lint: $(DEV)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
-# mypy over toolkit/ (config in pyproject.toml). Apart from `lint` until the tree is clean.
 typecheck: $(DEV)
 	$(VENV)/bin/mypy
 
