@@ -273,6 +273,31 @@ def test_plan_and_dry_run_preview_without_sending(
     assert not (tmp_path / "plan.results.csv").exists()
 
 
+def test_plan_says_what_an_earlier_run_of_the_same_file_left_and_that_a_rerun_resumes_it(
+    coins: Coins, tmp_path: Path
+) -> None:
+    sheet = write_configs(
+        tmp_path / "again.csv",
+        [
+            ("CEKA", "MEAL_CARD_PAYMENT", "6"),
+            ("CEKB", "MEAL_CARD_PAYMENT", "6"),
+            ("cekc", "X", "1"),
+        ],
+    )
+    assert "earlier_run" not in coins("plan", str(sheet), "--format", "json").json()
+
+    assert coins("bulk-create", str(sheet)).code == 1  # the third row is invalid
+
+    plan = coins("plan", str(sheet), "--format", "json").json()
+    assert "2 created" in plan["earlier_run"] and "1 invalid" in plan["earlier_run"]
+    assert "running it again resumes that run" in plan["earlier_run"]
+    shown = coins("bulk-create", str(sheet), "--dry-run")
+    assert "earlier run: run " in shown.out and "rows it finished are not sent again" in shown.out
+    # A changed file is another run: nothing to say about the first.
+    sheet.write_text(sheet.read_text() + "CEKD,MEAL_CARD_PAYMENT,6\n")
+    assert "earlier_run" not in coins("plan", str(sheet), "--format", "json").json()
+
+
 def _ugly_sheets(tmp_path: Path) -> dict[str, Path]:
     """The same rows written the ways spreadsheets write them."""
     lines = ["companyId,event,amount,configuration,note"]

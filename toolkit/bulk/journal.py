@@ -300,6 +300,13 @@ class Journal:
         wide.columns = [str(c) for c in wide.columns]
         return runs.merge(wide.reset_index(), on="run_id", how="left")
 
+    def status_counts(self, run_id: str) -> dict[str, int]:
+        """How many rows of one run are in each status (counted in SQLite, not read out)."""
+        cur = self._conn.execute(
+            "SELECT status, COUNT(*) FROM bulk_rows WHERE run_id = ? GROUP BY status", (run_id,)
+        )
+        return {str(status): int(n) for status, n in cur.fetchall()}
+
     # -- rows -----------------------------------------------------------------------------
 
     def rows(self, run_id: str) -> pd.DataFrame:

@@ -13,16 +13,25 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from toolkit.bulk.journal import DONE_STATUSES, Journal
+from toolkit.bulk.journal import DONE_STATUSES, Journal, JournalRun, make_run_key
 from toolkit.bulk.outcomes import SENDING_ACTIONS, WorkItem, is_blank
 from toolkit.bulk.planning import Plan
 from toolkit.bulk.results import Outcomes
 
-__all__ = ["ITEMS_CHUNK", "Opened", "PendingItems", "open_run"]
+__all__ = [
+    "ITEMS_CHUNK",
+    "EarlierRun",
+    "Opened",
+    "PendingItems",
+    "earlier_run",
+    "open_run",
+    "run_key",
+]
 
 # Work items are built this many at a time, as the run hands rows out.
 ITEMS_CHUNK = 2048
@@ -39,6 +48,34 @@ class Opened:
     todo: pd.DataFrame
     final: Outcomes
     reused: int
+
+
+def run_key(plan: Plan, server_key: str | None) -> str:
+    """The journal key of sending ``plan`` to the server of ``server_key``: the same file
+    (content), kind and mode on the same server is the same run, and resumes."""
+    return make_run_key(plan.file_sha256, plan.kind, plan.mode, str(server_key or ""))
+
+
+@dataclass(frozen=True, slots=True)
+class EarlierRun:
+    """The journal's latest run of a plan's file: the run, and its rows by status."""
+
+    run: JournalRun
+    counts: dict[str, int]
+
+
+def earlier_run(journal_path: str | Path, plan: Plan, server_key: str | None) -> EarlierRun | None:
+    """What an earlier run of this same file left on this server (None: never run), so a
+    surface can say before sending that running it again resumes: finished rows reused."""
+    journal = Journal(journal_path)
+    try:
+        found = journal.find_run(run_key(plan, server_key))
+        if found is None:
+            return None
+        counts = journal.status_counts(found.run_id)
+    finally:
+        journal.close()
+    return EarlierRun(run=found, counts=counts)
 
 
 def open_run(

@@ -32,7 +32,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, NamedTuple
 
-from toolkit.bulk.journal import Journal, make_run_key
+from toolkit.bulk.journal import Journal
 from toolkit.bulk.outcomes import (
     ALLOCATION_STATUSES,
     CANCELLED_MESSAGE,
@@ -51,6 +51,7 @@ from toolkit.bulk.planning import plan as plan_configs
 from toolkit.bulk.progress import ProgressCallback, with_pace
 from toolkit.bulk.results import Outcomes, RunResult, results_frame, write_results
 from toolkit.bulk.resuming import PendingItems, open_run
+from toolkit.bulk.resuming import run_key as run_key_of
 from toolkit.bulk.seams import BatchRecorder, BulkClient, BulkWorkspace, RunRegistry
 from toolkit.bulk.validation import Validation
 from toolkit.errors import EnKashError, TransportError
@@ -515,7 +516,7 @@ def run(
     if not isinstance(plan, Plan):
         plan = _plan_from_validation(plan, registry)
     server_key = client.server_key
-    key = run_key or make_run_key(plan.file_sha256, plan.kind, plan.mode, server_key)
+    key = run_key or run_key_of(plan, server_key)
     statuses = ALLOCATION_STATUSES if plan.kind == "allocations" else CONFIG_STATUSES
     total = len(plan.frame)
 

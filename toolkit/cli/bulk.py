@@ -226,11 +226,33 @@ def cmd_plan(args: argparse.Namespace) -> int:
     with workspace(args) as ws:
         plan = _plan(args, "configs", _validate(sheet, ws), ws)
         cost_line = plan_cost_line(args, ws, plan)
-    return _show_plan(args, sheet, plan, cost_line=cost_line)
+        earlier = _earlier_line(ws, plan)
+    return _show_plan(args, sheet, plan, cost_line=cost_line, earlier=earlier)
+
+
+def _earlier_line(ws: Workspace, plan: Plan) -> str | None:
+    """What an earlier run of this same file left on this server, and what running it again
+    does (the plan above is what a fresh start would send)."""
+    from toolkit.bulk.resuming import earlier_run
+
+    found = earlier_run(ws.registry.path, plan, ws.client.server_key)
+    if found is None:
+        return None
+    counts = ", ".join(f"{n:,} {status}" for status, n in sorted(found.counts.items()))
+    return (
+        f"run {found.run.run_id} of this file on this server ({found.run.state}, started "
+        f"{found.run.started_at}): {counts or 'no rows'} — running it again resumes that run: "
+        "rows it finished are not sent again"
+    )
 
 
 def _show_plan(
-    args: argparse.Namespace, sheet: Sheet, plan: Plan, *, cost_line: str | None = None
+    args: argparse.Namespace,
+    sheet: Sheet,
+    plan: Plan,
+    *,
+    cost_line: str | None = None,
+    earlier: str | None = None,
 ) -> int:
     """Print a plan (nothing sent) and its summary; exit 1 when a row is invalid or in conflict."""
     counts = {str(k): int(v) for k, v in plan.counts.items() if v}
@@ -243,6 +265,8 @@ def _show_plan(
     extra: dict[str, object] = {"to_send": plan.to_send, "sent": 0, "dry_run": True}
     if cost_line:
         extra["monthly_cost"] = cost_line
+    if earlier:
+        extra["earlier_run"] = earlier
     return _summary(
         args,
         what="plan",
@@ -266,7 +290,7 @@ def _bulk(args: argparse.Namespace, kind: Kind) -> int:
     with workspace(args) as ws:
         plan = _plan(args, kind, _validate(sheet, ws), ws)
         if args.dry_run:
-            return _show_plan(args, sheet, plan)
+            return _show_plan(args, sheet, plan, earlier=_earlier_line(ws, plan))
         # The app's lock on the sheet: the app and the command line never send it at once.
         with sheet_lock(ws, plan, source_name=sheet.source_name) as held:
             hint(args, f"{sheet.describe()}; {plan.to_send:,} to send")

@@ -75,7 +75,7 @@ def _refusal(ws: Workspace, holder: LockHolder, reason: str) -> str:
 def sheet_lock(ws: Workspace, plan: Plan, *, source_name: str | None) -> Iterator[HeldLock]:
     """Hold ``plan``'s sheet lock on ``ws``'s server for the ``with`` block (beaten every
     `HEARTBEAT_S`), or raise `CliError` (exit 1) naming who holds it."""
-    from toolkit.bulk.journal import make_run_key
+    from toolkit.bulk.resuming import run_key
     from toolkit.bulk.runlocks import RunLocked, acquire_run_lock, make_lock_key
 
     server_key = ws.client.server_key
@@ -83,7 +83,7 @@ def sheet_lock(ws: Workspace, plan: Plan, *, source_name: str | None) -> Iterato
         lock = acquire_run_lock(
             ws.registry.path,
             lock_key=make_lock_key(plan.file_sha256, plan.kind, server_key),
-            run_key=make_run_key(plan.file_sha256, plan.kind, plan.mode, server_key),
+            run_key=run_key(plan, server_key),
             actor=ws.settings.actor,
             source_name=source_name,
         )

@@ -19,10 +19,11 @@ import streamlit as st
 
 from toolkit import bulk
 from toolkit.bulk import Plan, Sheet, Validation, reading
+from toolkit.bulk.resuming import EarlierRun, earlier_run
 from toolkit.display import blank_missing as blank_cells
 from toolkit.display import fill_from_inputs
 from toolkit.ui import access, cost_lines, runs
-from toolkit.ui.bulk_run import SHOWN_ROWS, EarlierRun, run_section, server_run_section
+from toolkit.ui.bulk_run import SHOWN_ROWS, run_section, server_run_section
 from toolkit.ui.caches import data_key
 from toolkit.ui.text import blank_missing, esc, excel_safe_csv, highlight
 
@@ -141,21 +142,7 @@ def _for_display(plan: Plan, shown: pd.DataFrame) -> pd.DataFrame:
 
 def _earlier_run(ws: Workspace, plan: Plan) -> EarlierRun | None:
     """The journal's latest run of this same file (same kind, mode and server), if any."""
-    from toolkit.bulk.journal import Journal, make_run_key
-
-    server_key = str(ws.client.server_key or "")
-    journal = Journal(ws.registry.path)
-    try:
-        found = journal.find_run(make_run_key(plan.file_sha256, plan.kind, plan.mode, server_key))
-        if found is None:
-            return None
-        rows = journal.rows(found.run_id)
-        counts = (
-            {str(s): int(n) for s, n in rows["status"].value_counts().items()} if len(rows) else {}
-        )
-        return found, counts
-    finally:
-        journal.close()
+    return earlier_run(ws.registry.path, plan, ws.client.server_key)
 
 
 _PROBLEM_COLUMNS = {

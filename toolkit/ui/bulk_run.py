@@ -18,6 +18,7 @@ from toolkit.ui.text import esc, excel_safe_csv, highlight
 if TYPE_CHECKING:
     from toolkit.bulk import Plan, RunResult
     from toolkit.bulk.journal import JournalRun
+    from toolkit.bulk.resuming import EarlierRun
     from toolkit.workspace import Workspace
 
 __all__ = ["SHOWN_ROWS", "run_section", "server_run_section", "unconfirmed_advice"]
@@ -35,8 +36,6 @@ _STATUS_COLORS = {
     "conflict": "#FFF3E0",
     "unconfirmed": "#FFE0B2",
 }
-
-EarlierRun = tuple["JournalRun", dict[str, int]]  # the journal's run of the sheet, row counts
 
 
 def _run_options(prefix: str) -> tuple[int, float | None]:
@@ -77,10 +76,10 @@ def run_section(
         )
         return
     resume = False
-    if earlier is not None and _busy_without_lock(ws, earlier[0], lock_key):
+    if earlier is not None and _busy_without_lock(ws, earlier.run, lock_key):
         return
     if earlier is not None:
-        found, done_counts = earlier
+        found, done_counts = earlier.run, earlier.counts
         final = sum(n for s, n in done_counts.items() if s not in ("pending", "sending"))
         unfinished = {
             s: n

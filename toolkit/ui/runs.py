@@ -30,9 +30,9 @@ from toolkit.bulk.journal import (
     acquire_run_lock,
     list_runs,
     make_lock_key,
-    make_run_key,
     run_lock_holder,
 )
+from toolkit.bulk.resuming import run_key as plan_run_key
 from toolkit.ui.caches import invalidate
 from toolkit.ui.connection import connection
 from toolkit.ui.jobs import Job, start_job_thread
@@ -156,7 +156,7 @@ def lock_key_for(ws: Workspace, plan: Plan) -> tuple[str, str]:
     server_key = str(ws.client.server_key or "")
     return (
         make_lock_key(plan.file_sha256, plan.kind, server_key),
-        make_run_key(plan.file_sha256, plan.kind, plan.mode, server_key),
+        plan_run_key(plan, server_key),
     )
 
 
