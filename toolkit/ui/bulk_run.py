@@ -155,8 +155,9 @@ def run_section(
 
 def _busy_without_lock(ws: Workspace, found: JournalRun, lock_key: str) -> bool:
     """A run journaled as running, whose sheet no process ever locked, with rows still being
-    written: some process that takes no lock is sending it. Say so (no Resume: it would send
-    rows twice). A lock left by a holder that died means the run is truly dead."""
+    written: some process that takes no lock (a notebook, a script; the CLI takes it) is
+    sending it. Say so (no Resume: it would send rows twice). A lock left by a holder that died
+    means the run is truly dead."""
     if found.state != "running":
         return False
     from datetime import UTC, datetime
@@ -174,8 +175,8 @@ def _busy_without_lock(ws: Workspace, found: JournalRun, lock_key: str) -> bool:
         return False
     st.warning(
         f"This sheet's run {esc(found.run_id)} is still writing rows ({age:,.0f} s ago) "
-        "from a process that holds no lock (the command line or a notebook?). It cannot be "
-        "resumed while it may be running; look again when it has been quiet for "
+        "from a process that holds no lock (a notebook or a script calling bulk.run?). It "
+        "cannot be resumed while it may be running; look again when it has been quiet for "
         f"{LOCK_STALE_S / 60:.0f} minutes.",
         icon=":material/sync_lock:",
     )
