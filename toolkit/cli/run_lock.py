@@ -7,49 +7,19 @@ since when, where, which run), exit 1.
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING
 
 from toolkit.cli.exits import EXIT_ROWS, CliError
 
 if TYPE_CHECKING:
-    from toolkit.bulk import Plan, RunResult
-    from toolkit.bulk.runlocks import LockHolder, RunLock
+    from toolkit.bulk import Plan
+    from toolkit.bulk.locking import HeldLock
+    from toolkit.bulk.runlocks import LockHolder
     from toolkit.workspace import Workspace
 
-__all__ = ["HEARTBEAT_S", "HeldLock", "sheet_lock"]
-
-log = logging.getLogger(__name__)
-
-HEARTBEAT_S = 5.0
-"""How often a running CLI run refreshes its lock (a lock silent for
-`toolkit.bulk.runlocks.LOCK_STALE_S` is taken over)."""
-
-
-class HeldLock:
-    """The lock of a run under way; ``ended(result)`` says how it ended (the outcome the lock
-    is released with: finished, cancelled or stopped)."""
-
-    def __init__(self, lock: RunLock) -> None:
-        self.lock = lock
-        self.outcome = "stopped"
-
-    @property
-    def run_key(self) -> str:
-        """The run key the lock was taken for (the run resumes by it)."""
-        return self.lock.run_key
-
-    def ended(self, result: RunResult) -> None:
-        """Record how the run ended, as the app's runs list names it."""
-        if result.fatal_error is not None:
-            self.outcome = "stopped"
-        elif result.cancelled:
-            self.outcome = "cancelled"
-        else:
-            self.outcome = "finished"
+__all__ = ["sheet_lock"]
 
 
 def _refusal(ws: Workspace, holder: LockHolder, reason: str) -> str:
@@ -73,43 +43,16 @@ def _refusal(ws: Workspace, holder: LockHolder, reason: str) -> str:
 
 @contextmanager
 def sheet_lock(ws: Workspace, plan: Plan, *, source_name: str | None) -> Iterator[HeldLock]:
-    """Hold ``plan``'s sheet lock on ``ws``'s server for the ``with`` block (beaten every
-    `HEARTBEAT_S`), or raise `CliError` (exit 1) naming who holds it."""
-    from toolkit.bulk.resuming import run_key
-    from toolkit.bulk.runlocks import RunLocked, acquire_run_lock, make_lock_key
+    """`toolkit.bulk.sheet_lock` for the ``with`` block, or `CliError` (exit 1) naming who
+    holds it."""
+    from toolkit.bulk.locking import sheet_lock as hold
+    from toolkit.bulk.runlocks import RunLocked
 
-    server_key = ws.client.server_key
-    try:
-        lock = acquire_run_lock(
-            ws.registry.path,
-            lock_key=make_lock_key(plan.file_sha256, plan.kind, server_key),
-            run_key=run_key(plan, server_key),
-            actor=ws.settings.actor,
-            source_name=source_name,
-        )
-    except RunLocked as exc:
-        raise CliError(_refusal(ws, exc.holder, str(exc)), EXIT_ROWS) from None
-    held = HeldLock(lock)
-    ended = threading.Event()
-
-    def beat() -> None:
-        while not ended.wait(HEARTBEAT_S):
-            try:
-                lock.beat()
-            except Exception:  # a missed beat is not fatal; the next one may succeed
-                log.warning("could not refresh the run lock", exc_info=True)
-
-    beating = threading.Thread(target=beat, name="coins-lock-beat", daemon=True)
-    beating.start()
-    try:
-        yield held
-    except KeyboardInterrupt:
-        held.outcome = "cancelled"
-        raise
-    finally:
-        ended.set()
-        beating.join(timeout=HEARTBEAT_S)
+    with ExitStack() as stack:
         try:
-            lock.release(held.outcome)
-        except Exception:  # the run's rows are journaled; a lock left behind goes stale
-            log.exception("could not release the run lock")
+            held = stack.enter_context(
+                hold(ws, plan, actor=ws.settings.actor, source_name=source_name)
+            )
+        except RunLocked as exc:
+            raise CliError(_refusal(ws, exc.holder, str(exc)), EXIT_ROWS) from None
+        yield held
