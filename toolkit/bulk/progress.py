@@ -23,7 +23,7 @@ PacedProgress = Callable[[int, int, dict[str, int], PaceState], Any]
 class ProgressBar:
     """A tqdm bar as a progress callback: ``progress(done, total[, counts])``.
 
-    Fits every progress callback of the toolkit (``Registry.refresh``/``import_ids`` call it
+    Fits every progress callback of the toolkit (``sync.refresh``/``import_ids`` call it
     with ``(done, total)``, ``run`` with ``(done, total, counts)``, shown beside the bar). The
     bar starts at the first call's ``done`` (rows reused from an earlier run or invalid), so
     its rate counts only rows sent now, and closes itself when ``done`` reaches ``total``.
