@@ -202,3 +202,21 @@ def test_only_the_composition_root_starts_the_embedded_sandbox(name: str) -> Non
         assert "toolkit.sandbox" in reached
     else:
         assert "toolkit.sandbox" not in reached
+
+
+# Modules past LONG lines, each with the one concept it holds (anything else that long is two
+# concepts waiting to be split).
+LONG = 650
+ONE_CONCEPT = {
+    "toolkit.bulk.workbook": "the streaming .xlsx reader: one zip, its parts and their XML",
+    "toolkit.client": "the API calls and what their answers make (results, recording)",
+}
+
+
+def test_a_long_module_holds_one_named_concept() -> None:
+    long = {
+        name: len(path.read_text(encoding="utf-8").splitlines())
+        for name, path in MODULES.items()
+        if len(path.read_text(encoding="utf-8").splitlines()) > LONG
+    }
+    assert set(long) <= set(ONE_CONCEPT), {n: long[n] for n in set(long) - set(ONE_CONCEPT)}
