@@ -18,7 +18,7 @@ from toolkit.changes import describe_changes
 from toolkit.frames import CONFIGURATION_DTYPE
 from toolkit.models import CoinConfig
 from toolkit.registry.queries import Queries
-from toolkit.registry.rows import _as_list, _iso_from, _text
+from toolkit.registry.rows import _add_filters, _text
 from toolkit.registry.schema import AUDIT_COLUMNS
 
 __all__ = ["AuditLog", "RevertResult"]
@@ -69,25 +69,21 @@ class AuditLog(Queries):
         if not all_servers:
             where.append("server_key = ?")
             params.append(self.server_key)
-        for column, value in (
-            ("action", action),
-            ("coin_config_id", coin_config_id),
-            ("company_id", company_id),
-            ("event", event),
-            ("actor", actor),
-            ("source", source),
-            ("outcome", outcome),
-        ):
-            values = _as_list(value)
-            if values is not None:
-                where.append(f"{column} IN ({', '.join('?' * len(values))})")
-                params.extend(values)
-        if since is not None:
-            where.append("at >= ?")
-            params.append(_iso_from(since))
-        if until is not None:
-            where.append("at < ?")
-            params.append(_iso_from(until))
+        _add_filters(
+            where,
+            params,
+            (
+                ("action", action),
+                ("coin_config_id", coin_config_id),
+                ("company_id", company_id),
+                ("event", event),
+                ("actor", actor),
+                ("source", source),
+                ("outcome", outcome),
+            ),
+            since,
+            until,
+        )
         # The coins an allocate entry awarded live in its allocation record.
         sql = (
             "SELECT *, (SELECT al.coins FROM allocations al WHERE al.audit_id = audit.audit_id)"

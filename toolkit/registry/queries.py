@@ -17,7 +17,7 @@ import pandas as pd
 
 from toolkit.frames import configs_to_frame
 from toolkit.models import CoinConfig
-from toolkit.registry.rows import _as_list, _config_from_row, _iso_from
+from toolkit.registry.rows import _add_filters, _config_from_row
 from toolkit.registry.schema import ALLOCATION_COLUMNS
 
 __all__ = ["Queries"]
@@ -112,17 +112,8 @@ class Queries:
         filters take one value or several. Read in batches: memory stays near the frame's."""
         where = ["server_key = ?"]
         params: list[Any] = [self.server_key]
-        for column, value in (("company_id", company_id), ("event", event), ("status", status)):
-            values = _as_list(value)
-            if values is not None:
-                where.append(f"{column} IN ({', '.join('?' * len(values))})")
-                params.extend(values)
-        if since is not None:
-            where.append("at >= ?")
-            params.append(_iso_from(since))
-        if until is not None:
-            where.append("at < ?")
-            params.append(_iso_from(until))
+        columns = (("company_id", company_id), ("event", event), ("status", status))
+        _add_filters(where, params, columns, since, until)
         # Without a time filter every row is wanted: a plain scan beats the time index's
         # row-by-row look-ups. Rows are put in time order below, not by SQLite.
         table = "allocations" if since or until else "allocations NOT INDEXED"

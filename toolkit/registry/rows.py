@@ -68,6 +68,28 @@ def _as_list(value: str | Iterable[str] | None) -> list[str] | None:
     return [str(v) for v in value]
 
 
+def _add_filters(
+    where: list[str],
+    params: list[Any],
+    columns: Iterable[tuple[str, str | Iterable[str] | None]],
+    since: datetime | str | pd.Timestamp | None,
+    until: datetime | str | pd.Timestamp | None,
+) -> None:
+    """The WHERE terms of a filtered read: each text column one value or several (``IN``),
+    ``since`` inclusive and ``until`` exclusive on ``at``; appended to ``where``/``params``."""
+    for column, value in columns:
+        values = _as_list(value)
+        if values is not None:
+            where.append(f"{column} IN ({', '.join('?' * len(values))})")
+            params.extend(values)
+    if since is not None:
+        where.append("at >= ?")
+        params.append(_iso_from(since))
+    if until is not None:
+        where.append("at < ?")
+        params.append(_iso_from(until))
+
+
 def _row_factory(cursor: Any, row: tuple[Any, ...]) -> dict[str, Any]:
     return {d[0]: value for d, value in zip(cursor.description, row, strict=True)}
 
