@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from toolkit.client import CoinsClient
-from toolkit.errors import ConflictError, ServerError, UnconfirmedError
+from toolkit.errors import ConflictError, EnKashError, ServerError, UnconfirmedError
 
 HEALTHY = {
     "latency_ms": 0,
@@ -193,3 +193,25 @@ def test_create_conflict_with_other_values_after_a_failure_is_a_conflict(
     assert len(existing) == 1 and existing[0]["amount"] == 99
     assert caught.value.existing_id == existing[0]["coinConfigId"]
     assert "other values" in str(caught.value)
+
+
+def test_a_redirect_is_never_followed_and_says_where_it_pointed(
+    make_client: Callable[..., CoinsClient], fresh_sandbox: Any
+) -> None:
+    """A gateway's 302 to its sign-in page: a read is tried again, then refused naming the
+    redirect; a create is unconfirmed (a redirected write may have been processed), never
+    followed as a GET to the sign-in page."""
+    slept: list[float] = []
+    with healing_client(make_client, fresh_sandbox, slept, sleep=slept.append) as client:
+        fresh_sandbox.set_faults(redirect_rate=1.0)
+        with pytest.raises(EnKashError) as read:
+            client.get_balance("EKU1")
+        assert "redirect (HTTP 302 to /sso/login?next=" in str(read.value)
+        assert "ENKASH_BASE_URL" in str(read.value)
+        assert len(slept) == 3  # read again, as after any unreadable answer
+        with pytest.raises(UnconfirmedError) as write:
+            client.create_config(company_id="CEKEKCARDS", event="MEAL_CARD_PAYMENT", amount=6)
+        assert "redirect (HTTP 302" in str(write.value)
+    assert sandbox_configs(fresh_sandbox) == []
+    stats = requests.get(fresh_sandbox.url + "/_sandbox/stats", timeout=5).json()["payload"]
+    assert stats["redirected"] >= 2

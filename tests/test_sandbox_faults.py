@@ -180,3 +180,13 @@ async def _get(transport: Any, path: str) -> Any:
 
     async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
         return await client.get(path)
+
+
+def test_redirect_fault_answers_302_to_a_sign_in_page_and_does_nothing(
+    api: Any, fresh_sandbox: Any
+) -> None:
+    fresh_sandbox.set_faults(redirect_rate=1)
+    answer = api.post(CREATE, json=BODY, allow_redirects=False)
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == "/sso/login?next=" + CREATE
+    assert configs(fresh_sandbox) == []

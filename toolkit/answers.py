@@ -223,6 +223,8 @@ def read_parts(
         "request_id": headers.get("x-request-id") or headers.get("x-correlation-id"),
         "reason": reason,
     }
+    if 300 <= status < 400:
+        return _redirected(status, headers.get("location"), secrets, common)
     body = _json(content)
     if body is _NOT_JSON:
         return _read_not_json(status, headers, content, common)
@@ -248,6 +250,22 @@ def _json(content: bytes) -> Any:
         return json.loads(text)
     except (ValueError, UnicodeDecodeError):
         return _NOT_JSON
+
+
+def _redirected(
+    status: int, location: str | None, secrets: tuple[str | None, ...], common: dict[str, Any]
+) -> Answer:
+    """A redirect is not followed (a write it sends elsewhere may or may not have been
+    processed, and a create must never turn into a GET): unreadable, saying where it points."""
+    where = ""
+    if location:
+        shown = redact("".join(c for c in location if c.isprintable()), secrets)
+        where = f" to {shown[:200]}" + ("…" if len(shown) > 200 else "")
+    message = (
+        f"the server answered with a redirect (HTTP {status}{where}), which the toolkit does "
+        "not follow: check the base URL (ENKASH_BASE_URL)"
+    )
+    return Answer(Meaning.UNREADABLE, message=message, **common)
 
 
 def _read_not_json(

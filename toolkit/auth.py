@@ -28,7 +28,7 @@ import requests
 from toolkit.answers import Meaning, error_for, read
 from toolkit.errors import AuthError, EnKashError, LoginUnavailableError, redact
 
-__all__ = ["BearerAuth", "TokenManager"]
+__all__ = ["TokenManager"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,22 +49,6 @@ _REFUSALS = frozenset(
 )
 # EnKash documents bearer tokens living 5 minutes whatever ``expires_in`` says.
 DOCUMENTED_TOKEN_LIFE_S = 300.0
-
-
-class BearerAuth(requests.auth.AuthBase):
-    """Sets ``Authorization: Bearer …`` on one request (and keeps netrc from replacing it)."""
-
-    __slots__ = ("_token",)
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        return request
-
-    def __repr__(self) -> str:
-        return "BearerAuth(•••)"
 
 
 class TokenManager:

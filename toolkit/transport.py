@@ -40,7 +40,7 @@ import requests
 import urllib3
 
 from toolkit.answers import RETRY_AFTER_CAP_S, Answer, Meaning, error_for, read
-from toolkit.auth import BearerAuth, TokenManager
+from toolkit.auth import TokenManager
 from toolkit.errors import (
     AuthError,
     EnKashError,
@@ -58,6 +58,7 @@ from toolkit.session import (
     build_session,
     host_not_found,
     never_sent,
+    send,
     transport_error,
 )
 
@@ -379,12 +380,13 @@ class Transport:
         `_Ambiguous` when it was sent and no answer came."""
         started = time.monotonic()
         try:
-            response = self.session.request(
+            response = send(
+                self.session,
                 method,
                 self.base_url + path,
+                headers={"Authorization": f"Bearer {token}"},
                 json=json,
                 params=params,
-                auth=BearerAuth(token),
                 timeout=self.timeout_s,
             )
             answer = self.read(response)

@@ -33,10 +33,11 @@ example:
 
 Dialects (how answers look; the state rules are the same): project, enkash, spring, lenient
 (no per-pair uniqueness, repeated requestIds answered as success), cdn. See docs/api.md.
-Faults: --latency-ms delays every answer; the error, 429, slow-after-commit, drop and
-token-expiry faults apply to /api/* only, the challenge fault to /api/* and /oauth/token; each
-is answered in the dialect's style. Change them while running with PUT /_sandbox/faults and a
-JSON object of the same names (e.g. {"error_rate": 0.1}); the rate limit with
+Faults: --latency-ms delays every answer; the error, 429, slow-after-commit, drop,
+token-expiry and redirect faults apply to /api/* only, the challenge fault to /api/* and
+/oauth/token; each is answered in the dialect's style. Change them while running with
+PUT /_sandbox/faults and a JSON object of the same names (e.g. {"error_rate": 0.1}); the rate
+limit with
 PUT /_sandbox/rate-limit ({"rate": 40, "burst": 10, "style": null}).
 Test-only admin routes (loopback clients only, unless --admin-anywhere): POST /_sandbox/reset,
 GET /_sandbox/configs, GET /_sandbox/allocations, GET|PUT /_sandbox/faults,
@@ -148,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument(
         "--challenge-rate", type=_rate, default=0.0, help="answer a CDN's 403 challenge page"
     )
+    faults.add_argument(
+        "--redirect-rate",
+        type=_rate,
+        default=0.0,
+        help="answer 302 to a sign-in page (as a gateway may), before doing anything",
+    )
     faults.add_argument("--fault-seed", type=int, default=None, help="repeatable fault draws")
     limit = parser.add_argument_group("rate limit (a token bucket on /api/*)")
     limit.add_argument(
@@ -193,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         drop_rate=args.drop_rate,
         token_expiry_rate=args.token_expiry_rate,
         challenge_rate=args.challenge_rate,
+        redirect_rate=args.redirect_rate,
     )
     if args.burst is not None and args.rate_limit is None:
         print("sandbox: --burst needs --rate-limit", file=sys.stderr)

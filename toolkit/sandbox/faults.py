@@ -10,6 +10,7 @@
 | ``drop_rate`` | ``/api/*`` | the TCP connection is closed with no answer, before doing anything |
 | ``token_expiry_rate`` | ``/api/*`` | the request's bearer token dies now; answered as expired |
 | ``challenge_rate`` | ``/api/*``, ``/oauth/token`` | a CDN's 403 HTML challenge page |
+| ``redirect_rate`` | ``/api/*`` | 302 to a sign-in page (a gateway's), before doing anything |
 
 Every injected answer is rendered by the active dialect (``error_rate`` → its 5xx,
 ``rate_limit_rate`` → its throttling answer, ``token_expiry_rate`` → its expired-token answer).
@@ -40,6 +41,7 @@ _RATES = (
     "drop_rate",
     "token_expiry_rate",
     "challenge_rate",
+    "redirect_rate",
 )
 _DURATIONS = ("latency_ms", "slow_after_commit_ms")
 _MAX_MS = 600_000.0
@@ -52,6 +54,7 @@ FAULT_NAMES: tuple[str, ...] = (
     "drop_rate",
     "token_expiry_rate",
     "challenge_rate",
+    "redirect_rate",
 )
 
 
@@ -71,6 +74,7 @@ class Faults:
     drop_rate: float = 0.0
     token_expiry_rate: float = 0.0
     challenge_rate: float = 0.0
+    redirect_rate: float = 0.0
 
     def updated(self, changes: Mapping[str, Any]) -> Faults:
         """A copy with ``changes`` applied; ``ValueError`` naming every bad name or value."""

@@ -104,6 +104,7 @@ _COUNTERS = (
     "dropped",
     "token_expired",
     "challenged",
+    "redirected",
 )
 
 
@@ -113,7 +114,8 @@ class SandboxStats:
     ``api_requests`` = every /api request; ``accepted`` = those handed to the routes (whatever
     the routes answered); ``throttled`` = refused by the token bucket; ``throttled_by_fault`` =
     the rate_limit_rate fault; ``server_faults``, ``dropped``, ``token_expired``,
-    ``challenged`` = the other injected failures (``challenged`` counts /oauth/token too).
+    ``challenged``, ``redirected`` = the other injected failures (``challenged`` counts
+    /oauth/token too).
     """
 
     def __init__(self) -> None:

@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from toolkit.sandbox.auth import bearer_token
@@ -43,9 +45,9 @@ def _drop(send: Send) -> None:
 class FaultMiddleware:
     """Pure ASGI middleware; must wrap the app outermost so ``send`` is the server's own.
 
-    Runs, in order, for ``/api/*``: the challenge fault, the token bucket, then the drop, error,
-    rate-limit and token-expiry faults (each answered before anything is done) and the
-    slow-after-commit fault; latency applies to every answer.
+    Runs, in order, for ``/api/*``: the challenge fault, the token bucket, then the redirect,
+    drop, error, rate-limit and token-expiry faults (each answered before anything is done)
+    and the slow-after-commit fault; latency applies to every answer.
     """
 
     def __init__(self, app: ASGIApp, sandbox: SandboxState) -> None:
@@ -80,6 +82,10 @@ class FaultMiddleware:
                 stats.count("throttled")
                 style = sandbox.bucket.limit.style
                 await answer(dialect.throttle(path, "bucket", style))
+                return
+            if state.draw(faults.redirect_rate):
+                stats.count("redirected")
+                await answer(_sign_in_redirect(scope))
                 return
             if state.draw(faults.drop_rate):
                 stats.count("dropped")
@@ -122,6 +128,14 @@ class FaultMiddleware:
             # the connection (as the client would see of a stopped server), no traceback.
             with suppress(ConnectionDropped):
                 _drop(send)
+
+
+def _sign_in_redirect(scope: Scope) -> Response:
+    """What a gateway in front of an API may answer a request it wants signed in first."""
+    return Response(
+        status_code=302,
+        headers={"Location": f"/sso/login?next={quote(str(scope.get('path', '')))}"},
+    )
 
 
 async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
