@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from toolkit.bulk.planning import (
     plan,
     plan_allocations,
 )
+from toolkit.bulk.request_ids import sheet_request_ids
 from toolkit.client import CoinsClient
 from toolkit.registry import Registry
 
@@ -220,3 +222,123 @@ def test_a_derived_request_id_is_still_the_v2_rule_earlier_runs_sent() -> None:
     assert derive_request_id("Copy of July (1).csv", "CEKA", "MEAL_CARD_PAYMENT", "EKUSER1", 2) == (
         expected
     )
+
+
+# A sheet mixing given and blank requestIds, triples repeated (occurrences 2 and 3) and an
+# invalid row (no userId: it needs no id).
+MIXED = (
+    "companyId,event,userId,requestId\n"
+    "CEKA,MEAL_CARD_PAYMENT,EKUSER1,\n"
+    "CEKA,MEAL_CARD_PAYMENT,EKUSER2,MYREQ-1\n"
+    "CEKA,MEAL_CARD_PAYMENT,EKUSER1,\n"
+    "CEKB,MEAL_CARD_PAYMENT,EKUSER1,\n"
+    "CEKA,MEAL_CARD_PAYMENT,,\n"
+    "CEKA,MEAL_CARD_PAYMENT,EKUSER1,MYREQ-2\n"
+    "CEKA,MEAL_CARD_PAYMENT,EKUSER1,\n"
+    "CEKA,MEAL_CARD_PAYMENT,EKUSER2,\n"
+)
+
+
+def _allocation_plan(tmp_path: Path, text: str = MIXED, name: str = "July (2).csv") -> Any:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return plan_allocations(bulk.validate_allocations(bulk.read_allocations(path)))
+
+
+def test_allocation_ids_read_through_the_frame_are_the_v2_rule_counting_repeats(
+    tmp_path: Path,
+) -> None:
+    frame = _allocation_plan(tmp_path).frame
+
+    def v2(company: str, user: str, occurrence: int) -> str:
+        return derive_request_id("July (2).csv", company, "MEAL_CARD_PAYMENT", user, occurrence)
+
+    assert frame["requestId"].tolist()[:4] == [
+        v2("CEKA", "EKUSER1", 1),
+        "MYREQ-1",
+        v2("CEKA", "EKUSER1", 2),
+        v2("CEKB", "EKUSER1", 1),
+    ]
+    assert pd.isna(frame["requestId"].iloc[4])  # invalid: no id
+    # A given requestId is not an occurrence: the next blank EKUSER1 row is the third.
+    assert frame["requestId"].tolist()[5:] == [
+        "MYREQ-2",
+        v2("CEKA", "EKUSER1", 3),
+        v2("CEKA", "EKUSER2", 1),
+    ]
+    derived_flags = [True, False, True, True, False, False, True, True]
+    assert frame["requestId_derived"].tolist() == derived_flags
+    derived = frame[frame["requestId_derived"]]
+    column = sheet_request_ids(
+        "July (2).csv", derived["companyId"], derived["event"], derived["userId"]
+    )
+    assert derived["requestId"].tolist() == column.tolist()
+
+
+def test_a_sheet_with_no_requestid_column_gets_every_valid_rows_id_through_the_frame(
+    tmp_path: Path,
+) -> None:
+    rows = [f"CEKA,MEAL_CARD_PAYMENT,EKUSER{i % 3}" for i in range(7)]
+    text = "companyId,event,userId\n" + "\n".join(rows) + "\n"
+    frame = _allocation_plan(tmp_path, text, "alloc.csv").frame
+
+    expected = [
+        derive_request_id("alloc.csv", "CEKA", "MEAL_CARD_PAYMENT", f"EKUSER{i % 3}", i // 3 + 1)
+        for i in range(7)
+    ]
+    assert frame["requestId"].tolist() == expected
+    assert frame["requestId_derived"].all()
+
+
+def test_counts_to_send_len_and_summary_derive_no_request_id(tmp_path: Path) -> None:
+    result = _allocation_plan(tmp_path)
+    assert result.request_ids_pending
+
+    assert result.counts == {"allocate": 7, "invalid": 1}
+    assert result.to_send == 7
+    assert len(result) == 8
+    assert result.summary() == "8 rows: 7 allocate, 1 invalid"
+    assert result.request_ids_pending
+    # The frame the plan keeps holds no derived id yet: only the given ones.
+    kept = result._frame["requestId"]
+    assert kept.dropna().tolist() == ["MYREQ-1", "MYREQ-2"]
+
+    first = result.frame
+    assert not result.request_ids_pending
+    assert first["requestId"].notna().sum() == 7
+    assert result.frame is first  # derived once, then kept
+
+
+def test_head_derives_only_its_rows_and_gives_what_the_frame_would(tmp_path: Path) -> None:
+    lazy, full = _allocation_plan(tmp_path), _allocation_plan(tmp_path).frame
+
+    for n in (0, 1, 3, 5, 8, 50, -2):
+        pd.testing.assert_frame_equal(lazy.head(n), full.head(n))
+    for actions in (["allocate"], ["invalid"], ["allocate", "invalid"], []):
+        picked = full[full["action"].isin(actions)]
+        pd.testing.assert_frame_equal(lazy.head(3, actions=actions), picked.head(3))
+    assert lazy.request_ids_pending
+    pd.testing.assert_frame_equal(lazy.frame, full)
+    pd.testing.assert_frame_equal(lazy.head(4), full.head(4))  # and once derived
+
+
+def test_replace_with_a_frame_keeps_that_frame(tmp_path: Path) -> None:
+    lazy = _allocation_plan(tmp_path)
+    own = _allocation_plan(tmp_path).frame.assign(requestId="JOURNALED")
+
+    replaced = replace(lazy, frame=own)
+    assert replaced.frame["requestId"].eq("JOURNALED").all()
+    assert not replaced.request_ids_pending
+    assert lazy.request_ids_pending  # the plan it came from is untouched
+
+    renamed = replace(lazy, source_name="other.csv")
+    pd.testing.assert_frame_equal(renamed.frame, _allocation_plan(tmp_path).frame)
+
+    lazy.frame = own
+    assert lazy.frame is own and not lazy.request_ids_pending
+
+
+def test_configuration_plans_have_nothing_to_derive(tmp_path: Path) -> None:
+    result = plan(bulk.validate(_sheet(tmp_path, SHEET)), None)
+    assert not result.request_ids_pending
+    pd.testing.assert_frame_equal(result.head(2), result.frame.head(2))

@@ -4,14 +4,18 @@ No HTTP. Each valid configuration row becomes ``create`` (pair unknown), ``updat
 with other values; only in mode ``upsert``), ``unchanged`` (known with the same values) or
 ``conflict`` (known with other values in mode ``create``, which never touches existing
 pairs); invalid rows become ``invalid`` with their reasons. Allocation rows become
-``allocate`` or ``invalid``, with a requestId derived from the sheet's name and the row's
-values when the sheet has none.
+``allocate`` or ``invalid``; a valid row the sheet gives no requestId gets one derived from
+the sheet's name and the row's values — not while planning (SHA-256 per row is most of a
+large sheet's planning time) but the first time the plan's ``frame`` is read, all at once,
+then kept. ``counts``, ``to_send``, ``len`` and ``summary`` need no ids and derive none;
+``Plan.head`` derives only the ids of the rows it returns.
 The decisions are one merge against the registry's known pairs, not a loop over rows.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +28,7 @@ from toolkit.bulk.request_ids import (
     batch_name,
     derive_request_id,
     derive_request_ids,
+    sheet_occurrences,
     sheet_request_ids,
 )
 from toolkit.bulk.seams import KnownPairs
@@ -71,6 +76,55 @@ ALLOCATION_PLAN_COLUMNS = [
 ]
 
 
+@dataclass(frozen=True, eq=False)
+class _PendingIds:
+    """The requestIds an allocation plan has still to derive: the sheet's name, where the
+    rows that need one sit in the frame (ascending positions) and, in that order, their
+    companyId, event and userId. A row's id is the one `sheet_request_ids` gives it among
+    these rows, whether all of them are derived (``fill``) or a few (``fill_at``)."""
+
+    sheet_name: str | None
+    positions: np.ndarray
+    company: pd.Series
+    event: pd.Series
+    user: pd.Series
+
+    def fill(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` (the whole plan's) with every derived requestId in place."""
+        derived = sheet_request_ids(self.sheet_name, self.company, self.event, self.user)
+        if len(self.positions) == len(frame):
+            column = pd.Series(derived.array, index=frame.index)
+        else:
+            column = frame["requestId"].copy()
+            column.iloc[self.positions] = derived.array
+        return frame.assign(requestId=column)
+
+    def fill_at(self, rows: pd.DataFrame, at: np.ndarray) -> pd.DataFrame:
+        """``rows`` (the plan's rows at frame positions ``at``) with their derived requestIds
+        in place: only these rows are hashed; their occurrences are counted over the rows
+        above the last of them (a row's occurrence depends on nothing below it)."""
+        found = np.searchsorted(self.positions, at)
+        mine = found < len(self.positions)
+        mine[mine] = self.positions[found[mine]] == at[mine]
+        if not mine.any():
+            return rows
+        which = found[mine]
+        upto = int(which.max()) + 1
+        occurrences = sheet_occurrences(
+            self.company.iloc[:upto], self.event.iloc[:upto], self.user.iloc[:upto]
+        )
+        ids = derive_request_ids(
+            self.sheet_name,
+            self.company.iloc[which],
+            self.event.iloc[which],
+            self.user.iloc[which],
+            pd.Series(occurrences[which]),
+        )
+        column = rows["requestId"].copy()
+        column.iloc[np.flatnonzero(mine)] = ids.array
+        return rows.assign(requestId=column)
+
+
 @dataclass
 class Plan:
     """What a run would do, row by row, before anything is sent.
@@ -79,9 +133,14 @@ class Plan:
     ``ALLOCATION_PLAN_COLUMNS``); ``inputs`` holds the sheet's own columns (all text, with
     ``row``) in the same order, so results can repeat exactly what the analyst gave.
     ``file_sha256``, ``kind`` and ``mode`` (with the server) make the run key that resumes.
+
+    An allocation plan derives its requestIds when ``frame`` is first read (then keeps
+    them); ``counts``, ``to_send``, ``len()``, ``summary()`` and ``head()`` do not derive
+    them all. Setting ``frame`` (or ``dataclasses.replace(plan, frame=...)``) gives a plan
+    that frame, as it is; ``replace`` with other changes reads ``frame``, so derives them.
     """
 
-    frame: pd.DataFrame
+    frame: pd.DataFrame  # a property (below): the frame with its requestIds derived
     kind: str
     mode: str
     inputs: pd.DataFrame
@@ -89,26 +148,68 @@ class Plan:
     source_name: str | None = None
     problems: pd.DataFrame = field(default_factory=pd.DataFrame)
     server_key: str | None = None
+    # Where ``frame`` is kept, and the requestIds it still lacks (None: none lacking).
+    _frame: pd.DataFrame = field(init=False, repr=False, compare=False)
+    _pending: _PendingIds | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def counts(self) -> dict[str, int]:
         """Rows per action, every action of this kind listed (zeros included)."""
         actions = ALLOCATION_ACTIONS if self.kind == "allocations" else CONFIG_ACTIONS
-        found = self.frame["action"].value_counts()
+        found = self._frame["action"].value_counts()
         return {a: int(found.get(a, 0)) for a in actions}
 
     @property
     def to_send(self) -> int:
         """How many rows the run would send to the API."""
-        return int(self.frame["action"].isin(["create", "update", "allocate"]).sum())
+        return int(self._frame["action"].isin(["create", "update", "allocate"]).sum())
+
+    @property
+    def request_ids_pending(self) -> bool:
+        """True while the plan's derived requestIds are still to be worked out (they are
+        the first time ``frame`` is read)."""
+        return self._pending is not None
 
     def __len__(self) -> int:
-        return len(self.frame)
+        return len(self._frame)
 
     def summary(self) -> str:
         """One line an analyst can read: rows and what happens to them."""
         parts = [f"{n} {a}" for a, n in self.counts.items() if n]
         return f"{len(self)} rows: " + (", ".join(parts) if parts else "nothing to do")
+
+    def head(self, n: int = 5, *, actions: Iterable[str] | None = None) -> pd.DataFrame:
+        """``frame.head(n)`` — of the rows whose action is one of ``actions``, when given —
+        with the requestIds of these rows alone derived, if the plan has not derived them
+        all yet: the same rows and values as ``frame`` would give, without hashing a
+        million rows to show fifty."""
+        frame = self._frame
+        if actions is not None:
+            frame = frame[frame["action"].isin(list(actions))]
+        rows = frame.head(n)
+        if self._pending is None:
+            return rows
+        return self._pending.fill_at(rows, self._frame.index.get_indexer(rows.index))
+
+
+# ``frame`` is a dataclass field (the generated __init__, ``replace``, repr and fields keep
+# it) read and set through this property. It is attached after the class is made: a
+# property in the class body would become the field's default.
+def _get_frame(plan: Plan) -> pd.DataFrame:
+    if plan._pending is not None:
+        plan._frame = plan._pending.fill(plan._frame)
+        plan._pending = None
+    return plan._frame
+
+
+def _set_frame(plan: Plan, frame: pd.DataFrame) -> None:
+    plan._frame = frame
+    plan._pending = None
+
+
+Plan.frame = property(
+    _get_frame, _set_frame, doc="The plan, one row per input row (requestIds derived)."
+)
 
 
 # -- shared helpers ------------------------------------------------------------------------
@@ -300,7 +401,8 @@ def plan_allocations(validation: Validation, registry: KnownPairs | None = None)
     """Decide what a bulk allocation would do: ``allocate`` each valid row, ``invalid`` the rest.
 
     Rows without a requestId get one derived from the sheet's name and the row's own values
-    (``derive_request_id``), so an edited or re-sorted sheet never allocates a row twice.
+    (``derive_request_id``), so an edited or re-sorted sheet never allocates a row twice;
+    they are derived when the plan's ``frame`` is first read, not here (see ``Plan``).
     ``amount`` is the configured coins for the pair when the registry knows it (a cost
     estimate; the server decides); the message warns otherwise.
     """
@@ -321,14 +423,18 @@ def plan_allocations(validation: Validation, registry: KnownPairs | None = None)
     event = checked["event"].astype("str")
     user = checked["userId"].astype("str")
     need = given.isna() & valid
-    # The n-th time a sheet names the same companyId, event and userId without a requestId.
-    name = validation.sheet.source_name or None
-    if need.all():
-        request_id = sheet_request_ids(name, company, event, user)
-    else:
-        derived = sheet_request_ids(name, company[need], event[need], user[need])
-        request_id = given.copy()
-        request_id[need] = derived
+    # Derived later (`_PendingIds`): the n-th time the sheet names the same companyId, event
+    # and userId without a requestId.
+    pending = None
+    if need.any():
+        everywhere = bool(need.all())
+        pending = _PendingIds(
+            sheet_name=validation.sheet.source_name or None,
+            positions=np.flatnonzero(need.to_numpy()),
+            company=company if everywhere else company[need],
+            event=event if everywhere else event[need],
+            user=user if everywhere else user[need],
+        )
 
     base = pd.DataFrame(
         {
@@ -336,12 +442,16 @@ def plan_allocations(validation: Validation, registry: KnownPairs | None = None)
             "companyId": company,
             "event": event,
             "userId": user,
-            "requestId": request_id,
+            "requestId": given,
             "requestId_derived": need.to_numpy(),
         }
     )
     known = _known_configs(registry)[["companyId", "event", "amount", "coinConfigId"]]
-    merged = base.merge(known, on=["companyId", "event"], how="left", validate="many_to_one")
+    # One known row per pair (`_known_configs`), so no validate= (it checks the million left
+    # keys too): each row stays once, in its place, where the pending ids expect it.
+    merged = base.merge(known, on=["companyId", "event"], how="left")
+    if len(merged) != len(base):  # pragma: no cover - _known_configs dropped the duplicates
+        raise RuntimeError("the registry's known pairs are not unique")
     valid.index = merged.index
     act = _text_where(valid, "allocate", "invalid")
     invalid = ~valid
@@ -361,7 +471,7 @@ def plan_allocations(validation: Validation, registry: KnownPairs | None = None)
     merged["message"] = message
     merged["amount"] = merged["amount"].where(~invalid)
     merged["coinConfigId"] = merged["coinConfigId"].where(~invalid)
-    return Plan(
+    result = Plan(
         frame=merged[ALLOCATION_PLAN_COLUMNS],
         kind="allocations",
         mode="allocate",
@@ -371,3 +481,5 @@ def plan_allocations(validation: Validation, registry: KnownPairs | None = None)
         problems=validation.problems,
         server_key=None if registry is None else registry.server_key,
     )
+    result._pending = pending
+    return result

@@ -5,6 +5,8 @@ A sheet without a requestId column still never allocates a row twice: each row's
 from what the row says and not where it sits — the sheet's batch name (`batch_name`), the
 row's companyId, event and userId, and which occurrence of that triple it is. The column form
 joins the texts in Arrow and writes the hex with numpy, so only SHA-256 itself runs per row.
+A row's occurrence depends only on the rows above it (`sheet_occurrences`), so the ids of a
+sheet's first rows can be derived without hashing the rest.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["batch_name", "derive_request_id", "derive_request_ids", "sheet_request_ids"]
+__all__ = [
+    "batch_name",
+    "derive_request_id",
+    "derive_request_ids",
+    "sheet_occurrences",
+    "sheet_request_ids",
+]
 
 _COPY_PREFIX = re.compile(r"^(copy of\s+)+")
 _COPY_SUFFIX = re.compile(r"(\s*(\(\d+\)|-?\s*copy))+$")
@@ -142,17 +150,31 @@ def derive_request_ids(
     return pd.Series(pd.array(_ids_of(texts), dtype="str"), index=company_ids.index)
 
 
+def _sheet_key(company_ids: pd.Series, events: pd.Series, user_ids: pd.Series) -> pa.Array:
+    """Each row's companyId, event and userId joined: what its occurrence counts."""
+    large = pa.large_string()
+    fields = [_arrow_text(company_ids), _arrow_text(events), _arrow_text(user_ids)]
+    return pc.binary_join_element_wise(*fields, pa.scalar(_ID_SEP, large))
+
+
+def sheet_occurrences(company_ids: pd.Series, events: pd.Series, user_ids: pd.Series) -> np.ndarray:
+    """For each row, which occurrence of its companyId, event and userId it is (1 for the
+    first), as `sheet_request_ids` counts it. A row's count depends only on the rows above
+    it: the first n rows of a sheet give the first n counts of the whole sheet."""
+    if len(company_ids) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return _occurrences(_sheet_key(company_ids, events, user_ids))
+
+
 def sheet_request_ids(
     sheet_name: str | None, company_ids: pd.Series, events: pd.Series, user_ids: pd.Series
 ) -> pd.Series:
     """`derive_request_ids` with each row's occurrence counted here: the n-th time the
-    sheet names the same companyId, event and userId."""
+    sheet names the same companyId, event and userId (`sheet_occurrences`)."""
     if len(company_ids) == 0:
         return pd.Series([], index=company_ids.index, dtype="str")
     large = pa.large_string()
-    fields = [_arrow_text(company_ids), _arrow_text(events), _arrow_text(user_ids)]
-    key = pc.binary_join_element_wise(*fields, pa.scalar(_ID_SEP, large))
-    del fields
+    key = _sheet_key(company_ids, events, user_ids)
     counts = pc.cast(pa.array(_occurrences(key)), large)
     texts = _id_texts(sheet_name, key, counts)  # the key is the three fields, joined
     return pd.Series(pd.array(_ids_of(texts), dtype="str"), index=company_ids.index)
