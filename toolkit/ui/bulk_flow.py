@@ -337,15 +337,16 @@ def _plan_section(plan: Plan, *, prefix: str, frozen: runs.ServerRun | None = No
     cost_lines.plan_cost(plan)
     actions = [a for a, n in counts.items() if n]
     pick = st.multiselect("Show actions", actions, default=actions, key=f"{prefix}_plan_actions")
-    shown = _for_display(plan, plan.frame[plan.frame["action"].isin(pick)].head(SHOWN_ROWS))
+    # The first rows of the picked actions, their requestIds alone derived (`Plan.head`).
+    shown = _for_display(plan, plan.head(SHOWN_ROWS, actions=pick))
     st.dataframe(
         shown.style.apply(highlight("action", _ACTION_COLORS), axis=1).format(na_rep=""),
         hide_index=True,
         height=min(38 + 35 * max(len(shown), 1), 420),
         column_config=_PLAN_COLUMNS | {"message": st.column_config.TextColumn(width="large")},
     )
-    if len(plan.frame) > SHOWN_ROWS:
-        st.caption(f"Showing the first {SHOWN_ROWS:,} rows of {len(plan.frame):,}.")
+    if len(plan) > SHOWN_ROWS:
+        st.caption(f"Showing the first {SHOWN_ROWS:,} rows of {len(plan):,}.")
 
 
 def _runs_panel(
