@@ -109,7 +109,9 @@ class Outcomes:
 
     def __init__(self, rows: pd.Series, statuses: Iterable[str]) -> None:
         self.rows = rows.to_numpy(dtype=np.int64)
-        self._index = pd.Index(self.rows)
+        # A plan's rows are in sheet order: found by bisection, without an index per batch.
+        ordered = bool(len(self.rows) < 2 or (np.diff(self.rows) > 0).all())
+        self._index = None if ordered else pd.Index(self.rows)
         self.names: list[str] = list(statuses)
         self._codes = {name: i for i, name in enumerate(self.names)}
         n = len(self.rows)
@@ -131,18 +133,25 @@ class Outcomes:
             return text
         return self._texts.setdefault(text, text)
 
+    def _where(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Each row's place (every one of ``rows`` is a row of the plan)."""
+        wanted = np.asarray(rows, dtype=np.int64)
+        if self._index is None:
+            return np.searchsorted(self.rows, wanted)
+        return self._index.get_indexer(wanted)
+
     def set(self, answers: Sequence[tuple[int, str, str | None, str | None]]) -> None:
         if not answers:
             return
-        where = self._index.get_indexer([row for row, *_ in answers])
-        for at, (_, status, config_id, message) in zip(where, answers, strict=True):
+        where = self._where([row for row, *_ in answers])
+        for at, (_, status, config_id, message) in zip(where.tolist(), answers, strict=True):
             self.status[at] = self._code(status)
             self.config_id[at] = config_id
             self.message[at] = self._kept(message)
 
     def set_rows(self, rows: list[int], status: str, message: str | None) -> None:
         """The same outcome for many rows (no coinConfigId)."""
-        where = self._index.get_indexer(rows)
+        where = self._where(rows)
         self.status[where] = self._code(status)
         self.config_id[where] = None
         self.message[where] = self._kept(message)
@@ -152,7 +161,7 @@ class Outcomes:
     ) -> None:
         if len(rows) == 0:
             return
-        where = self._index.get_indexer(rows.to_numpy(dtype=np.int64))
+        where = self._where(rows.to_numpy(dtype=np.int64))
         codes = statuses.astype("str").map(self._code).to_numpy(dtype=np.int16)
         self.status[where] = codes
         self.config_id[where] = [text_or_none(v) for v in config_ids.tolist()]

@@ -548,7 +548,8 @@ def run(
 
     frame = results_frame(plan, final)
     del final
-    counts = {s: int((frame["status"] == s).sum()) for s in statuses}
+    found = frame["status"].value_counts()
+    counts = {s: int(found.get(s, 0)) for s in statuses}
     result = RunResult(
         frame=frame,
         run_id=run_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -38,10 +39,15 @@ def _dumps(value: dict[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True, default=str)
 
 
+@lru_cache(maxsize=1024)
+def _is_secret_key(key: str) -> bool:
+    return any(hint in key.lower() for hint in _SECRET_HINTS)
+
+
 def _clean_request(request: dict[str, Any] | None) -> dict[str, Any]:
     clean: dict[str, Any] = {}
     for key, value in (request or {}).items():
-        if any(hint in str(key).lower() for hint in _SECRET_HINTS):
+        if _is_secret_key(str(key)):
             continue
         clean[str(key)] = (
             value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
