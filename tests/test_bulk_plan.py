@@ -298,10 +298,14 @@ def test_counts_to_send_len_and_summary_derive_no_request_id(tmp_path: Path) -> 
     assert result.to_send == 7
     assert len(result) == 8
     assert result.summary() == "8 rows: 7 allocate, 1 invalid"
-    assert result.request_ids_pending
-    # The frame the plan keeps holds no derived id yet: only the given ones.
-    kept = result._frame["requestId"]
+    # The decisions (what the coins-to-send totals read) hold no derived id yet.
+    kept = result.decided["requestId"]
     assert kept.dropna().tolist() == ["MYREQ-1", "MYREQ-2"]
+    assert result.decided["action"].tolist() == result.frame["action"].tolist()
+    assert result.request_ids_pending is False  # reading ``frame`` derived them
+    result = _allocation_plan(tmp_path)
+    assert result.decided["action"].value_counts()["allocate"] == 7
+    assert result.request_ids_pending
 
     first = result.frame
     assert not result.request_ids_pending

@@ -170,6 +170,12 @@ class Plan:
         the first time ``frame`` is read)."""
         return self._pending is not None
 
+    @property
+    def decided(self) -> pd.DataFrame:
+        """The frame as planned, without deriving requestIds (a derived one is blank until
+        ``frame`` is read): for totals and counts that do not need them (coins to send)."""
+        return self._frame
+
     def __len__(self) -> int:
         return len(self._frame)
 

@@ -159,7 +159,7 @@ def plan_cost(plan: Plan) -> None:
 
 def _allocation_plan_cost(plan: Plan) -> None:
     value, _ = settings_value()
-    frame = plan.frame
+    frame = plan.decided  # the amounts: no requestId needed
     sending = frame.loc[frame["action"] == "allocate"]
     coins = float(pd.to_numeric(sending["amount"], errors="coerce").fillna(0).sum())
     unknown = int(sending["amount"].isna().sum())

@@ -178,7 +178,7 @@ def of_kind(ws: Workspace, kind: str) -> list[ServerRun]:
 
 def coins_to_send(plan: Plan) -> int | None:
     """The coins the rows to send set (configurations) or award (allocations), if known."""
-    frame = plan.frame
+    frame = plan.decided  # the amounts: no requestId needed
     if "amount" not in frame.columns:
         return None
     sending = frame[frame["action"].isin(SENDING_ACTIONS)]
