@@ -46,6 +46,24 @@ def test_slow_start_raises_the_rate_while_answers_are_clean() -> None:
     assert control.rate > 4 * first
 
 
+def test_the_rate_grows_past_twice_the_sent_rate_only_while_requests_wait_for_it() -> None:
+    """RFC 7661: a rate the workers do not fill is not raised unseen; a rate they queue for
+    (backlogged: it is what limits sending) grows as slow start says."""
+
+    def grown(backlogged: bool) -> float:
+        control = RateController(now=0.0)
+        granted = send(control, 0.0)  # one request in the last quarter second
+        for i in range(20):
+            control.answered(
+                0.05 + i * 0.001, granted, throttled=False, retry_after=None, backlogged=backlogged
+            )
+        return control.rate
+
+    idle, queued = grown(False), grown(True)
+    assert idle <= 8.0  # capped: twice one request in 0.25 s, or the starting rate
+    assert queued > 4 * idle
+
+
 def test_a_throttle_cuts_the_rate_once_per_episode() -> None:
     control = RateController(now=0.0)
     now, in_flight = 0.0, []

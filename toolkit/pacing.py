@@ -250,9 +250,16 @@ class RateController:
     # -- answers -----------------------------------------------------------------------
 
     def answered(
-        self, now: float, granted: float | None, *, throttled: bool, retry_after: float | None
+        self,
+        now: float,
+        granted: float | None,
+        *,
+        throttled: bool,
+        retry_after: float | None,
+        backlogged: bool = False,
     ) -> None:
-        """Take one answer to a request granted at ``granted``."""
+        """Take one answer to a request granted at ``granted``; ``backlogged``: requests are
+        waiting for their turn now (the rate, not the workers, limits what is sent)."""
         self.answers += 1
         if granted is not None and not throttled:
             latency = max(0.0, now - granted)
@@ -265,9 +272,9 @@ class RateController:
             self._throttled(now, granted, retry_after)
         else:
             self._accepted += 1
-            self._grow(now)
+            self._grow(now, backlogged)
 
-    def _grow(self, now: float) -> None:
+    def _grow(self, now: float, backlogged: bool = False) -> None:
         if now < self.paused_until:
             return
         last, self._last_growth = self._last_growth, now
@@ -297,9 +304,12 @@ class RateController:
             step = min(speed, MAX_PROBE_PER_S) * dt
             self.rate += step * target
         # Never more than twice what was actually sent lately: a rate the workers do not use
-        # (too few of them, a slow server) must not grow unseen (RFC 7661's idea).
-        sent = self.send_rate(now, max(4 * (self.srtt or 0.05), 0.25))
-        self.rate = min(self.rate, max(2.0 * sent, START_RPS, self.limit or 0.0))
+        # (too few of them, a slow server) must not grow unseen (RFC 7661's idea). While
+        # requests wait for their turn the rate is what limits sending, and it is all used:
+        # then it grows (RFC 7661 validates a window only when the sender does not fill it).
+        if not backlogged:
+            sent = self.send_rate(now, max(4 * (self.srtt or 0.05), 0.25))
+            self.rate = min(self.rate, max(2.0 * sent, START_RPS, self.limit or 0.0))
         self.rate = max(MIN_RPS, min(self.rate, self.rps_cap))
 
     def _throttled(self, now: float, granted: float | None, retry_after: float | None) -> None:
@@ -487,7 +497,11 @@ class AdaptivePacer:
             self._local.throttles = getattr(self._local, "throttles", 0) + 1
         with self._lock:
             self._control.answered(
-                self._clock(), granted, throttled=throttled, retry_after=retry_after
+                self._clock(),
+                granted,
+                throttled=throttled,
+                retry_after=retry_after,
+                backlogged=bool(self._queue),
             )
             if self._queue:  # the next slot may have moved (a new rate, a pause)
                 self._queue[0].notify()
