@@ -239,3 +239,20 @@ def test_a_base_url_with_no_login_is_a_wrong_address_not_refused_credentials(
         assert "ENKASH_BASE_URL" in str(caught.value)
         # Not remembered as a refusal: nothing was counted against the account.
         assert client.token_state()["state"] != "refused"
+
+
+def test_a_redirected_login_is_not_followed_nor_a_refusal(
+    make_client: Callable[..., CoinsClient],
+    fresh_sandbox: Any,
+) -> None:
+    """A gateway's 302 to its sign-in page: the password is not sent on to it, the login is
+    unavailable (saying where the redirect pointed), nothing is counted against the account."""
+    with make_client(fresh_sandbox) as client:
+        fresh_sandbox.set_faults(redirect_rate=1.0)
+        with pytest.raises(TransportError) as caught:
+            client.get_balance("EKU1")
+        assert caught.value.http_status == 302
+        assert "redirect (HTTP 302 to /sso/login?next=/oauth/token" in str(caught.value)
+        assert client.token_state()["state"] != "refused"
+        fresh_sandbox.set_faults(redirect_rate=0.0)
+        assert client.get_balance("EKU1") == 0

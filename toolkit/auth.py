@@ -220,6 +220,11 @@ class TokenManager:
                     http_status=status,
                 )
             raise error
+        if 300 <= status < 400:
+            # A gateway's sign-in page or a moved API: not a verdict on the credentials.
+            raise LoginUnavailableError(
+                f"Could not log in as {self._username}: {answer.message}", http_status=status
+            )
         if status in (404, 405):
             # No login at that address: a wrong ENKASH_BASE_URL, not a refused password (and
             # not counted towards a lockout, so it is not remembered either).

@@ -33,8 +33,8 @@ example:
 
 Dialects (how answers look; the state rules are the same): project, enkash, spring, lenient
 (no per-pair uniqueness, repeated requestIds answered as success), cdn. See docs/api.md.
-Faults: --latency-ms delays every answer; the error, 429, slow-after-commit, drop,
-token-expiry and redirect faults apply to /api/* only, the challenge fault to /api/* and
+Faults: --latency-ms delays every answer; the error, 429, slow-after-commit, drop and
+token-expiry faults apply to /api/* only, the challenge and redirect faults to /api/* and
 /oauth/token; each is answered in the dialect's style. Change them while running with
 PUT /_sandbox/faults and a JSON object of the same names (e.g. {"error_rate": 0.1}); the rate
 limit with

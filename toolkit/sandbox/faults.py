@@ -10,13 +10,14 @@
 | ``drop_rate`` | ``/api/*`` | the TCP connection is closed with no answer, before doing anything |
 | ``token_expiry_rate`` | ``/api/*`` | the request's bearer token dies now; answered as expired |
 | ``challenge_rate`` | ``/api/*``, ``/oauth/token`` | a CDN's 403 HTML challenge page |
-| ``redirect_rate`` | ``/api/*`` | 302 to a sign-in page (a gateway's), before doing anything |
+| ``redirect_rate`` | ``/api/*``, ``/oauth/token`` | 302 to a sign-in page (a gateway's), first |
 
 Every injected answer is rendered by the active dialect (``error_rate`` → its 5xx,
 ``rate_limit_rate`` → its throttling answer, ``token_expiry_rate`` → its expired-token answer).
-``/_sandbox/*`` only ever gets the latency, and ``/oauth/token`` only the latency and the
-challenge. Faults live in memory, per process; ``fault_seed`` makes the draws repeatable.
-The token-bucket rate limit (``limiter.py``) runs in the same middleware, after the challenge.
+``/_sandbox/*`` only ever gets the latency, and ``/oauth/token`` only the latency, the
+challenge and the redirect. Faults live in memory, per process; ``fault_seed`` makes the
+draws repeatable. The token-bucket rate limit (``limiter.py``) runs in the same middleware,
+after the challenge and the redirect.
 """
 
 from __future__ import annotations

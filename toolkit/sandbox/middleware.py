@@ -45,9 +45,9 @@ def _drop(send: Send) -> None:
 class FaultMiddleware:
     """Pure ASGI middleware; must wrap the app outermost so ``send`` is the server's own.
 
-    Runs, in order, for ``/api/*``: the challenge fault, the token bucket, then the redirect,
-    drop, error, rate-limit and token-expiry faults (each answered before anything is done)
-    and the slow-after-commit fault; latency applies to every answer.
+    Runs, in order, for ``/api/*``: the challenge and redirect faults (``/oauth/token`` too),
+    the token bucket, then the drop, error, rate-limit and token-expiry faults (each answered
+    before anything is done) and the slow-after-commit fault; latency applies to every answer.
     """
 
     def __init__(self, app: ASGIApp, sandbox: SandboxState) -> None:
@@ -75,6 +75,10 @@ class FaultMiddleware:
             sandbox.stats.count("challenged")
             await answer(sandbox.dialect.challenge(path))
             return
+        if (is_api or path == "/oauth/token") and state.draw(faults.redirect_rate):
+            sandbox.stats.count("redirected")
+            await answer(_sign_in_redirect(scope))
+            return
         if is_api:
             dialect, stats = sandbox.dialect, sandbox.stats
             stats.count("api_requests")
@@ -82,10 +86,6 @@ class FaultMiddleware:
                 stats.count("throttled")
                 style = sandbox.bucket.limit.style
                 await answer(dialect.throttle(path, "bucket", style))
-                return
-            if state.draw(faults.redirect_rate):
-                stats.count("redirected")
-                await answer(_sign_in_redirect(scope))
                 return
             if state.draw(faults.drop_rate):
                 stats.count("dropped")
