@@ -184,7 +184,7 @@ def _toolkit(url: str, workdir: Path) -> tuple[float, float, int]:
 def run() -> list[Ratio]:
     with tempfile.TemporaryDirectory(prefix="bench-bulk-") as tmp:
         workdir = Path(tmp)
-        with sandbox_process(workdir / "sandbox.sqlite3", "--latency-ms", str(LATENCY_MS)) as url:
+        with sandbox_process("--latency-ms", str(LATENCY_MS)) as url:
             baseline = _baseline(url)
             requests.post(url + "/_sandbox/reset", timeout=30).raise_for_status()
             # A reset clears the faults too: put the 50 ms back, and check it is there.

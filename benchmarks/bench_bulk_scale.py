@@ -68,7 +68,7 @@ def run() -> list[Ratio]:
         workdir = Path(tmp)
         sheet = _sheet(workdir / "allocations.csv", ROWS)
         plan_s, read_s, derive_s = _plan_ratio(sheet)
-        with sandbox_process(workdir / "sandbox.sqlite3") as url:
+        with sandbox_process() as url:
             child = subprocess.run(
                 [
                     sys.executable,

@@ -111,8 +111,7 @@ def run() -> list[Ratio]:
     ratios: list[Ratio] = []
     with tempfile.TemporaryDirectory(prefix="bench-throttle-") as tmp:
         workdir = Path(tmp)
-        db = workdir / "sandbox.sqlite3"
-        with sandbox_process(db, "--latency-ms", str(LATENCY_MS), "--dialect", "enkash") as url:
+        with sandbox_process("--latency-ms", str(LATENCY_MS), "--dialect", "enkash") as url:
             for limit in LIMITS:
                 known = _one_run(
                     url, workdir, name=f"k{limit}", limit=limit, style="no-retry-after",

@@ -313,3 +313,49 @@ def test_retry_after_holds_back_every_worker_at_once(limited: SandboxHandle) -> 
         inside = [s for s, *_ in log if answered_at < s < answered_at + retry_after]
         assert inside == []
     assert limited.stats()["accepted"] == 60
+
+
+def _bucket_run(rate: float, burst: int, retry_after: float, seconds: float) -> RateController:
+    """A controller driving requests (50 ms each, up to its concurrency) at a token bucket of
+    ``rate``/s holding ``burst``, whose over-limit answers ask for a ``retry_after`` pause."""
+    control = RateController(now=0.0, random_source=lambda: 0.5)
+    now, tokens, last = 0.0, float(burst), 0.0
+    in_flight: list[tuple[float, float, bool]] = []
+    while now < seconds:
+        while len(in_flight) < control.concurrency(now) and control.ready_at(now) <= now:
+            granted = control.grant(now)
+            tokens, last = min(burst, tokens + (now - last) * rate), now
+            accepted = tokens >= 1
+            tokens -= 1 if accepted else 0
+            in_flight.append((now + 0.05, granted, accepted))
+            in_flight.sort()
+        when = [in_flight[0][0]] if in_flight else []
+        if len(in_flight) < control.concurrency(now):
+            when.append(max(control.ready_at(now), now + 1e-4))
+        now = max(min(when), now + 1e-6)
+        while in_flight and in_flight[0][0] <= now:
+            _, granted, accepted = in_flight.pop(0)
+            control.answered(
+                now, granted, throttled=not accepted, retry_after=None if accepted else retry_after
+            )
+    return control
+
+
+@pytest.mark.parametrize("burst", [5, 10, 20])
+def test_a_small_bucket_s_limit_is_measured_from_what_it_accepted_once_empty(
+    burst: int,
+) -> None:
+    """A small bucket empties while slow start's average is still low (the first estimate
+    would be half the limit): the limit comes from the requests that met the emptied bucket
+    (enough of them in a round trip: 7 at 150/s and 50 ms), measured during the pause."""
+    control = _bucket_run(150.0, burst, 1.0, 2.5)
+    assert control.pauses == 1
+    assert control.limit == pytest.approx(150.0, rel=0.15)
+
+
+def test_a_pausing_server_is_not_probed_far_above_its_measured_limit() -> None:
+    """Each throttle of a server that pauses every sender costs a whole pause: after the
+    limit is measured, a long run throttles rarely."""
+    control = _bucket_run(40.0, 5, 1.0, 60.0)
+    assert control.pauses <= 5
+    assert control.limit == pytest.approx(40.0, rel=0.05)

@@ -73,6 +73,8 @@ FIRST_UNCERTAINTY = 0.5
 PROBE_DOUBLING_S = 4.0
 MAX_PROBE_PER_S = 0.1
 SEARCH_S_PAUSED = 10.0
+# How far above a measured limit a run searches when the server pauses its senders.
+PAUSED_SEARCH_MAX = 0.02
 # Below the hover rate, the rate closes this fraction of the gap per second (after a cut).
 RECOVER_PER_S = 2.0
 # A throttle is remembered as "the server is throttling" for this long (progress shows it).
@@ -81,6 +83,8 @@ THROTTLING_SHOWN_S = 5.0
 CATCH_UP_S = 0.05
 # The least latency is taken over windows this long (the last two count).
 MIN_RTT_WINDOW_S = 10.0
+# Answers the window after slow start's first throttle needs to measure the limit from.
+WINDOW_MIN_ANSWERS = 4
 # Measurements (sent, accepted) are kept this long.
 WINDOW_S = 60.0
 
@@ -196,6 +200,11 @@ class RateController:
         self._grants: list[float] = []  # grant times, ascending
         self.answers = 0
         self.throttled = 0
+        # Slow start's first throttled request, and the window measured after it.
+        self._first_throttled: float | None = None
+        self._window: tuple[float, float] | None = None
+        self._window_accepted = 0
+        self._window_seen = 0.0
         self.last_throttle_at = -math.inf
         self.pauses = 0
 
@@ -261,6 +270,8 @@ class RateController:
         """Take one answer to a request granted at ``granted``; ``backlogged``: requests are
         waiting for their turn now (the rate, not the workers, limits what is sent)."""
         self.answers += 1
+        if granted is not None:
+            self._watch_window(now, granted, throttled)
         if granted is not None and not throttled:
             latency = max(0.0, now - granted)
             self.srtt = latency if self.srtt is None else 0.875 * self.srtt + 0.125 * latency
@@ -273,6 +284,40 @@ class RateController:
         else:
             self._accepted += 1
             self._grow(now, backlogged)
+
+    def _watch_window(self, now: float, granted: float, throttled: bool) -> None:
+        """After slow start's first throttle (nothing else): the requests sent between the
+        first throttled one and the cut met an empty bucket, so those it accepted came at its
+        refill rate — the server's limit, whatever its bucket's size (the first estimate, from
+        averages, is wrong either way: a big burst inflates it, a small one leaves a slow
+        climb's average). Measured from their answers (they come back during a pause too),
+        once every one of them is in; then the rate starts from it."""
+        if self._window is None:
+            return
+        first, cut = self._window
+        if first <= granted < cut:
+            self._window_seen = max(self._window_seen, granted)
+            if not throttled:
+                self._window_accepted += 1
+            return
+        if granted < cut:
+            return  # sent before the bucket emptied
+        # A request sent after the cut has its answer: the window's are all in.
+        self._window = None
+        span = self._window_seen - first
+        rtt = self.srtt or 0.05
+        if self._window_accepted < WINDOW_MIN_ANSWERS or span < rtt / 2:
+            return
+        # To half a token either way (the first and last accepted sit anywhere in a token's
+        # interval): so is the uncertainty searched across.
+        estimate = (self._window_accepted + 0.5) / span
+        self.limit = estimate
+        self.uncertainty = min(FIRST_UNCERTAINTY, 1.0 / self._window_accepted)
+        self.rate = max(MIN_RPS, min(estimate * (1.0 - MARGIN), self.rps_cap))
+        self._search = self.uncertainty
+        self._search_speed = self.uncertainty / (SEARCH_S_PAUSED if self.pauses else SEARCH_S)
+        self._probe_from = now
+        log.debug("limit measured after slow start: %.1f req/s", estimate)
 
     def _grow(self, now: float, backlogged: bool = False) -> None:
         if now < self.paused_until:
@@ -304,15 +349,18 @@ class RateController:
             step = min(speed, MAX_PROBE_PER_S) * dt
             self.rate += step * target
         # Never more than twice what was actually sent lately: a rate the workers do not use
-        # (too few of them, a slow server) must not grow unseen (RFC 7661's idea). While
-        # requests wait for their turn the rate is what limits sending, and it is all used:
-        # then it grows (RFC 7661 validates a window only when the sender does not fill it).
-        if not backlogged:
+        # (too few of them, a slow server) must not grow unseen (RFC 7661's idea). In slow
+        # start, while requests wait for their turn, the rate is what limits sending and it is
+        # all used: then it grows (RFC 7661 validates a window only when the sender does not
+        # fill it). Once the server has throttled, the rate stays within reach of what was sent.
+        if not (backlogged and self.slow_start):
             sent = self.send_rate(now, max(4 * (self.srtt or 0.05), 0.25))
             self.rate = min(self.rate, max(2.0 * sent, START_RPS, self.limit or 0.0))
         self.rate = max(MIN_RPS, min(self.rate, self.rps_cap))
 
     def _throttled(self, now: float, granted: float | None, retry_after: float | None) -> None:
+        if self.slow_start and self._first_throttled is None:
+            self._first_throttled = granted
         self.throttled += 1
         self.last_throttle_at = now
         if retry_after is not None and retry_after > 0:
@@ -384,6 +432,11 @@ class RateController:
                 self._cut_accepted = self._accepted
                 self._cut_paused = self._paused_total
                 return
+        first = self.slow_start
+        if self.slow_start and self._first_throttled is not None:
+            # Measure the limit from what the bucket accepted once empty (`_watch_window`).
+            self._window = (self._first_throttled, now)
+            self._window_accepted, self._window_seen = 0, self._first_throttled
         if self.slow_start:
             # Half the rate (TCP), and no more than what the server accepted on average so
             # far, raised towards what was just sent (their geometric mean, a quarter more at
@@ -404,7 +457,11 @@ class RateController:
         if estimate is not None:
             self.limit = estimate
         self._search = self.uncertainty
-        self._search_speed = self.uncertainty / (SEARCH_S_PAUSED if self.pauses else SEARCH_S)
+        if self.pauses and not first:
+            # A server that pauses every sender makes each throttle cost a whole pause: above
+            # a measured limit, search only a little (then the slow probe goes on).
+            self._search = min(self._search, PAUSED_SEARCH_MAX)
+        self._search_speed = self._search / (SEARCH_S_PAUSED if self.pauses else SEARCH_S)
         self._probe_from = now
         self.rate = max(MIN_RPS, min(self.rate, self.rps_cap))
         log.debug("throttled: rate %.1f -> %.1f req/s (limit %s)", was, self.rate, self.limit)
