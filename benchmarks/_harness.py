@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import resource
 import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Ratio", "measure", "peak_memory"]
+__all__ = ["Ratio", "measure", "peak_memory", "peak_rss_mb", "proc_status"]
 
 
 @dataclass(frozen=True)
@@ -52,3 +54,22 @@ def peak_memory(fn: Callable[[], Any]) -> tuple[int, Any]:
     finally:
         tracemalloc.stop()
     return peak, result
+
+
+def proc_status(field: str) -> int:
+    """A ``/proc/self/status`` figure (``VmRSS``, ``VmHWM``, …) in bytes (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak resident memory in MB: ``VmHWM``, the high-water mark of its
+    memory since it was exec'd. Not ``ru_maxrss``: Linux carries into a child the resident
+    size of the parent it was forked from, so the child of a big benchmark process reported
+    the parent's size, not its own."""
+    try:
+        return proc_status("VmHWM") / 2**20
+    except (OSError, RuntimeError):  # not Linux
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -9,7 +9,6 @@ row); SEND 0 sends them all.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import threading
 import time
@@ -18,6 +17,7 @@ from typing import Any
 
 
 def main(url: str, sheet: str, workdir: str, send: int) -> dict[str, Any]:
+    from benchmarks._harness import peak_rss_mb
     from toolkit import bulk
     from toolkit.client import CoinsClient
     from toolkit.registry import Registry
@@ -53,7 +53,7 @@ def main(url: str, sheet: str, workdir: str, send: int) -> dict[str, Any]:
         "skipped": result.counts.get("skipped", 0),
         "plan_s": planned - started,
         "run_s": result.elapsed_s,
-        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_mb": peak_rss_mb(),
     }
 
 

@@ -3,7 +3,7 @@
 The file is generated once into benchmarks/.data/ (git-ignored): 50,000 companies × 20 events,
 realistic amounts, one row in a thousand broken in some way. Both sides are timed in this
 process, interleaved, best of three; the peak memory of read + validate is the whole-process
-peak RSS (``ru_maxrss``) of a child that does only that, so pyarrow's and numpy's buffers and
+peak RSS (``VmHWM``) of a child that does only that, so pyarrow's and numpy's buffers and
 the interpreter itself all count.
 """
 
@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import gc
 import random
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchmarks._harness import Ratio
+from benchmarks._harness import Ratio, peak_rss_mb
 
 N = 1_000_000
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +61,7 @@ def _baseline(path: Path):
 
 def _child(path: str) -> None:
     result = _ours(Path(path))
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    peak_kib = round(peak_rss_mb() * 1024)
     print(peak_kib, len(result.frame), result.errors)
 
 

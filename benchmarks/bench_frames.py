@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks._harness import Ratio
+from benchmarks._harness import Ratio, proc_status
 
 N = 1_000_000
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,13 +41,6 @@ def make_payloads(n: int = N) -> list[dict]:
     return out
 
 
-def _status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def _child(which: str) -> None:
     import pandas as pd
 
@@ -57,11 +50,11 @@ def _child(which: str) -> None:
     data = make_payloads()
     gc.collect()
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS to the current RSS
-    before = _status("VmRSS")
+    before = proc_status("VmRSS")
     start = time.perf_counter()
     frame = fn(data)
     first = time.perf_counter() - start
-    peak = _status("VmHWM") - before
+    peak = proc_status("VmHWM") - before
     rows = len(frame)
     del frame
     gc.collect()
