@@ -210,6 +210,7 @@ LONG = 650
 ONE_CONCEPT = {
     "toolkit.bulk.workbook": "the streaming .xlsx reader: one zip, its parts and their XML",
     "toolkit.client": "the API calls and what their answers make (results, recording)",
+    "toolkit.answers": "any answer of any dialect read into one meaning (status, body, headers)",
 }
 
 
