@@ -220,8 +220,9 @@ class TokenManager:
                     http_status=status,
                 )
             raise error
-        if 300 <= status < 400:
-            # A gateway's sign-in page or a moved API: not a verdict on the credentials.
+        if answer.meaning is Meaning.UNREADABLE:
+            # No usable answer (a redirect, a proxy's page, a status no API answers): not a
+            # verdict on the credentials, so not remembered.
             raise LoginUnavailableError(
                 f"Could not log in as {self._username}: {answer.message}", http_status=status
             )

@@ -14,7 +14,7 @@ its call loop:
   read the way the answers read it;
 - `send`: one request through the session's adapter, without the per-request work of
   `Session.request` this client does not use (the environment, cookies set by answers,
-  redirects, hooks): about 40% of the client's CPU per request;
+  redirects): about 40% of the client's CPU per request;
 - a transport failure classified: `never_sent` (safe to send again), `host_not_found` (said
   at once: a name that does not resolve will not resolve in a few seconds), and the words of
   the `TransportError` (`transport_error`).
@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.hooks import dispatch_hook
 from urllib3.exceptions import (
     ConnectTimeoutError,
     MaxRetryError,
@@ -243,29 +244,35 @@ def send(
     method: str,
     url: str,
     *,
-    headers: Mapping[str, str],
+    headers: Mapping[str, str] | None = None,
     json: Any = None,
+    data: Mapping[str, str] | None = None,
     params: Mapping[str, Any] | None = None,
+    auth: requests.auth.AuthBase | None = None,
     timeout: float,
 ) -> requests.Response:
     """One request through ``session``'s adapter for ``url``, as `Session.request` would send
-    it for this client — the session's headers and ``headers``, the JSON body, the proxies and
-    CA bundle read when the session was built, the adapter's retry policy — without the work
+    it for this client — the session's headers and ``headers``, the JSON or form body, ``auth``,
+    the proxies and CA bundle read when the session was built, the adapter's retry policy (the
+    login's own at `TOKEN_PATH`) — without the work
     per request it does not need: the environment (read once, `build_session`), cookies set
     by answers (the API uses none; a configured ``Cookie`` header is one of the session's
-    headers), response hooks, and redirects, which are not followed: a redirected write may
-    or may not have been processed, so its answer comes back as it is and says where it
-    points. Raises what `Session.request` raises."""
+    headers), and redirects, which are not followed: a redirected write may
+    or may not have been processed (and a login's password must not follow a 307 elsewhere),
+    so its answer comes back as it is and says where it points. Raises what
+    `Session.request` raises."""
     prepared = requests.PreparedRequest()
     prepared.method = method.upper()
     if params:
         prepared.prepare_url(url, dict(params))
     else:
         prepared.url = _prepared_url(url)
-    prepared.prepare_headers({**session.headers, **headers})
-    prepared.prepare_body(None, None, json)
+    prepared.prepare_headers({**session.headers, **(headers or {})})
+    prepared.prepare_body(dict(data) if data else None, None, json)
+    if auth is not None:
+        prepared.prepare_auth(auth, str(prepared.url))
     adapter = session.get_adapter(str(prepared.url))
-    return adapter.send(
+    response = adapter.send(
         prepared,
         stream=False,
         timeout=timeout,
@@ -273,6 +280,8 @@ def send(
         cert=session.cert,
         proxies=session.proxies,
     )
+    # The session's response hooks still see every answer (a notebook's logging hook).
+    return dispatch_hook("response", session.hooks, response)
 
 
 # -- what a transport failure means ---------------------------------------------------------

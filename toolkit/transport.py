@@ -415,14 +415,13 @@ class Transport:
         blocked = 0
         while True:
             try:
-                # Never redirected: requests would send the password again to wherever a
-                # 307 points (another host included).
-                response = self.session.post(
+                response = send(
+                    self.session,
+                    "POST",
                     self.base_url + TOKEN_PATH,
                     data=form,
                     auth=requests.auth.HTTPBasicAuth(*basic),
                     timeout=self.timeout_s,
-                    allow_redirects=False,
                 )
             except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
                 raise LoginUnavailableError(self._failure(exc, what).message) from exc
