@@ -33,6 +33,7 @@ from toolkit.cli.output import (
     plain,
     progress,
     rows,
+    shown_rows,
     table,
     write_json,
 )
@@ -261,7 +262,8 @@ def _show_plan(
         return rows_exit(counts)
     if args.format == "table":
         hint(args, sheet.describe())
-        emit_rows(args, _table_rows(args, plan))
+        # The rows shown, with the requestIds of those rows alone derived (`Plan.head`).
+        emit_rows(args, plan.head(shown_rows(args, len(plan), "rows")))
     extra: dict[str, object] = {"to_send": plan.to_send, "sent": 0, "dry_run": True}
     if cost_line:
         extra["monthly_cost"] = cost_line
@@ -276,15 +278,6 @@ def _show_plan(
         extra=extra,
         frame=plan.frame if args.format == "json" else None,
     )
-
-
-def _table_rows(args: argparse.Namespace, plan: Plan) -> pd.DataFrame:
-    """The plan's rows a table shows (`limited`: the first TABLE_ROWS, with a hint when it
-    cuts), with the requestIds of those rows alone derived (`Plan.head`)."""
-    import pandas as pd
-
-    positions = pd.DataFrame(index=pd.RangeIndex(len(plan)))
-    return plan.head(len(limited(args, positions, "rows")))
 
 
 def _bulk(args: argparse.Namespace, kind: Kind) -> int:

@@ -262,16 +262,22 @@ def error(message: object) -> None:
     print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
 
 
-def limited(args: argparse.Namespace, frame: pd.DataFrame, what: str) -> pd.DataFrame:
-    """In a table, at most TABLE_ROWS rows (CSV and JSON always get every row)."""
-    if args.format != "table" or len(frame) <= TABLE_ROWS:
-        return frame
+def shown_rows(args: argparse.Namespace, total: int, what: str) -> int:
+    """How many of ``total`` rows to show: in a table at most TABLE_ROWS, with a hint when
+    that cuts (CSV and JSON always get every row)."""
+    if args.format != "table" or total <= TABLE_ROWS:
+        return total
     hint(
         args,
-        f"showing the first {TABLE_ROWS} of {len(frame):,} {what}; "
-        "--format csv or json gives them all",
+        f"showing the first {TABLE_ROWS} of {total:,} {what}; --format csv or json gives them all",
     )
-    return frame.head(TABLE_ROWS)
+    return TABLE_ROWS
+
+
+def limited(args: argparse.Namespace, frame: pd.DataFrame, what: str) -> pd.DataFrame:
+    """The first `shown_rows` of ``frame``."""
+    shown = shown_rows(args, len(frame), what)
+    return frame if shown == len(frame) else frame.head(shown)
 
 
 @contextmanager
