@@ -547,9 +547,9 @@ def run(
         journal.close()
 
     frame = results_frame(plan, final)
+    found = final.counts()
     del final
-    found = frame["status"].value_counts()
-    counts = {s: int(found.get(s, 0)) for s in statuses}
+    counts = {s: found.get(s, 0) for s in statuses}
     result = RunResult(
         frame=frame,
         run_id=run_id,
