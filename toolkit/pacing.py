@@ -314,10 +314,14 @@ class RateController:
         self.limit = estimate
         self.uncertainty = min(FIRST_UNCERTAINTY, 1.0 / self._window_accepted)
         self.rate = max(MIN_RPS, min(estimate * (1.0 - MARGIN), self.rps_cap))
-        self._search = self.uncertainty
-        self._search_speed = self.uncertainty / (SEARCH_S_PAUSED if self.pauses else SEARCH_S)
-        self._probe_from = now
+        self._start_search(now, self.uncertainty)
         log.debug("limit measured after slow start: %.1f req/s", estimate)
+
+    def _start_search(self, now: float, extent: float) -> None:
+        """Search ``extent`` (a fraction) above the limit at a steady pace, then probe."""
+        self._search = extent
+        self._search_speed = extent / (SEARCH_S_PAUSED if self.pauses else SEARCH_S)
+        self._probe_from = now
 
     def _grow(self, now: float, backlogged: bool = False) -> None:
         if now < self.paused_until:
@@ -432,17 +436,17 @@ class RateController:
                 self._cut_accepted = self._accepted
                 self._cut_paused = self._paused_total
                 return
-        first = self.slow_start
-        if self.slow_start and self._first_throttled is not None:
-            # Measure the limit from what the bucket accepted once empty (`_watch_window`).
-            self._window = (self._first_throttled, now)
-            self._window_accepted, self._window_seen = 0, self._first_throttled
+        guessed = self.slow_start  # slow start's exit guesses the limit; later cuts measure it
         if self.slow_start:
             # Half the rate (TCP), and no more than what the server accepted on average so
             # far, raised towards what was just sent (their geometric mean, a quarter more at
             # most): the average is low after a slow climb, the last second high after a
-            # bucket's burst let the rate overshoot its limit.
+            # bucket's burst let the rate overshoot its limit. Then the limit is measured from
+            # what the bucket accepted once empty (`_watch_window`).
             self.slow_start = False
+            if self._first_throttled is not None:
+                self._window = (self._first_throttled, now)
+                self._window_accepted, self._window_seen = 0, self._first_throttled
             elapsed = max(now - self._started, rtt)
             average = max(self._accepted / elapsed, START_RPS)
             recent = max(self.send_rate(now, 1.0), average)
@@ -456,13 +460,12 @@ class RateController:
             self.rate = was * 0.7
         if estimate is not None:
             self.limit = estimate
-        self._search = self.uncertainty
-        if self.pauses and not first:
+        extent = self.uncertainty
+        if self.pauses and not guessed:
             # A server that pauses every sender makes each throttle cost a whole pause: above
             # a measured limit, search only a little (then the slow probe goes on).
-            self._search = min(self._search, PAUSED_SEARCH_MAX)
-        self._search_speed = self._search / (SEARCH_S_PAUSED if self.pauses else SEARCH_S)
-        self._probe_from = now
+            extent = min(extent, PAUSED_SEARCH_MAX)
+        self._start_search(now, extent)
         self.rate = max(MIN_RPS, min(self.rate, self.rps_cap))
         log.debug("throttled: rate %.1f -> %.1f req/s (limit %s)", was, self.rate, self.limit)
         self._last_cut = now
