@@ -45,6 +45,7 @@ __all__ = [
     "progress",
     "record",
     "rows",
+    "shown_rows",
     "table",
     "write_csv",
     "write_json",
